@@ -1,0 +1,169 @@
+/* fleetbox.h - the public client API of libfleetbox.
+ *
+ * Real Linux VMs as test fixtures. A test harness calls fb_up() with
+ * bound = 1 and gets a cluster whose holder process (and therefore every VM)
+ * dies with the calling process, even on kill -9. The fleetbox CLI is built on
+ * exactly this API.
+ *
+ * Conventions: functions return 0 on success or a negative errno; when an
+ * fb_error is passed it receives the same code and a human message. `root` is
+ * the store root; NULL means the default ($FLEETBOX_HOME, else ~/.fleetbox,
+ * under sudo the invoking user's). Blocking calls run a private uv loop; the
+ * *_async calls run on the caller's loop and never block it. The library
+ * never prints. */
+#ifndef FLEETBOX_H
+#define FLEETBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FB_PROTOCOL "2"
+
+typedef struct fb_error {
+	int code;           /* negative errno, 0 when no error */
+	char message[512];  /* human sentence, "" when no error */
+} fb_error;
+
+const char *fb_version(void);
+
+/* Resolves the default store root into buf. */
+int fb_store_root(char *buf, size_t len);
+
+/* --- members --- */
+
+typedef struct fb_member_info {
+	char name[64];
+	char ip[16];          /* "" when not known */
+	char state[16];       /* downloading|starting|running|stopped|error */
+	int running;          /* holder alive and state is downloading/starting/running */
+	long holder_pid;      /* 0 when no holder */
+	int cpus;
+	int memory_mb;
+	int disk_mb;
+	char image[256];
+	char created_at[32];  /* RFC 3339 */
+	char error[512];      /* the holder's error for this member, if any */
+} fb_member_info;
+
+/* Every member in the store, sorted by name, with live state. */
+int fb_list(const char *root, fb_member_info **out, size_t *n, fb_error *err);
+void fb_list_free(fb_member_info *list);
+/* Live status of one member (stored config + the holder's status). */
+int fb_status(const char *root, const char *name, fb_member_info *out, fb_error *err);
+
+typedef void (*fb_status_cb)(void *data, int status, const fb_member_info *info,
+			     const fb_error *err);
+/* Asks the member's holder on the caller's loop; cb runs exactly once. */
+int fb_status_async(uv_loop_t *loop, const char *root, const char *name, fb_status_cb cb,
+		    void *data);
+
+/* Waits until every named member's state is "running" (e.g. members of a
+ * detached holder started elsewhere). Fails at once if one is in "error" or
+ * not running at all, and with -ETIMEDOUT after timeout_ms. */
+int fb_wait_running(const char *root, const char *const *names, size_t n, int timeout_ms,
+		    fb_error *err);
+
+/* --- up / down / rm --- */
+
+typedef struct fb_fixture_spec {
+	const char *host_path;   /* an existing directory */
+	const char *guest_path;  /* absolute path in the guest, mounted read-only */
+} fb_fixture_spec;
+
+typedef void (*fb_progress_fn)(void *data, const char *line);
+
+typedef struct fb_up_options {
+	const char *root;                 /* NULL: default store root */
+	const char *const *names;         /* member names ([a-z0-9][a-z0-9-]{0,62}) */
+	size_t n_names;
+	int cpus;                         /* 0: 2 */
+	int memory_mb;                    /* 0: 4096 (1024 for the mini image) */
+	int disk_mb;                      /* 0: 20480 */
+	const char *image;                /* NULL/"": the embedded default "mini" image */
+	const fb_fixture_spec *fixtures;  /* read-only host directories */
+	size_t n_fixtures;
+	int bound;                        /* 1: VMs die with this process (tests) */
+	fb_progress_fn progress;          /* optional progress lines */
+	void *progress_data;
+} fb_up_options;
+
+/* A started set of members. For a bound cluster it holds the control
+ * connection: fb_cluster_close() (or the death of this process) stops the
+ * holder and every VM in it. For a detached cluster it is only a result. */
+typedef struct fb_cluster fb_cluster;
+
+/* Creates missing members, boots stopped ones, returns running ones; all on
+ * one network in one holder (joining a live holder of the same cluster).
+ * All-or-nothing: on failure, members created by this call are destroyed and
+ * pre-existing ones only stopped. */
+int fb_up(const fb_up_options *opt, fb_cluster **out, fb_error *err);
+size_t fb_cluster_size(const fb_cluster *c);
+const char *fb_cluster_name(const fb_cluster *c, size_t i);
+const char *fb_cluster_ip(const fb_cluster *c, size_t i);
+pid_t fb_cluster_holder_pid(const fb_cluster *c);
+/* Bound: closes the control connection and waits (up to 30 s) for the holder
+ * to stop every VM and exit. Detached: only frees. Accepts NULL. */
+int fb_cluster_close(fb_cluster *c, fb_error *err);
+
+/* Name patterns: an exact member name, else every member of that cluster
+ * ("web" matches web-1 and web-2, never web-prod). */
+int fb_down(const char *root, const char *const *patterns, size_t n, fb_error *err);
+int fb_down_all(const char *root, fb_error *err);
+/* Stops (if running) and deletes members and their disks. Idempotent. */
+int fb_rm(const char *root, const char *const *patterns, size_t n, fb_error *err);
+int fb_rm_all(const char *root, fb_error *err);
+
+/* --- raw protocol access --- */
+
+/* Sends one NDJSON request line to a member's socket (dial retry up to
+ * dial_ms) and returns the reply line (without '\n', caller frees). */
+int fb_request(const char *root, const char *member, const char *request_json,
+	       int dial_ms, int read_ms, char **reply, fb_error *err);
+typedef void (*fb_request_cb)(void *data, int status, const char *reply, const fb_error *err);
+int fb_request_async(uv_loop_t *loop, const char *root, const char *member,
+		     const char *request_json, int dial_ms, int read_ms, fb_request_cb cb,
+		     void *data);
+
+/* --- working inside VMs (SSH with the VM's pinned host key) --- */
+
+typedef struct fb_exec_result {
+	int exit_status;     /* the command's exit status; -1 if killed by a signal */
+	int exit_signal;     /* signal number when killed, else 0 */
+	char *out;           /* stdout, NUL-terminated */
+	size_t out_len;
+	char *err;           /* stderr, NUL-terminated */
+	size_t err_len;
+	char *combined;      /* both, in arrival order */
+	size_t combined_len;
+} fb_exec_result;
+
+/* Runs `command` (a shell command line) in the VM. Returns 0 when the command
+ * ran (whatever its exit status) and fills res. */
+int fb_exec(const char *root, const char *name, const char *command, fb_exec_result *res,
+	    fb_error *err);
+void fb_exec_result_free(fb_exec_result *res);
+
+typedef struct fb_exec_op fb_exec_op;
+typedef void (*fb_exec_cb)(void *data, int status, fb_exec_result *res, const fb_error *err);
+int fb_exec_async(uv_loop_t *loop, const char *root, const char *name, const char *command,
+		  fb_exec_cb cb, void *data, fb_exec_op **op, fb_error *err);
+/* The callback then runs with -ECANCELED. */
+void fb_exec_cancel(fb_exec_op *op);
+
+/* Copies a file or directory tree (modes and symlinks kept) into / out of a
+ * VM. Guest paths are absolute. */
+int fb_copy_to(const char *root, const char *name, const char *host_src, const char *guest_dst,
+	       fb_error *err);
+int fb_copy_from(const char *root, const char *name, const char *guest_src,
+		 const char *host_dst, fb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

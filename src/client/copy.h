@@ -1,0 +1,46 @@
+/* copy.h - `fleetbox cp`: files and trees between host and guest as a tar
+ * stream over one SSH connection (remote `tar -x` / `tar -c`, read and written
+ * here with libarchive, streamed: no file is ever held in memory whole).
+ *
+ * Semantics follow `cp -r`: copying SRC to an existing directory DST creates
+ * DST/<basename SRC>; to a missing DST creates DST itself (parents are created).
+ * Modes are kept (set-id bits dropped on the host), symlinks are stored, never
+ * followed, empty directories are kept. Ownership is not copied: files belong
+ * to whoever extracts them.
+ *
+ * Host-side extraction never writes outside the destination: it works from an
+ * opened directory fd with openat(O_NOFOLLOW) per component and refuses
+ * absolute names, ".." components, symlinks pointing outside the destination,
+ * entries under a symlinked parent, hardlinks to outside, and device nodes. */
+#pragma once
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "client/target.h"
+
+struct err;
+
+struct copy_opts {
+	const char *tar; /* remote tar invocation, "tar" when NULL ("busybox tar" in tests) */
+};
+
+int copy_to_guest(const struct ssh_target *t, const char *host_src, const char *guest_dst,
+		  const struct copy_opts *o, struct err *e);
+int copy_from_guest(const struct ssh_target *t, const char *guest_src, const char *host_dst,
+		    const struct copy_opts *o, struct err *e);
+
+/* --- the tar halves, usable without SSH --- */
+
+/* Sink for a tar stream: write all of buf or return < 0 (with e set). */
+typedef int (*copy_write_fn)(void *arg, const void *buf, size_t len, struct err *e);
+/* Source of a tar stream: > 0 bytes, 0 at EOF, < 0 error (with e set). */
+typedef ssize_t (*copy_read_fn)(void *arg, void *buf, size_t len, struct err *e);
+
+/* Archives host path src (file, symlink or tree; not followed) with its top entry
+ * named arcname (a single path component). */
+int copy_tar_create(const char *src, const char *arcname, copy_write_fn w, void *arg,
+		    struct err *e);
+/* Extracts a stream into the existing directory dest_dir. Every entry must lie
+ * under top_from (its first component); that component is replaced by top_to. */
+int copy_tar_extract(copy_read_fn r, void *arg, const char *dest_dir, const char *top_from,
+		     const char *top_to, struct err *e);

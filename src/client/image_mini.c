@@ -1,0 +1,419 @@
+/* image_mini.c - builds the embedded default image "mini" from Debian packages.
+ *
+ * Kernel: the Debian cloud kernel package, fetched with `apt-get download`
+ * and unpacked with `dpkg-deb -x` into a scratch directory (never installed
+ * on the host); fallback: the host's /boot/vmlinuz-$(uname -r) and its
+ * /lib/modules. Userland: the host's busybox-static, dropbear, mke2fs (and
+ * their libraries), openssh's sftp-server from its package when apt can get
+ * it, and our init (src/client/mini/init.sh, embedded at build time).
+ *
+ * Result in <root>/images/mini/: vmlinux (uncompressed ELF, PVH-bootable),
+ * initrd (cpio), base.raw (1 MiB of zeros: the member disk's backing file;
+ * init formats the member's own overlay on first boot), manifest.json.
+ * Everything is built in images/.mini-build-<pid>/ and renamed into place, so
+ * a failed or interrupted build leaves no "mini" behind. */
+#include "client/image.h"
+#include "client/image_int.h"
+
+#include "util/cmd.h"
+#include "util/err.h"
+#include "util/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KERNEL_META "linux-image-cloud-amd64"
+#define SFTP_PKG "openssh-sftp-server"
+
+static void say(image_progress_fn progress, void *data, const char *line)
+{
+	if (progress)
+		progress(data, line);
+}
+
+/* Runs `env -C dir apt-get download pkg` (apt downloads into the cwd, and
+ * cmd_run has no chdir) then unpacks the .deb it produced into out. */
+static int deb_fetch(const char *dir, const char *pkg, const char *out, struct err *e)
+{
+	char dl[PATH_MAX];
+	snprintf(dl, sizeof(dl), "%s/deb-%s", dir, pkg);
+	int r = mkdir_p(dl, 0755);
+	if (r < 0)
+		return err_set(e, r, "mkdir %s: %s", dl, strerror(-r));
+	struct cmd c;
+	cmd_init(&c, "env");
+	cmd_add(&c, "-C");
+	cmd_add(&c, dl);
+	cmd_add(&c, "apt-get");
+	cmd_add(&c, "-q");
+	cmd_add(&c, "download");
+	cmd_add(&c, pkg);
+	r = cmd_run(&c, NULL, e);
+	cmd_fini(&c);
+	if (r < 0)
+		return r;
+	DIR *d = opendir(dl);
+	if (!d)
+		return err_set(e, -errno, "opendir %s: %s", dl, strerror(errno));
+	char deb[PATH_MAX] = "";
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l > 4 && strcmp(de->d_name + l - 4, ".deb") == 0) {
+			snprintf(deb, sizeof(deb), "%s/%s", dl, de->d_name);
+			break;
+		}
+	}
+	closedir(d);
+	if (!deb[0])
+		return err_set(e, -ENOENT, "apt-get download %s produced no .deb", pkg);
+	cmd_init(&c, "dpkg-deb");
+	cmd_add(&c, "-x");
+	cmd_add(&c, deb);
+	cmd_add(&c, out);
+	r = cmd_run(&c, NULL, e);
+	cmd_fini(&c);
+	return r;
+}
+
+/* The concrete package behind the metapackage: "Depends: linux-image-X". */
+static int kernel_package(char *out, size_t len, struct err *e)
+{
+	struct cmd c;
+	cmd_init(&c, "apt-cache");
+	cmd_add(&c, "depends");
+	cmd_add(&c, KERNEL_META);
+	char *o = NULL;
+	int r = cmd_run(&c, &o, e);
+	cmd_fini(&c);
+	if (r < 0) {
+		free(o);
+		return r;
+	}
+	r = err_set(e, -ENOENT, "apt-cache knows no package behind %s", KERNEL_META);
+	for (char *save = NULL, *l = strtok_r(o, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char name[128];
+		if (sscanf(l, " Depends: %127s", name) == 1 && strncmp(name, "linux-image-", 12) == 0 &&
+		    strcmp(name, KERNEL_META) != 0) {
+			snprintf(out, len, "%s", name);
+			err_clear(e);
+			r = 0;
+			break;
+		}
+	}
+	free(o);
+	return r;
+}
+
+struct kernel_src {
+	char bzimage[PATH_MAX];
+	char moddir[PATH_MAX];
+	char kver[128];
+	char origin[160];
+};
+
+/* Finds boot/vmlinuz-<kver> under root and its modules directory. */
+static int kernel_in_tree(const char *root, struct kernel_src *k, struct err *e)
+{
+	char boot[PATH_MAX];
+	snprintf(boot, sizeof(boot), "%s/boot", root);
+	DIR *d = opendir(boot);
+	if (!d)
+		return err_set(e, -errno, "no %s: %s", boot, strerror(errno));
+	k->kver[0] = '\0';
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "vmlinuz-", 8) == 0) {
+			snprintf(k->kver, sizeof(k->kver), "%s", de->d_name + 8);
+			break;
+		}
+	closedir(d);
+	if (!k->kver[0])
+		return err_set(e, -ENOENT, "no vmlinuz in %s", boot);
+	snprintf(k->bzimage, sizeof(k->bzimage), "%s/vmlinuz-%s", boot, k->kver);
+	const char *cands[] = {"lib/modules", "usr/lib/modules"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(k->moddir, sizeof(k->moddir), "%s/%s/%s", root, cands[i], k->kver);
+		if (path_exists(k->moddir) > 0)
+			return 0;
+	}
+	return err_set(e, -ENOENT, "no modules for kernel %s under %s", k->kver, root);
+}
+
+static int kernel_get(const char *tmp, image_progress_fn progress, void *data,
+		      struct kernel_src *k, struct err *e)
+{
+	char pkg[128], line[256], kroot[PATH_MAX];
+	struct err apt = {0};
+	int r = kernel_package(pkg, sizeof(pkg), &apt);
+	if (r == 0) {
+		snprintf(line, sizeof(line), "mini image: fetching kernel package %s", pkg);
+		say(progress, data, line);
+		snprintf(kroot, sizeof(kroot), "%s/kernel-root", tmp);
+		r = deb_fetch(tmp, pkg, kroot, &apt);
+		if (r == 0)
+			r = kernel_in_tree(kroot, k, &apt);
+		if (r == 0) {
+			snprintf(k->origin, sizeof(k->origin), "debian:%s", pkg);
+			return 0;
+		}
+	}
+	/* Fallback: the host's own kernel. */
+	struct utsname u;
+	if (uname(&u) < 0)
+		return err_set(e, -errno, "uname: %s", strerror(errno));
+	snprintf(k->kver, sizeof(k->kver), "%s", u.release);
+	snprintf(k->bzimage, sizeof(k->bzimage), "/boot/vmlinuz-%s", u.release);
+	snprintf(k->moddir, sizeof(k->moddir), "/lib/modules/%s", u.release);
+	if (path_exists(k->bzimage) > 0 && path_exists(k->moddir) > 0 && access(k->bzimage, R_OK) == 0) {
+		say(progress, data, "mini image: using the host kernel");
+		snprintf(k->origin, sizeof(k->origin), "host:%s", u.release);
+		return 0;
+	}
+	return err_set(e, apt.code ? apt.code : -ENOENT,
+		       "mini image: no kernel: Debian package failed (%s) and host kernel %s is not readable",
+		       apt.msg, k->bzimage);
+}
+
+/* First existing path among cands. */
+static const char *first_existing(const char *const *cands)
+{
+	for (; *cands; cands++)
+		if (access(*cands, X_OK) == 0)
+			return *cands;
+	return NULL;
+}
+
+static int add_busybox(struct cpio *c, struct err *e)
+{
+	const char *bb = first_existing((const char *const[]){"/bin/busybox", "/usr/bin/busybox", NULL});
+	if (!bb)
+		return err_set(e, -ENOENT, "busybox not found (install busybox-static)");
+	int r = cpio_add_program(c, "/bin/busybox", bb, e);
+	if (r < 0)
+		return r;
+	/* The setuid copy behind sudo: root-owned, executable by group 1000 only. */
+	char *buf = NULL;
+	size_t len = 0;
+	r = file_read_all(bb, 64u << 20, &buf, &len);
+	if (r < 0)
+		return err_set(e, r, "read %s: %s", bb, strerror(-r));
+	r = cpio_add_data(c, "/usr/lib/fleetbox/busybox-suid", buf, len, 04750, 0, 1000, e);
+	free(buf);
+	if (r < 0)
+		return r;
+	struct cmd cmd;
+	cmd_init(&cmd, bb);
+	cmd_add(&cmd, "--list");
+	char *list = NULL;
+	r = cmd_run(&cmd, &list, e);
+	cmd_fini(&cmd);
+	for (char *save = NULL, *a = list ? strtok_r(list, "\n", &save) : NULL; r == 0 && a;
+	     a = strtok_r(NULL, "\n", &save)) {
+		if (!*a || strchr(a, '/') || strcmp(a, "busybox") == 0)
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "/bin/%s", a);
+		r = cpio_add_symlink(c, p, "busybox", e);
+	}
+	free(list);
+	return r;
+}
+
+static int add_userland(struct cpio *c, const char *tmp, image_progress_fn progress, void *data,
+			struct err *e)
+{
+	static const char *const dirs[] = {"/dev", "/etc", "/home", "/lib", "/lib64", "/mnt",
+		"/opt", "/proc", "/root", "/run", "/srv", "/sys", "/tmp", "/usr/bin", "/usr/sbin",
+		"/usr/lib", "/var/log", "/var/tmp"};
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		r = cpio_add_dir(c, dirs[i], strcmp(dirs[i], "/root") ? 0755 : 0700, e);
+	if (r == 0)
+		r = cpio_add_chardev(c, "/dev/console", 0600, 5, 1, e);
+	if (r == 0)
+		r = cpio_add_chardev(c, "/dev/null", 0666, 1, 3, e);
+	if (r == 0)
+		r = cpio_add_data(c, "/init", mini_init_sh, mini_init_sh_len, 0755, 0, 0, e);
+	if (r == 0)
+		r = add_busybox(c, e);
+	if (r == 0)
+		r = cpio_add_symlink(c, "/sbin", "bin", e);
+	if (r == 0)
+		r = cpio_add_data(c, "/usr/bin/sudo", mini_sudo_sh, mini_sudo_sh_len, 0755, 0, 0, e);
+	if (r < 0)
+		return r;
+
+	const char *db = first_existing((const char *const[]){"/usr/sbin/dropbear", "/usr/bin/dropbear", NULL});
+	const char *dbc = first_existing((const char *const[]){"/usr/bin/dropbearconvert", "/usr/lib/dropbear/dropbearconvert", NULL});
+	const char *dbk = first_existing((const char *const[]){"/usr/bin/dropbearkey", NULL});
+	if (!db || !dbc || !dbk)
+		return err_set(e, -ENOENT, "dropbear, dropbearconvert or dropbearkey not found (install dropbear-bin)");
+	r = cpio_add_program(c, "/usr/sbin/dropbear", db, e);
+	if (r == 0)
+		r = cpio_add_program(c, "/usr/bin/dropbearconvert", dbc, e);
+	if (r == 0)
+		r = cpio_add_program(c, "/usr/bin/dropbearkey", dbk, e);
+	if (r < 0)
+		return r;
+
+	const char *mk = first_existing((const char *const[]){"/usr/sbin/mke2fs", "/sbin/mke2fs", NULL});
+	if (!mk)
+		return err_set(e, -ENOENT, "mke2fs not found (install e2fsprogs)");
+	r = cpio_add_program(c, "/usr/sbin/mke2fs", mk, e);
+	if (r == 0 && access("/etc/mke2fs.conf", R_OK) == 0)
+		r = cpio_add_file(c, "/etc/mke2fs.conf", "/etc/mke2fs.conf", 0644, e);
+	if (r < 0)
+		return r;
+
+	/* sftp is optional: without it `fleetbox cp` still works (tar over SSH). */
+	char sroot[PATH_MAX], sftp[PATH_MAX];
+	snprintf(sroot, sizeof(sroot), "%s/sftp-root", tmp);
+	snprintf(sftp, sizeof(sftp), "%s/usr/lib/openssh/sftp-server", sroot);
+	struct err se = {0};
+	say(progress, data, "mini image: fetching " SFTP_PKG);
+	if (deb_fetch(tmp, SFTP_PKG, sroot, &se) == 0 && access(sftp, X_OK) == 0) {
+		/* Debian's dropbear looks for /usr/lib/sftp-server. */
+		r = cpio_add_program(c, "/usr/lib/sftp-server", sftp, e);
+		if (r == 0)
+			r = cpio_add_symlink(c, "/usr/lib/openssh/sftp-server", "../sftp-server", e);
+	} else {
+		say(progress, data, "mini image: no sftp server (apt-get download " SFTP_PKG " failed)");
+	}
+	return r;
+}
+
+static int write_manifest(const char *dir, const struct kernel_src *k, struct err *e)
+{
+	json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "version", 1,
+			      "kernel_origin", k->origin, "kernel_release", k->kver,
+			      "kernel", "vmlinux", "initrd", "initrd", "base", "base.raw",
+			      "built_at", (json_int_t)time(NULL));
+	char *s = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
+	json_decref(m);
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/manifest.json", dir);
+	size_t len = strlen(s);
+	s[len] = '\n';
+	int r = file_write_atomic(p, s, len + 1, 0644);
+	free(s);
+	return r < 0 ? err_set(e, r, "write %s: %s", p, strerror(-r)) : 0;
+}
+
+static int build_into(const char *tmp, image_progress_fn progress, void *data, struct err *e)
+{
+	struct kernel_src k;
+	int r = kernel_get(tmp, progress, data, &k, e);
+	if (r < 0)
+		return r;
+	char p[PATH_MAX];
+	say(progress, data, "mini image: extracting vmlinux");
+	snprintf(p, sizeof(p), "%s/vmlinux", tmp);
+	r = image_kernel_extract(k.bzimage, p, e);
+	if (r < 0)
+		return r;
+	say(progress, data, "mini image: writing initramfs");
+	snprintf(p, sizeof(p), "%s/initrd", tmp);
+	struct cpio *c = NULL;
+	r = cpio_open(p, &c, e);
+	if (r < 0)
+		return r;
+	r = add_userland(c, tmp, progress, data, e);
+	if (r == 0)
+		r = image_modules_add(c, k.moddir, k.kver, e);
+	if (r < 0) {
+		cpio_abort(c);
+		return r;
+	}
+	r = cpio_close(c, e);
+	if (r < 0)
+		return r;
+	snprintf(p, sizeof(p), "%s/base.raw", tmp);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 || fsync(fd) < 0) {
+		r = err_set(e, -errno, "create %s: %s", p, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	close(fd);
+	r = write_manifest(tmp, &k, e);
+	if (r < 0)
+		return r;
+	/* Drop the scratch trees before the directory becomes the cache. */
+	DIR *d = opendir(tmp);
+	if (!d)
+		return err_set(e, -errno, "opendir %s: %s", tmp, strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "deb-", 4) == 0 || strcmp(de->d_name, "kernel-root") == 0 ||
+		    strcmp(de->d_name, "sftp-root") == 0) {
+			snprintf(p, sizeof(p), "%s/%s", tmp, de->d_name);
+			rm_rf(p);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int image_mini_build(const char *root, bool force, image_progress_fn progress, void *data,
+		     struct err *e)
+{
+	char images[PATH_MAX], dst[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX], man[PATH_MAX];
+	if (snprintf(images, sizeof(images), "%s/images", root) >= (int)sizeof(images) ||
+	    snprintf(dst, sizeof(dst), "%s/mini", images) >= (int)sizeof(dst) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.mini-build-%d", images, (int)getpid()) >= (int)sizeof(tmp) ||
+	    snprintf(old, sizeof(old), "%s/.mini-old-%d", images, (int)getpid()) >= (int)sizeof(old) ||
+	    snprintf(man, sizeof(man), "%s/manifest.json", dst) >= (int)sizeof(man))
+		return err_set(e, -ENAMETOOLONG, "store path too long: %s", root);
+	if (!force && path_exists(man) > 0)
+		return 0;
+	int r = mkdir_p(images, 0755);
+	if (r < 0)
+		return err_set(e, r, "mkdir %s: %s", images, strerror(-r));
+	rm_rf(tmp);
+	if (mkdir(tmp, 0755) < 0)
+		return err_set(e, -errno, "mkdir %s: %s", tmp, strerror(errno));
+	say(progress, data, "building the mini image (first use; takes a few seconds)");
+	r = build_into(tmp, progress, data, e);
+	if (r < 0) {
+		rm_rf(tmp);
+		return err_prefix(e, "build mini image: ");
+	}
+	if (path_exists(dst) > 0) {
+		if (!force) {
+			/* Someone else finished first: keep theirs. */
+			rm_rf(tmp);
+			return 0;
+		}
+		rm_rf(old);
+		if (rename(dst, old) < 0) {
+			r = err_set(e, -errno, "rename %s: %s", dst, strerror(errno));
+			rm_rf(tmp);
+			return r;
+		}
+	}
+	if (rename(tmp, dst) < 0) {
+		r = -errno;
+		rm_rf(tmp);
+		if (path_exists(man) > 0)
+			return 0; /* a concurrent build won the race */
+		return err_set(e, r, "rename %s: %s", tmp, strerror(-r));
+	}
+	fsync_parent(dst);
+	rm_rf(old);
+	say(progress, data, "mini image ready");
+	return 0;
+}

@@ -1,0 +1,106 @@
+/* ssh.h - SSH to a member on libssh2: command execution (blocking, streaming,
+ * async on a caller's uv loop), interactive shells, and raw channels for copy.
+ *
+ * Every connection pins the member's host key: target->hostkey_pub is the only
+ * key accepted ("" refuses), ssh-ed25519 is the only host key algorithm offered.
+ * Sockets are always non-blocking; blocking calls wait with poll() and the async
+ * call with uv_poll, so both share one resumable state machine. The dial +
+ * handshake + auth phase is bounded by target->connect_timeout_ms; running a
+ * command is not bounded (cancel it, or use a command-side timeout).
+ *
+ * Exit reporting: a command that ran to completion returns 0 whatever its exit
+ * status; the status (and signal) is in the result. Errors (< 0) are transport,
+ * host key, authentication or local failures. */
+#pragma once
+#include <stddef.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "client/target.h"
+
+struct err;
+
+#define SSH_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+struct ssh_status {
+	int exit_status;  /* remote exit status; 128+signal when killed by a signal */
+	int exit_signal;  /* signal number (0 = none; 255 = a signal we cannot name) */
+	char signame[16]; /* "KILL", "" when none */
+};
+
+struct ssh_result {
+	struct ssh_status st;
+	char *out, *err, *combined; /* NUL-terminated (also when empty) */
+	size_t out_len, err_len, combined_len;
+};
+void ssh_result_fini(struct ssh_result *r);
+
+/* --- pure helpers --- */
+
+/* 'word' with ' written as '\'' ; caller frees. */
+char *ssh_quote(const char *word);
+/* The CLI rule for words after `--`: one word is sent verbatim as a shell command
+ * line; several are each quoted and joined with spaces so the remote sees exactly
+ * that argv. NULL when n == 0 or out of memory. Caller frees. */
+char *ssh_command_join(int n, char *const *words);
+/* Decodes "ssh-ed25519 <base64> [comment]" into its wire blob; caller frees. */
+int ssh_pubkey_decode(const char *line, unsigned char **blob, size_t *len);
+/* "SHA256:<base64 without padding>" like OpenSSH prints. out: at least 52 bytes. */
+void ssh_fingerprint(const unsigned char *blob, size_t len, char *out, size_t outlen);
+
+/* --- blocking API --- */
+
+/* Runs cmd and collects stdout, stderr and both combined in arrival order. */
+int ssh_exec(const struct ssh_target *t, const char *cmd, struct ssh_result *res,
+	     struct err *e);
+
+struct ssh_io {
+	/* Called as output arrives (may be NULL to drop it). */
+	void (*on_stdout)(void *data, const char *buf, size_t len);
+	void (*on_stderr)(void *data, const char *buf, size_t len);
+	void *data;
+	int stdin_fd; /* forwarded to the command until EOF; -1 = none (EOF at once) */
+};
+/* Runs cmd streaming its output to callbacks (cmd NULL = a login shell without PTY). */
+int ssh_exec_stream(const struct ssh_target *t, const char *cmd, const struct ssh_io *io,
+		    struct ssh_status *st, struct err *e);
+
+/* Interactive shell on a PTY: in_fd must be a terminal (put in raw mode, restored
+ * on return and on SIGTERM/SIGHUP/SIGQUIT); window size follows SIGWINCH; TERM is
+ * taken from the environment. Output goes to out_fd, remote stderr included. */
+int ssh_shell(const struct ssh_target *t, int in_fd, int out_fd, struct ssh_status *st,
+	      struct err *e);
+
+/* A connection and channels for streaming protocols (copy). */
+struct ssh_conn;
+struct ssh_chan;
+int ssh_conn_open(const struct ssh_target *t, struct ssh_conn **out, struct err *e);
+void ssh_conn_free(struct ssh_conn *c);
+int ssh_chan_exec(struct ssh_conn *c, const char *cmd, struct ssh_chan **out, struct err *e);
+/* Reads the command's stdout: > 0 bytes, 0 at EOF, < 0 error. Its stderr is
+ * collected meanwhile (see ssh_chan_stderr). */
+ssize_t ssh_chan_read(struct ssh_chan *ch, void *buf, size_t len, struct err *e);
+/* Writes all of buf to the command's stdin; -EPIPE if the command has gone away. */
+int ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t len, struct err *e);
+int ssh_chan_send_eof(struct ssh_chan *ch, struct err *e);
+/* Discards remaining stdout, waits for the channel to close, fills st. */
+int ssh_chan_finish(struct ssh_chan *ch, struct ssh_status *st, struct err *e);
+/* The command's stderr so far (last 16 KiB), trailing whitespace trimmed. */
+const char *ssh_chan_stderr(struct ssh_chan *ch);
+void ssh_chan_free(struct ssh_chan *ch);
+
+/* --- async API on a caller's loop --- */
+
+struct ssh_exec_op;
+/* status 0: the command ran (see res->st); < 0: failure (e says why), -ECANCELED
+ * after ssh_exec_cancel. res is owned by the op and freed after the callback
+ * returns; take buffers by setting the pointers to NULL. */
+typedef void (*ssh_exec_cb)(void *data, int status, struct ssh_result *res,
+			    const struct err *e);
+/* Starts cmd; returns < 0 (and never calls cb) only if it could not start. The
+ * callback always runs from the loop, after every handle of the op is closed. */
+int ssh_exec_start(uv_loop_t *loop, const struct ssh_target *t, const char *cmd,
+		   ssh_exec_cb cb, void *data, struct ssh_exec_op **out, struct err *e);
+/* Aborts a running op; its callback then fires with -ECANCELED. Only valid
+ * before the callback ran. */
+void ssh_exec_cancel(struct ssh_exec_op *op);

@@ -1,0 +1,341 @@
+#include "client/store.h"
+#include "util/err.h"
+#include "util/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int store_root_resolve(char *buf, size_t len)
+{
+	return wire_store_root(buf, len);
+}
+
+int store_init(const char *root, struct err *e)
+{
+	char run[PATH_MAX];
+	int r = mkdir_p(root, 0700);
+	if (r < 0)
+		return err_set(e, r, "create store %s: %s", root, strerror(-r));
+	snprintf(run, sizeof(run), "%s/run", root);
+	if ((r = mkdir_p(run, 0700)) < 0)
+		return err_set(e, r, "create %s: %s", run, strerror(-r));
+	return 0;
+}
+
+int store_member_dir(const char *root, const char *name, char *out, size_t len)
+{
+	return wire_member_dir(root, name, out, len);
+}
+
+int store_member_file(const char *root, const char *name, const char *file, char *out,
+		      size_t len)
+{
+	char dir[PATH_MAX];
+	int r = wire_member_dir(root, name, dir, sizeof(dir));
+	if (r < 0)
+		return r;
+	int n = snprintf(out, len, "%s/%s", dir, file);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+bool store_member_exists(const char *root, const char *name)
+{
+	char p[PATH_MAX];
+	if (store_member_file(root, name, "config.json", p, sizeof(p)) < 0)
+		return false;
+	return access(p, F_OK) == 0;
+}
+
+void store_config_fini(struct member_config *c)
+{
+	free(c->fixtures);
+	c->fixtures = NULL;
+	c->n_fixtures = 0;
+}
+
+static void copy_str(char *dst, size_t len, json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+int store_config_read(const char *root, const char *name, struct member_config *c,
+		      struct err *e)
+{
+	memset(c, 0, sizeof(*c));
+	char p[PATH_MAX];
+	if (store_member_file(root, name, "config.json", p, sizeof(p)) < 0)
+		return err_set(e, -ENAMETOOLONG, "store path too long");
+	json_error_t je;
+	json_t *o = json_load_file(p, 0, &je);
+	if (!o) {
+		if (access(p, F_OK) < 0)
+			return err_set(e, -ENOENT, "no such member: %s", name);
+		return err_set(e, -EINVAL, "%s: %s (line %d)", p, je.text, je.line);
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return err_set(e, -EINVAL, "%s: not a JSON object", p);
+	}
+	copy_str(c->name, sizeof(c->name), o, "name");
+	copy_str(c->mac, sizeof(c->mac), o, "mac");
+	copy_str(c->image, sizeof(c->image), o, "image");
+	copy_str(c->created_at, sizeof(c->created_at), o, "created_at");
+	copy_str(c->ip, sizeof(c->ip), o, "ip");
+	c->cpus = (int)json_integer_value(json_object_get(o, "cpus"));
+	c->memory_mb = (int)json_integer_value(json_object_get(o, "memory_mb"));
+	c->disk_mb = (int)json_integer_value(json_object_get(o, "disk_mb"));
+	json_t *fx = json_object_get(o, "fixtures");
+	if (json_is_array(fx) && json_array_size(fx) > 0) {
+		size_t n = json_array_size(fx);
+		c->fixtures = calloc(n, sizeof(*c->fixtures));
+		if (!c->fixtures) {
+			json_decref(o);
+			return err_set(e, -ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < n; i++) {
+			json_t *f = json_array_get(fx, i);
+			copy_str(c->fixtures[i].host_path, sizeof(c->fixtures[i].host_path), f, "host_path");
+			copy_str(c->fixtures[i].guest_path, sizeof(c->fixtures[i].guest_path), f, "guest_path");
+			copy_str(c->fixtures[i].label, sizeof(c->fixtures[i].label), f, "label");
+		}
+		c->n_fixtures = n;
+	}
+	json_decref(o);
+	if (strcmp(c->name, name) != 0) {
+		store_config_fini(c);
+		return err_set(e, -EINVAL, "%s: name \"%s\" does not match its directory", p, c->name);
+	}
+	return 0;
+}
+
+char *store_config_render(const struct member_config *c)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "name", json_string(c->name));
+	json_object_set_new(o, "mac", json_string(c->mac));
+	json_object_set_new(o, "cpus", json_integer(c->cpus));
+	json_object_set_new(o, "memory_mb", json_integer(c->memory_mb));
+	json_object_set_new(o, "disk_mb", json_integer(c->disk_mb));
+	json_object_set_new(o, "image", json_string(c->image));
+	json_object_set_new(o, "created_at", json_string(c->created_at));
+	if (c->n_fixtures) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < c->n_fixtures; i++)
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "host_path",
+							   c->fixtures[i].host_path, "guest_path",
+							   c->fixtures[i].guest_path, "label",
+							   c->fixtures[i].label));
+		json_object_set_new(o, "fixtures", a);
+	}
+	if (c->ip[0])
+		json_object_set_new(o, "ip", json_string(c->ip));
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+int store_config_write(const char *root, const struct member_config *c, struct err *e)
+{
+	char dir[PATH_MAX], p[PATH_MAX];
+	if (store_member_dir(root, c->name, dir, sizeof(dir)) < 0 ||
+	    store_member_file(root, c->name, "config.json", p, sizeof(p)) < 0)
+		return err_set(e, -ENAMETOOLONG, "store path too long");
+	int r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return err_set(e, r, "create %s: %s", dir, strerror(-r));
+	char *s = store_config_render(c);
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	size_t n = strlen(s);
+	char *t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	t[n] = '\n';
+	r = file_write_atomic(p, t, n + 1, 0600);
+	free(t);
+	if (r < 0)
+		return err_set(e, r, "write %s: %s", p, strerror(-r));
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void store_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int push_name(char ***v, size_t *n, size_t *cap, const char *s)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		char **nv = realloc(*v, nc * sizeof(char *));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	if (!((*v)[*n] = strdup(s)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+int store_list_members(const char *root, char ***names, size_t *n)
+{
+	*names = NULL;
+	*n = 0;
+	size_t cap = 0;
+	char cdir[PATH_MAX];
+	snprintf(cdir, sizeof(cdir), "%s/clusters", root);
+	DIR *d = opendir(cdir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct dirent *ce;
+	int r = 0;
+	while (r == 0 && (ce = readdir(d))) {
+		if (ce->d_name[0] == '.')
+			continue;
+		char mdir[PATH_MAX];
+		if (snprintf(mdir, sizeof(mdir), "%s/%s", cdir, ce->d_name) >= (int)sizeof(mdir))
+			continue;
+		DIR *md = opendir(mdir);
+		if (!md)
+			continue;
+		struct dirent *me;
+		while (r == 0 && (me = readdir(md))) {
+			if (me->d_name[0] == '.' || !wire_name_valid(me->d_name))
+				continue;
+			char cl[FB_NAME_MAX + 1];
+			wire_cluster_name(me->d_name, cl);
+			if (strcmp(cl, ce->d_name) != 0)
+				continue; /* not where this name belongs: not ours */
+			if (store_member_exists(root, me->d_name))
+				r = push_name(names, n, &cap, me->d_name);
+		}
+		closedir(md);
+	}
+	closedir(d);
+	if (r < 0) {
+		store_names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		return r;
+	}
+	if (*n)
+		qsort(*names, *n, sizeof(char *), cmp_str);
+	return 0;
+}
+
+int store_match(const char *root, const char *pattern, char ***names, size_t *n)
+{
+	*names = NULL;
+	*n = 0;
+	if (!wire_name_valid(pattern))
+		return -EINVAL;
+	char **all;
+	size_t na;
+	int r = store_list_members(root, &all, &na);
+	if (r < 0)
+		return r;
+	size_t cap = 0;
+	for (size_t i = 0; i < na && r == 0; i++)
+		if (!strcmp(all[i], pattern))
+			r = push_name(names, n, &cap, all[i]);
+	bool exact = *n > 0;
+	for (size_t i = 0; i < na && r == 0 && !exact; i++) {
+		char cl[FB_NAME_MAX + 1];
+		wire_cluster_name(all[i], cl);
+		if (!strcmp(cl, pattern) && strcmp(all[i], pattern) != 0)
+			r = push_name(names, n, &cap, all[i]);
+	}
+	/* Exact match first; cluster members only when no member has that name. */
+	if (r == 0 && *n == 0) {
+		/* A member that is running without a config (e.g. mid-create) still
+		 * counts for an exact match. */
+		if (store_member_running(root, pattern, NULL))
+			r = push_name(names, n, &cap, pattern);
+	}
+	store_names_free(all, na);
+	if (r < 0) {
+		store_names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		return r;
+	}
+	return *n ? 0 : -ENOENT;
+}
+
+int store_member_delete(const char *root, const char *name, struct err *e)
+{
+	char dir[PATH_MAX];
+	if (store_member_dir(root, name, dir, sizeof(dir)) < 0)
+		return err_set(e, -ENAMETOOLONG, "store path too long");
+	int r = rm_rf(dir);
+	if (r < 0)
+		return err_set(e, r, "delete %s: %s", dir, strerror(-r));
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		rmdir(dir); /* only succeeds when the cluster dir is empty */
+	}
+	return 0;
+}
+
+bool store_member_running(const char *root, const char *name, pid_t *pid_out)
+{
+	if (pid_out)
+		*pid_out = 0;
+	char p[PATH_MAX], lock[PATH_MAX];
+	if (wire_pidfile_path(root, name, p, sizeof(p)) < 0 ||
+	    store_member_file(root, name, ".lock", lock, sizeof(lock)) < 0)
+		return false;
+	char *s;
+	if (file_read_all(p, 64, &s, NULL) < 0)
+		return false;
+	char *end;
+	long pid = strtol(s, &end, 10);
+	bool ok = end != s && pid > 1;
+	free(s);
+	if (!ok)
+		return false;
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+		return false;
+	/* PID-reuse guard: a live holder keeps an exclusive flock on .lock. */
+	int fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* also drops our shared lock if we got it */
+	if (held && pid_out)
+		*pid_out = (pid_t)pid;
+	return held;
+}
+
+void store_now_rfc3339(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,56 @@
+/* store.h - the on-disk store (behaviour.md "Store"): no database, the tree is
+ * the state. Member dirs are 0700; config.json is written atomically. */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "client/fixture.h"
+#include "rpc/wire.h"
+
+struct err;
+
+struct member_config {
+	char name[FB_NAME_MAX + 1];
+	char mac[FB_MAC_STRLEN];
+	int cpus;
+	int memory_mb;
+	int disk_mb;
+	char image[256];
+	char created_at[32];
+	struct fixture *fixtures;
+	size_t n_fixtures;
+	char ip[FB_IP_STRLEN];
+};
+
+int store_root_resolve(char *buf, size_t len);
+/* Creates <root> and <root>/run (0700) if missing. */
+int store_init(const char *root, struct err *e);
+int store_member_dir(const char *root, const char *name, char *out, size_t len);
+/* <member_dir>/<file> */
+int store_member_file(const char *root, const char *name, const char *file, char *out,
+		      size_t len);
+
+bool store_member_exists(const char *root, const char *name);
+int store_config_read(const char *root, const char *name, struct member_config *c,
+		      struct err *e);
+int store_config_write(const char *root, const struct member_config *c, struct err *e);
+/* Renders config.json text (2-space indent, fixed key order); caller frees. */
+char *store_config_render(const struct member_config *c);
+void store_config_fini(struct member_config *c);
+
+/* Every member with a config.json, sorted. Caller frees with store_names_free. */
+int store_list_members(const char *root, char ***names, size_t *n);
+void store_names_free(char **names, size_t n);
+/* Exact member name, else every member of that cluster. Unknown: -ENOENT. */
+int store_match(const char *root, const char *pattern, char ***names, size_t *n);
+
+/* Deletes the member dir (and the cluster dir when it becomes empty). */
+int store_member_delete(const char *root, const char *name, struct err *e);
+
+/* A member is running when its pidfile names a live process that holds the
+ * member's .lock (the PID-reuse guard). *pid gets the holder PID or 0. */
+bool store_member_running(const char *root, const char *name, pid_t *pid);
+/* RFC 3339 UTC timestamp of now. */
+void store_now_rfc3339(char out[32]);

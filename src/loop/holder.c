@@ -1,0 +1,283 @@
+/* holder.c - `fleetbox --fleetbox-runner NAMES` and `--fleetbox-reconcile`:
+ * process setup, the shutdown sequence, and the loop-close check. */
+#include "loop/holder.h"
+#include "loop/runner.h"
+#include "net/net.h"
+#include "util/err.h"
+#include "util/fileio.h"
+#include "util/log.h"
+#include "vmm/fake.h"
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SHUTDOWN_KILL_MS 20000 /* after graceful escalation (5 s + 5 s) had its chance */
+
+void holder_chown_invoker(const char *path)
+{
+	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
+	if (geteuid() != 0 || !uid || !gid)
+		return;
+	if (chown(path, (uid_t)strtoul(uid, NULL, 10), (gid_t)strtoul(gid, NULL, 10)) < 0)
+		log_errno(LOG_WARN, -errno, "chown %s", path);
+}
+
+static void on_shutdown_timer(uv_timer_t *t)
+{
+	struct holder *h = t->data;
+	for (struct member *m = h->members; m; m = m->next)
+		if (m->vm) {
+			log_warn("%s: VMM still running %d s after stop; killing it", m->name,
+				 SHUTDOWN_KILL_MS / 1000);
+			h->drv->kill(m->vm);
+		}
+}
+
+static void finish_close_cb(uv_handle_t *hd)
+{
+	(void)hd;
+}
+
+static bool finished;
+
+void holder_maybe_finish(struct holder *h)
+{
+	if (finished || h->n_members > 0 || h->members)
+		return;
+	if (!h->shutting_down) {
+		holder_shutdown(h, "last member stopped");
+		return;
+	}
+	finished = true;
+	if (h->net) {
+		struct err e = { 0 };
+		if (net_destroy(h->net, &e) < 0) {
+			log_error("network teardown incomplete: %s (its crash record stays; run `fleetbox prune`)", e.msg);
+			h->exit_code = 1;
+		} else {
+			log_info("network torn down");
+		}
+		h->net = NULL;
+	}
+	if (h->drv == &vmm_fake_driver)
+		vmm_fake_record_close();
+	while (h->reservations) {
+		struct reservation *r = h->reservations;
+		h->reservations = r->next;
+		free(r);
+	}
+	parent_close(h);
+	uv_close((uv_handle_t *)&h->sig_term, finish_close_cb);
+	uv_close((uv_handle_t *)&h->sig_int, finish_close_cb);
+	uv_close((uv_handle_t *)&h->shutdown_timer, finish_close_cb);
+}
+
+void holder_shutdown(struct holder *h, const char *why)
+{
+	if (h->shutting_down)
+		return;
+	h->shutting_down = true;
+	log_info("shutting down: %s", why);
+	uv_timer_start(&h->shutdown_timer, on_shutdown_timer, SHUTDOWN_KILL_MS, 0);
+	/* member_stop may free members synchronously: walk a snapshot. */
+	struct member *snapshot[1024];
+	size_t n = 0;
+	for (struct member *m = h->members; m && n < 1024; m = m->next)
+		if (!m->removed)
+			snapshot[n++] = m;
+	for (size_t i = 0; i < n; i++)
+		member_stop(snapshot[i]);
+	holder_maybe_finish(h);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct holder *h = s->data;
+	holder_shutdown(h, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void walk_cb(uv_handle_t *hd, void *arg)
+{
+	(void)arg;
+	log_error("leaked handle at exit: %s%s", uv_handle_type_name(hd->type),
+		  uv_is_closing(hd) ? " (closing)" : "");
+}
+
+int runner_main(const char *names_csv)
+{
+	log_init("holder");
+	struct holder hs, *h = &hs;
+	memset(h, 0, sizeof(*h));
+	h->pidfd = -1;
+	h->fake_next_ip = 2;
+	h->conn_timeout_ms = 5000;
+	const char *ct = getenv("FLEETBOX_CONN_TIMEOUT_MS");
+	if (ct && *ct)
+		h->conn_timeout_ms = (unsigned)strtoul(ct, NULL, 10);
+
+	if (!names_csv || !*names_csv) {
+		log_error("--fleetbox-runner needs at least one member name");
+		return 2;
+	}
+	if (wire_store_root(h->root, sizeof(h->root)) < 0) {
+		log_error("cannot determine the store root (set FLEETBOX_HOME)");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	const char *ppid = getenv("FLEETBOX_PARENT_PID");
+	if (ppid && *ppid) {
+		h->parent_pid = (pid_t)strtol(ppid, NULL, 10);
+		if (h->parent_pid <= 1) {
+			log_error("invalid FLEETBOX_PARENT_PID \"%s\"", ppid);
+			return 2;
+		}
+	} else if (setsid() < 0 && errno != EPERM) {
+		log_errno(LOG_WARN, -errno, "setsid");
+	}
+
+	struct err e = { 0 };
+	if (vmm_driver_select(NULL, &h->drv, &e) < 0) {
+		log_error("%s", e.msg);
+		return 1;
+	}
+	const char *netmode = getenv("FLEETBOX_NET");
+	if (netmode && !strcmp(netmode, "bridge"))
+		h->use_net = true;
+	else if (netmode && !strcmp(netmode, "none"))
+		h->use_net = false;
+	else if (netmode && *netmode) {
+		log_error("unknown FLEETBOX_NET \"%s\" (want bridge or none)", netmode);
+		return 2;
+	} else
+		h->use_net = h->drv->needs_network;
+	if (!h->use_net && h->drv->needs_network) {
+		log_error("the %s driver needs FLEETBOX_NET=bridge", h->drv->name);
+		return 2;
+	}
+	if (h->use_net) {
+		if (net_preflight(&e) < 0) {
+			log_error("%s", e.msg);
+			return 1;
+		}
+		struct net_reconcile_report rep = { 0 };
+		if (net_reconcile(h->root, &rep, &e) < 0)
+			log_warn("reconcile: %s", e.msg);
+		else if (rep.records_reclaimed)
+			log_info("reconcile: reclaimed %d orphaned network(s)", rep.records_reclaimed);
+	}
+	log_info("holder %d starting: driver %s, network %s, %s", (int)getpid(), h->drv->name,
+		 h->use_net ? "bridge" : "none", h->parent_pid ? "bound" : "detached");
+
+	char run[PATH_MAX];
+	snprintf(run, sizeof(run), "%s/run", h->root);
+	int r = mkdir_p(run, 0700);
+	if (r < 0) {
+		log_errno(LOG_ERROR, r, "create %s", run);
+		return 1;
+	}
+	holder_chown_invoker(h->root);
+	holder_chown_invoker(run);
+
+	uv_loop_t loop;
+	if ((r = uv_loop_init(&loop)) < 0) {
+		log_error("uv_loop_init: %s", uv_strerror(r));
+		return 1;
+	}
+	h->loop = &loop;
+	uv_signal_init(&loop, &h->sig_term);
+	uv_signal_init(&loop, &h->sig_int);
+	uv_timer_init(&loop, &h->shutdown_timer);
+	h->sig_term.data = h->sig_int.data = h->shutdown_timer.data = h;
+	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&h->sig_int, on_signal, SIGINT);
+
+	char *names = strdup(names_csv), *save = NULL, *first = NULL;
+	if (!names) {
+		log_error("out of memory");
+		return 1;
+	}
+	bool failed = false;
+	for (char *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!*tok)
+			continue;
+		if (!first)
+			first = tok;
+		char errbuf[512];
+		struct member *m;
+		if (!wire_name_valid(tok)) {
+			log_error("invalid member name \"%s\"", tok);
+			failed = true;
+			break;
+		}
+		if (member_find(h, tok))
+			continue;
+		if (member_register(h, tok, &m, errbuf, sizeof(errbuf)) < 0) {
+			log_error("%s", errbuf);
+			failed = true;
+			break;
+		}
+	}
+	if (!failed && !first) {
+		log_error("--fleetbox-runner needs at least one member name");
+		failed = true;
+	}
+	if (!failed && h->parent_pid) {
+		if ((r = ctl_listen(h, first)) < 0) {
+			log_error("listen on %s: %s", h->ctl_path, uv_strerror(r));
+			failed = true;
+		} else {
+			parent_watch_start(h);
+		}
+	}
+	free(names);
+	if (failed) {
+		h->exit_code = 1;
+		holder_shutdown(h, "startup failed");
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	r = uv_loop_close(&loop);
+	if (r != 0) {
+		uv_walk(&loop, walk_cb, NULL);
+		log_error("uv_loop_close: %s", uv_strerror(r));
+		return 1;
+	}
+	log_info("holder %d exiting (code %d)", (int)getpid(), h->exit_code);
+	return h->exit_code;
+}
+
+int reconcile_main(void)
+{
+	log_init("reconcile");
+	char root[PATH_MAX];
+	if (wire_store_root(root, sizeof(root)) < 0) {
+		log_error("cannot determine the store root (set FLEETBOX_HOME)");
+		return 1;
+	}
+	struct net_reconcile_report rep = { 0 };
+	struct err e = { 0 };
+	int r = net_reconcile(root, &rep, &e);
+	/* One machine-readable line on stdout for `fleetbox prune`. */
+	json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "records_seen", rep.records_seen,
+			      "records_reclaimed", rep.records_reclaimed, "records_kept",
+			      rep.records_kept, "processes_killed", rep.processes_killed,
+			      "taps_removed", rep.taps_removed, "bridges_removed", rep.bridges_removed,
+			      "tables_removed", rep.tables_removed);
+	if (o && r < 0)
+		json_object_set_new(o, "error", json_string(e.msg));
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	printf("%s\n", line ? line : "{}");
+	free(line);
+	fflush(stdout);
+	if (r < 0) {
+		log_error("%s", e.msg);
+		return 1;
+	}
+	return 0;
+}

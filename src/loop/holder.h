@@ -1,0 +1,128 @@
+/* holder.h - the holder daemon: one single-threaded uv loop per cluster.
+ *
+ * Invariants:
+ *  - Every uv handle lives inside a struct below and is freed only from its
+ *    uv_close callback (two-phase teardown: *_lost() unlinks and starts
+ *    closing, the last close callback frees).
+ *  - A member is registered (socket bound + pidfile written + .lock held) from
+ *    launch or its first boot-member until it is stopped; then its socket and
+ *    pidfile are removed. The holder exits when no member is left.
+ *  - Member state changes only through member_set_state(), which logs old -> new.
+ *  - Shutdown (signal, parent gone, .ctl EOF, last member gone) stops every VM,
+ *    waits for all VMM exits, tears the network down, removes files, closes all
+ *    handles, and returns from uv_run with uv_loop_close() == 0. */
+#pragma once
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "rpc/frame.h"
+#include "rpc/msg.h"
+#include "rpc/wire.h"
+
+struct vmm_driver;
+struct vmm_vm;
+struct net;
+struct conn;
+
+struct reservation {
+	char name[FB_NAME_MAX + 1];
+	char ip[FB_IP_STRLEN];
+	char mac[FB_MAC_STRLEN];
+	struct reservation *next;
+};
+
+struct member {
+	struct holder *h;
+	char name[FB_NAME_MAX + 1];
+	char sock_path[WIRE_SUN_PATH_MAX];
+	char pidfile[PATH_MAX];
+	char dir[PATH_MAX];
+	uv_pipe_t server;
+	bool server_open;
+	int lock_fd;
+	enum fb_state state;
+	char error[512];
+	char ip[FB_IP_STRLEN];
+	char mac[FB_MAC_STRLEN];
+	char tap[16];
+	struct vmm_vm *vm;         /* non-NULL while a VMM process exists */
+	struct conn *boot_conn;    /* boot-member request awaiting the VM's ready */
+	bool stop_requested;       /* `stop` received: remove once the VM is gone */
+	bool removed;              /* socket/pidfile gone, waiting to be freed */
+	struct member *next;
+};
+
+struct ctl_conn {
+	struct holder *h;
+	uv_pipe_t pipe;
+	char buf[16];
+	size_t len;
+	bool bound, acked;
+	struct ctl_conn *next;
+};
+
+struct holder {
+	uv_loop_t *loop;
+	char root[PATH_MAX];
+	const struct vmm_driver *drv;
+	bool use_net;
+	bool net_created;
+	struct net *net;
+	char subnet[32];
+	int fake_next_ip;
+	struct reservation *reservations;
+	struct member *members;
+	int n_members;
+	int n_conns;
+	unsigned conn_timeout_ms;
+
+	/* bound mode */
+	pid_t parent_pid;
+	bool parent_is_ppid;
+	int pidfd;
+	uv_poll_t parent_poll;
+	uv_timer_t parent_timer;
+	bool parent_poll_open, parent_timer_open;
+	uv_pipe_t ctl_server;
+	bool ctl_open;
+	char ctl_path[WIRE_SUN_PATH_MAX];
+	struct ctl_conn *ctls;
+
+	uv_signal_t sig_term, sig_int;
+	uv_timer_t shutdown_timer;
+	bool shutting_down;
+	int vms_running;
+	int exit_code;
+};
+
+/* holder.c */
+void holder_shutdown(struct holder *h, const char *why);
+void holder_maybe_finish(struct holder *h);
+
+/* member.c */
+struct member *member_find(struct holder *h, const char *name);
+int member_register(struct holder *h, const char *name, struct member **out, char *errbuf,
+		    size_t errlen);
+void member_set_state(struct member *m, enum fb_state s, const char *error);
+/* Stop the member's VM (if any) and remove it once the VM is gone. */
+void member_stop(struct member *m);
+/* Unlink socket + pidfile, release the lock, close the server; frees later. */
+void member_remove(struct member *m);
+int member_boot(struct member *m, const struct rpc_spec *spec, char *errbuf, size_t errlen);
+struct reservation *reservation_find(struct holder *h, const char *name);
+
+/* server.c */
+int server_listen(struct member *m);
+void conn_reply(struct conn *c, const struct rpc_reply *rep);
+void conn_reply_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conn_detach_member(struct conn *c);
+
+/* parent.c */
+int parent_watch_start(struct holder *h);
+int ctl_listen(struct holder *h, const char *first_member);
+void parent_close(struct holder *h);
+
+/* Store ownership: under sudo, files belong to SUDO_UID/SUDO_GID. */
+void holder_chown_invoker(const char *path);

@@ -1,0 +1,227 @@
+/* fake.c - a VMM driver that runs each "VM" as a real child process (our own
+ * binary in --fleetbox-fake-vm mode) so spawn, supervision, reaping and
+ * PDEATHSIG are exercised for real, without booting anything.
+ *
+ * FLEETBOX_FAKE_RECORD=<file>: one JSON line per driver call is appended
+ *   ({"op":"reserve"|"create"|"stop"|"close", ...}); O_APPEND single writes.
+ * FLEETBOX_FAKE_FAIL_CREATE=<name>: boot() of that member fails.
+ * FLEETBOX_FAKE_BOOT_MS=<ms>: pretend booting takes that long (default 0). */
+#include "vmm/vmm.h"
+#include "vmm/fake.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct vmm_vm {
+	uv_process_t proc;
+	uv_timer_t timer;       /* boot delay, then stop escalation */
+	int open_handles;
+	bool exited_proc, stop_requested, ready_sent, killed;
+	int64_t exit_status;
+	int term_signal;
+	struct vmm_callbacks cb;
+	void *data;
+	char name[64];
+};
+
+static void record(json_t *o)
+{
+	const char *path = getenv("FLEETBOX_FAKE_RECORD");
+	if (!path || !*path || !o) {
+		json_decref(o);
+		return;
+	}
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!s)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		size_t n = strlen(s);
+		s[n] = '\n'; /* overwrite NUL; write n+1 bytes in one call */
+		ssize_t w = write(fd, s, n + 1);
+		if (w < 0)
+			log_errno(LOG_WARN, -errno, "fake record %s", path);
+		close(fd);
+	}
+	free(s);
+}
+
+void vmm_fake_record_reserve(const char *name, const char *ip_hint, const char *mac,
+			     const char *ip)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "reserve", "name", name, "ip_hint",
+			      ip_hint ? ip_hint : "", "mac", mac, "assigned_ip", ip ? ip : "");
+	record(o);
+}
+
+void vmm_fake_record_close(void)
+{
+	record(json_pack("{s:s}", "op", "close"));
+}
+
+static void record_create(const struct vmm_boot_spec *s)
+{
+	json_t *fx = json_array();
+	for (size_t i = 0; fx && i < s->n_fixtures; i++)
+		json_array_append_new(fx, json_string(s->fixture_paths[i]));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "op", "create", "name",
+			      s->name, "disk_path", s->disk_path ? s->disk_path : "", "seed_path",
+			      s->seed_path ? s->seed_path : "", "fixture_paths", fx ? fx : json_array(),
+			      "mac", s->mac ? s->mac : "", "assigned_ip", s->ip ? s->ip : "", "tap",
+			      s->tap ? s->tap : "");
+	record(o);
+}
+
+static void vm_close_cb(uv_handle_t *h)
+{
+	struct vmm_vm *vm = h->data;
+	if (--vm->open_handles > 0)
+		return;
+	char msg[160] = "";
+	bool unexpected = !vm->stop_requested && !vm->killed;
+	if (unexpected) {
+		if (vm->term_signal)
+			snprintf(msg, sizeof(msg), "fake vm %s killed by signal %d", vm->name,
+				 vm->term_signal);
+		else
+			snprintf(msg, sizeof(msg), "fake vm %s exited with status %lld", vm->name,
+				 (long long)vm->exit_status);
+	}
+	if (!vm->ready_sent && vm->cb.ready) {
+		vm->ready_sent = true;
+		vm->cb.ready(vm->data, -ECANCELED, unexpected ? msg : "stopped during boot");
+	}
+	vm->cb.exited(vm->data, unexpected, unexpected ? msg : NULL);
+	free(vm);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct vmm_vm *vm = p->data;
+	vm->exited_proc = true;
+	vm->exit_status = status;
+	vm->term_signal = sig;
+	log_debug("fake vm %s exited (status %lld, signal %d)", vm->name, (long long)status, sig);
+	uv_timer_stop(&vm->timer);
+	uv_close((uv_handle_t *)&vm->proc, vm_close_cb);
+	uv_close((uv_handle_t *)&vm->timer, vm_close_cb);
+}
+
+static void on_ready_timer(uv_timer_t *t)
+{
+	struct vmm_vm *vm = t->data;
+	if (vm->ready_sent || vm->exited_proc)
+		return;
+	vm->ready_sent = true;
+	vm->cb.ready(vm->data, 0, NULL);
+}
+
+static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
+		     const struct vmm_callbacks *cb, void *data, struct vmm_vm **out, struct err *e)
+{
+	record_create(spec);
+	const char *fail = getenv("FLEETBOX_FAKE_FAIL_CREATE");
+	if (fail && !strcmp(fail, spec->name))
+		return err_set(e, -EIO, "fake VMM: forced create failure for %s", spec->name);
+
+	struct vmm_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(e, -ENOMEM, "out of memory");
+	vm->cb = *cb;
+	vm->data = data;
+	snprintf(vm->name, sizeof(vm->name), "%s", spec->name);
+
+	int log_fd = -1;
+	if (spec->serial_log_path && *spec->serial_log_path) {
+		log_fd = open(spec->serial_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (log_fd < 0)
+			log_errno(LOG_WARN, -errno, "open %s", spec->serial_log_path);
+	}
+	char *argv[] = { (char *)vmm_self_exe(), (char *)"--fleetbox-fake-vm", (char *)spec->name,
+			 NULL };
+	vm->proc.data = vm;
+	int r = vmm_spawn(loop, &vm->proc, argv, log_fd, on_exit_cb);
+	if (log_fd >= 0)
+		close(log_fd);
+	if (r < 0) {
+		free(vm);
+		return err_set(e, r, "fake VMM: spawn: %s", uv_strerror(r));
+	}
+	vm->open_handles = 2;
+	uv_timer_init(loop, &vm->timer);
+	vm->timer.data = vm;
+	const char *ms = getenv("FLEETBOX_FAKE_BOOT_MS");
+	uv_timer_start(&vm->timer, on_ready_timer, ms ? strtoull(ms, NULL, 10) : 0, 0);
+	*out = vm;
+	return 0;
+}
+
+static void on_escalate(uv_timer_t *t)
+{
+	struct vmm_vm *vm = t->data;
+	if (vm->exited_proc)
+		return;
+	log_info("fake vm %s ignored SIGTERM for 5 s; sending SIGKILL", vm->name);
+	uv_process_kill(&vm->proc, SIGKILL);
+}
+
+static void fake_stop(struct vmm_vm *vm)
+{
+	if (vm->stop_requested || vm->exited_proc)
+		return;
+	vm->stop_requested = true;
+	json_t *o = json_pack("{s:s, s:s}", "op", "stop", "name", vm->name);
+	record(o);
+	uv_process_kill(&vm->proc, SIGTERM);
+	uv_timer_stop(&vm->timer);
+	uv_timer_start(&vm->timer, on_escalate, 5000, 0);
+}
+
+static void fake_kill(struct vmm_vm *vm)
+{
+	if (vm->exited_proc)
+		return;
+	vm->killed = true;
+	uv_process_kill(&vm->proc, SIGKILL);
+}
+
+static pid_t fake_pid(const struct vmm_vm *vm)
+{
+	return vm->exited_proc ? 0 : vm->proc.pid;
+}
+
+const struct vmm_driver vmm_fake_driver = {
+	.name = "fake",
+	.needs_network = false,
+	.boot = fake_boot,
+	.stop = fake_stop,
+	.kill = fake_kill,
+	.pid = fake_pid,
+};
+
+/* The fake VM process: prints a boot banner to its "serial log", then waits
+ * for a signal. SIGTERM is a clean power-off. */
+int vmm_fake_vm_main(int argc, char **argv)
+{
+	const char *name = argc > 2 ? argv[2] : "?";
+	printf("fleetbox fake vm %s: booted\n", name);
+	fflush(stdout);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sig = 0;
+	sigwait(&set, &sig);
+	printf("fleetbox fake vm %s: power off (signal %d)\n", name, sig);
+	return 0;
+}

@@ -1,0 +1,308 @@
+#include "harness.h"
+#include "util/cmd.h"
+#include "util/err.h"
+#include "util/fileio.h"
+#include "rpc/wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+char h_root[256];
+const char *h_bin;
+static char image_path[300];
+
+long h_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void h_setup(const char *name)
+{
+	h_bin = getenv("FLEETBOX_BIN");
+	CHECK(h_bin != NULL);
+	snprintf(h_root, sizeof(h_root), "/tmp/fb-it-%s-XXXXXX", name);
+	CHECK(mkdtemp(h_root) != NULL);
+	setenv("FLEETBOX_HOME", h_root, 1);
+	setenv("FLEETBOX_VMM", "fake", 1);
+	unsetenv("FLEETBOX_NET");
+	unsetenv("FLEETBOX_PARENT_PID");
+	unsetenv("FLEETBOX_HELPER");
+	/* A failed CHECK exits: still stop what this case started. */
+	atexit(h_teardown);
+	snprintf(image_path, sizeof(image_path), "%s/tiny.img", h_root);
+	char zeros[4096] = { 0 };
+	CHECK_INT(file_write_atomic(image_path, zeros, sizeof(zeros), 0644), 0);
+	char k[320];
+	snprintf(k, sizeof(k), "%s.vmlinuz", image_path);
+	CHECK_INT(file_write_atomic(k, "kernel", 6, 0644), 0);
+}
+
+const char *h_image(void)
+{
+	return image_path;
+}
+
+void h_teardown(void)
+{
+	if (!h_root[0] || access(h_root, F_OK) != 0)
+		return;
+	/* Stop whatever a failed assertion may have left, then delete. */
+	char *out = NULL;
+	h_run(&out, "rm", "-f", "--all", NULL);
+	free(out);
+	rm_rf(h_root);
+}
+
+static int run_v(const char *input, char **out, const char *arg, va_list ap)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)h_bin;
+	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	argv[n] = NULL;
+	int outp[2], inp[2];
+	CHECK(pipe2(outp, O_CLOEXEC) == 0);
+	CHECK(pipe2(inp, O_CLOEXEC) == 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, inp[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 2);
+	pid_t pid;
+	CHECK_INT(posix_spawn(&pid, h_bin, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(outp[1]);
+	close(inp[0]);
+	if (input) {
+		ssize_t w = write(inp[1], input, strlen(input));
+		(void)w;
+	}
+	close(inp[1]);
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (len + 1024 > cap)
+			buf = realloc(buf, cap *= 2);
+		ssize_t r = read(outp[0], buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	close(outp[0]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	fprintf(stderr, "$ fleetbox");
+	for (int i = 1; i < n; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n%s", buf);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int h_run(char **out, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	int r = run_v(NULL, out, arg, ap);
+	va_end(ap);
+	return r;
+}
+
+int h_run_input(const char *input, char **out, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	int r = run_v(input, out, arg, ap);
+	va_end(ap);
+	return r;
+}
+
+int h_connect_path(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int h_connect_member(const char *member)
+{
+	char p[128];
+	CHECK_INT(wire_sock_path(h_root, member, p, sizeof(p)), 0);
+	return h_connect_path(p);
+}
+
+char *h_request(const char *member, const char *bytes, size_t len, int timeout_ms)
+{
+	int fd = h_connect_member(member);
+	if (fd < 0)
+		return NULL;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, bytes + off, len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	char *buf = calloc(1, 1 << 16);
+	size_t got = 0;
+	long deadline = h_now_ms() + timeout_ms;
+	while (got < (1 << 16) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long left = deadline - h_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			break;
+		ssize_t r = read(fd, buf + got, (1 << 16) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (memchr(buf, '\n', got))
+			break;
+	}
+	close(fd);
+	char *nl = memchr(buf, '\n', got);
+	if (!nl) {
+		free(buf);
+		return NULL;
+	}
+	*nl = '\0';
+	return buf;
+}
+
+bool h_pid_alive(pid_t pid)
+{
+	if (pid <= 0)
+		return false;
+	if (kill(pid, 0) < 0)
+		return false;
+	/* A zombie is dead for our purposes. */
+	char p[64], *s;
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	if (file_read_all(p, 4096, &s, NULL) < 0)
+		return false;
+	char *rp = strrchr(s, ')');
+	bool zombie = rp && rp[1] == ' ' && rp[2] == 'Z';
+	free(s);
+	return !zombie;
+}
+
+long h_wait_pid_gone(pid_t pid, int timeout_ms)
+{
+	long t0 = h_now_ms();
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r = poll(&p, 1, timeout_ms);
+	close(fd);
+	if (r <= 0)
+		return -1;
+	return h_now_ms() - t0;
+}
+
+pid_t h_pidfile(const char *member)
+{
+	char p[512], *s;
+	CHECK_INT(wire_pidfile_path(h_root, member, p, sizeof(p)), 0);
+	if (file_read_all(p, 64, &s, NULL) < 0)
+		return 0;
+	pid_t pid = (pid_t)atoi(s);
+	free(s);
+	return pid;
+}
+
+bool h_sock_exists(const char *member)
+{
+	char p[128];
+	CHECK_INT(wire_sock_path(h_root, member, p, sizeof(p)), 0);
+	return access(p, F_OK) == 0;
+}
+
+bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
+{
+	long deadline = h_now_ms() + timeout_ms;
+	for (;;) {
+		if (cond(arg))
+			return true;
+		if (h_now_ms() >= deadline)
+			return false;
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+pid_t h_fake_vm_pid(const char *member)
+{
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	struct dirent *de;
+	pid_t found = 0;
+	while (!found && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char p[300], *s;
+		size_t n;
+		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
+		if (file_read_all(p, 8192, &s, &n) < 0)
+			continue;
+		/* argv: <exe> --fleetbox-fake-vm <member>; match on this store's env is
+		 * not possible from cmdline, so member names are unique per test. */
+		size_t a0 = strlen(s);
+		pid_t cand = 0;
+		if (a0 + 1 < n && !strcmp(s + a0 + 1, "--fleetbox-fake-vm")) {
+			const char *name = s + a0 + 1 + strlen("--fleetbox-fake-vm") + 1;
+			if ((size_t)(name - s) < n && !strcmp(name, member) &&
+			    h_pid_alive((pid_t)atoi(de->d_name)))
+				cand = (pid_t)atoi(de->d_name);
+		}
+		free(s);
+		/* Only a VM whose parent is this store's holder for the member. */
+		if (cand) {
+			snprintf(p, sizeof(p), "/proc/%d/stat", (int)cand);
+			if (file_read_all(p, 4096, &s, NULL) == 0) {
+				char *rp = strrchr(s, ')');
+				int ppid = 0;
+				if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == h_pidfile(member))
+					found = cand;
+				free(s);
+			}
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+char *h_read_file(const char *path)
+{
+	char *s = NULL;
+	if (file_read_all(path, 1 << 22, &s, NULL) < 0)
+		return NULL;
+	return s;
+}

@@ -1,0 +1,43 @@
+/* harness.h - helpers for integration tests: a private FLEETBOX_HOME under
+ * /tmp, running the real fleetbox binary, raw socket requests, and bounded
+ * waits on real conditions (never bare sleeps). */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "../unit/check.h"
+
+extern char h_root[256];
+extern const char *h_bin;
+
+/* mkdtemp a store, export FLEETBOX_HOME, FLEETBOX_VMM=fake; make a tiny image. */
+void h_setup(const char *name);
+void h_teardown(void);
+/* Path of a tiny local raw image (with the .vmlinuz the resolver wants). */
+const char *h_image(void);
+
+/* Runs `fleetbox args...` (NULL-terminated), returns exit status; output
+ * (stdout+stderr) in *out if non-NULL (caller frees). */
+int h_run(char **out, const char *arg, ...) __attribute__((sentinel));
+/* Same with stdin fed from a string. */
+int h_run_input(const char *input, char **out, const char *arg, ...) __attribute__((sentinel));
+
+/* One raw request on a member socket; returns the reply line (caller frees) or NULL. */
+char *h_request(const char *member, const char *bytes, size_t len, int timeout_ms);
+/* Connects to a member socket; -1 on failure. */
+int h_connect_member(const char *member);
+int h_connect_path(const char *path);
+
+bool h_pid_alive(pid_t pid);
+/* Waits until pid is gone (pidfd); returns ms waited or -1 on timeout. */
+long h_wait_pid_gone(pid_t pid, int timeout_ms);
+/* Holder pid from the member's pidfile (0 if none). */
+pid_t h_pidfile(const char *member);
+bool h_sock_exists(const char *member);
+/* Waits until cond() is true, polling every 5 ms, at most timeout_ms. */
+bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
+/* PIDs of fake VM processes for a member (scans /proc cmdlines). */
+pid_t h_fake_vm_pid(const char *member);
+long h_now_ms(void);
+char *h_read_file(const char *path);
