@@ -352,9 +352,10 @@ static int cmd_down_rm(const char *root, int argc, char **argv, bool rm)
 				char **m;
 				size_t nm;
 				if (!wire_name_valid(pats[i])) {
+					int rc = cli_error("invalid name \"%s\"", pats[i]);
 					store_names_free(names, nn);
 					free(pats);
-					return cli_error("invalid name \"%s\"", pats[i]);
+					return rc;
 				}
 				if (store_match(root, pats[i], &m, &nm) < 0)
 					continue;

@@ -5,7 +5,11 @@
  * FLEETBOX_FAKE_RECORD=<file>: one JSON line per driver call is appended
  *   ({"op":"reserve"|"create"|"stop"|"close", ...}); O_APPEND single writes.
  * FLEETBOX_FAKE_FAIL_CREATE=<name>: boot() of that member fails.
- * FLEETBOX_FAKE_BOOT_MS=<ms>: pretend booting takes that long (default 0). */
+ * FLEETBOX_FAKE_BOOT_MS=<ms>: pretend booting takes that long (default 0).
+ *
+ * Readiness is real: the child writes its banner to the serial log and then
+ * "ready\n" to a pipe; only that line makes the VM ready, so a test never sees
+ * a "running" member whose process has not started yet. */
 #include "vmm/vmm.h"
 #include "vmm/fake.h"
 #include "util/err.h"
@@ -18,11 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct vmm_vm {
 	uv_process_t proc;
-	uv_timer_t timer;       /* boot delay, then stop escalation */
+	uv_pipe_t ready_pipe;   /* child's stdout: "ready\n" once booted */
+	uv_timer_t timer;       /* stop escalation */
+	char rbuf[16];
+	size_t rlen;
 	int open_handles;
 	bool exited_proc, stop_requested, ready_sent, killed;
 	int64_t exit_status;
@@ -114,15 +122,35 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	uv_timer_stop(&vm->timer);
 	uv_close((uv_handle_t *)&vm->proc, vm_close_cb);
 	uv_close((uv_handle_t *)&vm->timer, vm_close_cb);
+	if (!uv_is_closing((uv_handle_t *)&vm->ready_pipe))
+		uv_close((uv_handle_t *)&vm->ready_pipe, vm_close_cb);
 }
 
-static void on_ready_timer(uv_timer_t *t)
+static void ready_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
 {
-	struct vmm_vm *vm = t->data;
-	if (vm->ready_sent || vm->exited_proc)
-		return;
-	vm->ready_sent = true;
-	vm->cb.ready(vm->data, 0, NULL);
+	struct vmm_vm *vm = h->data;
+	(void)s;
+	*b = uv_buf_init(vm->rbuf + vm->rlen, (unsigned)(sizeof(vm->rbuf) - 1 - vm->rlen));
+}
+
+static void on_ready_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct vmm_vm *vm = st->data;
+	(void)b;
+	if (n > 0) {
+		vm->rlen += (size_t)n;
+		vm->rbuf[vm->rlen] = '\0';
+	}
+	if (!vm->ready_sent && strstr(vm->rbuf, "ready\n")) {
+		vm->ready_sent = true;
+		vm->cb.ready(vm->data, 0, NULL);
+	}
+	/* EOF (the child exited) or enough read: this pipe has done its job. */
+	if (n < 0 || vm->ready_sent || vm->rlen >= sizeof(vm->rbuf) - 1) {
+		uv_read_stop(st);
+		if (!uv_is_closing((uv_handle_t *)st))
+			uv_close((uv_handle_t *)st, vm_close_cb);
+	}
 }
 
 static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
@@ -140,27 +168,37 @@ static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 	vm->data = data;
 	snprintf(vm->name, sizeof(vm->name), "%s", spec->name);
 
-	int log_fd = -1;
-	if (spec->serial_log_path && *spec->serial_log_path) {
-		log_fd = open(spec->serial_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (log_fd < 0)
-			log_errno(LOG_WARN, -errno, "open %s", spec->serial_log_path);
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		int r = -errno;
+		free(vm);
+		return err_set(e, r, "fake VMM: pipe: %s", strerror(-r));
 	}
+	char boot_ms[24];
+	const char *ms = getenv("FLEETBOX_FAKE_BOOT_MS");
+	snprintf(boot_ms, sizeof(boot_ms), "%s", ms && *ms ? ms : "0");
 	char *argv[] = { (char *)vmm_self_exe(), (char *)"--fleetbox-fake-vm", (char *)spec->name,
-			 NULL };
+			 (char *)(spec->serial_log_path ? spec->serial_log_path : ""), boot_ms, NULL };
 	vm->proc.data = vm;
-	int r = vmm_spawn(loop, &vm->proc, argv, log_fd, on_exit_cb);
-	if (log_fd >= 0)
-		close(log_fd);
+	int r = vmm_spawn(loop, &vm->proc, argv, fds[1], on_exit_cb);
+	close(fds[1]);
 	if (r < 0) {
+		close(fds[0]);
 		free(vm);
 		return err_set(e, r, "fake VMM: spawn: %s", uv_strerror(r));
 	}
-	vm->open_handles = 2;
+	vm->open_handles = 3;
 	uv_timer_init(loop, &vm->timer);
 	vm->timer.data = vm;
-	const char *ms = getenv("FLEETBOX_FAKE_BOOT_MS");
-	uv_timer_start(&vm->timer, on_ready_timer, ms ? strtoull(ms, NULL, 10) : 0, 0);
+	uv_pipe_init(loop, &vm->ready_pipe, 0);
+	vm->ready_pipe.data = vm;
+	if (uv_pipe_open(&vm->ready_pipe, fds[0]) < 0 ||
+	    uv_read_start((uv_stream_t *)&vm->ready_pipe, ready_alloc, on_ready_read) < 0) {
+		/* Without the pipe we cannot see readiness: stop the child; the exit
+		 * path reports the failure through ready(). */
+		vm->killed = true;
+		uv_process_kill(&vm->proc, SIGKILL);
+	}
 	*out = vm;
 	return 0;
 }
@@ -213,15 +251,29 @@ const struct vmm_driver vmm_fake_driver = {
 int vmm_fake_vm_main(int argc, char **argv)
 {
 	const char *name = argc > 2 ? argv[2] : "?";
-	printf("fleetbox fake vm %s: booted\n", name);
-	fflush(stdout);
+	const char *serial = argc > 3 ? argv[3] : "";
+	long boot_ms = argc > 4 ? strtol(argv[4], NULL, 10) : 0;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	FILE *log = *serial ? fopen(serial, "ae") : NULL;
+	if (boot_ms > 0) {
+		struct timespec ts = { boot_ms / 1000, (boot_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL); /* pretend to boot */
+	}
+	if (log) {
+		fprintf(log, "fleetbox fake vm %s: booted\n", name);
+		fflush(log);
+	}
+	printf("ready\n");
+	fflush(stdout);
 	int sig = 0;
 	sigwait(&set, &sig);
-	printf("fleetbox fake vm %s: power off (signal %d)\n", name, sig);
+	if (log) {
+		fprintf(log, "fleetbox fake vm %s: power off (signal %d)\n", name, sig);
+		fclose(log);
+	}
 	return 0;
 }

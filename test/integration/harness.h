@@ -25,6 +25,7 @@ int h_run_input(const char *input, char **out, const char *arg, ...) __attribute
 
 /* One raw request on a member socket; returns the reply line (caller frees) or NULL. */
 char *h_request(const char *member, const char *bytes, size_t len, int timeout_ms);
+#define h_req(member, str, timeout_ms) h_request((member), (str), strlen(str), (timeout_ms))
 /* Connects to a member socket; -1 on failure. */
 int h_connect_member(const char *member);
 int h_connect_path(const char *path);

@@ -9,7 +9,10 @@
 #include "util/err.h"
 #include "util/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
@@ -28,7 +31,7 @@ static bool member_gone(void *arg)
 
 static json_t *status_json(const char *member)
 {
-	char *line = h_request(member, "{\"cmd\":\"status\"}\n", 17, 2000);
+	char *line = h_req(member, "{\"cmd\":\"status\"}\n", 2000);
 	if (!line)
 		return NULL;
 	json_t *o = json_loads(line, 0, NULL);
@@ -513,23 +516,23 @@ static void t_join(void)
 	CHECK_INT(h_run(NULL, "up", "jo-1", "--image", h_image(), NULL), 0);
 	CHECK(h_pidfile("jo-1") != holder);
 	/* raw protocol: joining through a sibling's socket, as protocol.md says */
-	char *r = h_request("jn-2", "{\"cmd\":\"createnetwork\"}\n", 24, 2000);
+	char *r = h_req("jn-2", "{\"cmd\":\"createnetwork\"}\n", 2000);
 	CHECK_STR(r, "{}"); /* network-free fake: empty subnet, idempotent */
 	free(r);
-	r = h_request("jn-2", "{\"cmd\":\"reserve\",\"name\":\"jn-9\"}\n", 33, 2000);
+	r = h_req("jn-2", "{\"cmd\":\"reserve\",\"name\":\"jn-9\"}\n", 2000);
 	char mac[FB_MAC_STRLEN], want[128];
 	wire_mac("jn-9", mac);
 	snprintf(want, sizeof(want), "{\"reservation\":{\"mac\":\"%s\"}}", mac);
 	CHECK_STR(r, want);
 	free(r);
-	r = h_request("jn-2", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"/nonexistent\"}}\n", 75, 5000);
+	r = h_req("jn-2", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"/nonexistent\"}}\n", 5000);
 	CHECK_STR(r, "{}");
 	free(r);
 	CHECK_INT(h_pidfile("jn-9"), holder);
-	r = h_request("jn-9", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"/x\"}}\n", 63, 5000);
+	r = h_req("jn-9", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"/x\"}}\n", 5000);
 	CHECK_STR(r, "{\"error\":\"member jn-9 is already running\"}");
 	free(r);
-	r = h_request("jn-9", "{\"cmd\":\"stop\"}\n", 15, 2000);
+	r = h_req("jn-9", "{\"cmd\":\"stop\"}\n", 2000);
 	CHECK_STR(r, "{}");
 	free(r);
 	CHECK(h_wait_until(member_gone, "jn-9", 5000));
@@ -544,22 +547,22 @@ static void t_bad_requests(void)
 	setenv("FLEETBOX_CONN_TIMEOUT_MS", "300", 1);
 	CHECK_INT(h_run(NULL, "up", "br-1", "--image", h_image(), NULL), 0);
 	char *r;
-	r = h_request("br-1", "this is not json\n", 17, 2000);
+	r = h_req("br-1", "this is not json\n", 2000);
 	CHECK(r && strncmp(r, "{\"error\":\"invalid JSON", 22) == 0);
 	free(r);
-	r = h_request("br-1", "{\"cmd\":\"fly\"}\n", 14, 2000);
+	r = h_req("br-1", "{\"cmd\":\"fly\"}\n", 2000);
 	CHECK_STR(r, "{\"error\":\"unknown command \\\"fly\\\"\"}");
 	free(r);
-	r = h_request("br-1", "{}\n", 3, 2000);
+	r = h_req("br-1", "{}\n", 2000);
 	CHECK_STR(r, "{\"error\":\"missing command\"}");
 	free(r);
-	r = h_request("br-1", "{\"cmd\":\"reserve\"}\n", 18, 2000);
+	r = h_req("br-1", "{\"cmd\":\"reserve\"}\n", 2000);
 	CHECK_STR(r, "{\"error\":\"missing member name\"}");
 	free(r);
-	r = h_request("br-1", "{\"cmd\":\"boot-member\"}\n", 22, 2000);
+	r = h_req("br-1", "{\"cmd\":\"boot-member\"}\n", 2000);
 	CHECK_STR(r, "{\"error\":\"missing or invalid spec\"}");
 	free(r);
-	r = h_request("br-1", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"br-7\",\"disk_path\":\"/d\"}}\n", 63, 2000);
+	r = h_req("br-1", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"br-7\",\"disk_path\":\"/d\"}}\n", 2000);
 	CHECK_STR(r, "{\"error\":\"member br-7 was not reserved\"}");
 	free(r);
 
@@ -608,7 +611,7 @@ static void t_bad_requests(void)
 	close(fd);
 
 	/* and everyone else was served all along */
-	r = h_request("br-1", "{\"cmd\":\"status\"}\n", 17, 2000);
+	r = h_req("br-1", "{\"cmd\":\"status\"}\n", 2000);
 	CHECK(r && strstr(r, "\"running\":true"));
 	free(r);
 	unsetenv("FLEETBOX_CONN_TIMEOUT_MS");
@@ -801,7 +804,7 @@ static void t_holder_valgrind(void)
 	CHECK_INT(write(fd, "bind", 4), 4);
 	read_version(fd);
 	CHECK_INT(write(fd, "ack", 3), 3);
-	char *r = h_request("vg-1", "{\"cmd\":\"createnetwork\"}\n", 24, 20000);
+	char *r = h_req("vg-1", "{\"cmd\":\"createnetwork\"}\n", 20000);
 	CHECK_STR(r, "{}");
 	free(r);
 	const char *names[] = { "vg-1", "vg-2" };
@@ -818,13 +821,13 @@ static void t_holder_valgrind(void)
 		CHECK_STR(r, "{}");
 		free(r);
 	}
-	r = h_request("vg-2", "{\"cmd\":\"status\"}\n", 17, 20000);
+	r = h_req("vg-2", "{\"cmd\":\"status\"}\n", 20000);
 	CHECK(r && strstr(r, "\"running\":true"));
 	free(r);
-	r = h_request("vg-1", "garbage\n", 8, 20000);
+	r = h_req("vg-1", "garbage\n", 20000);
 	CHECK(r && strstr(r, "invalid JSON"));
 	free(r);
-	r = h_request("vg-2", "{\"cmd\":\"stop\"}\n", 15, 20000);
+	r = h_req("vg-2", "{\"cmd\":\"stop\"}\n", 20000);
 	CHECK_STR(r, "{}");
 	free(r);
 	CHECK(h_wait_until(member_gone, "vg-2", 20000));
@@ -842,6 +845,213 @@ static void t_holder_valgrind(void)
 	h_teardown();
 }
 
+/* --- the holder over the real network (fake VMM, FLEETBOX_NET=bridge) --- */
+
+static char *run_tool(const char *prog, const char *a1, const char *a2, const char *a3);
+
+/* Links whose name starts with prefix, via netlink (`ip`): /sys/class/net
+ * shows the namespace of whoever mounted /sys, not ours. */
+static int count_links(const char *prefix)
+{
+	char *out = run_tool("ip", "-br", "link", NULL);
+	int n = 0;
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+		if (!strncmp(l, prefix, strlen(prefix)))
+			n++;
+	free(out);
+	return n;
+}
+
+/* Every networking case runs in a private network namespace and refuses to
+ * run anywhere else: the host's interfaces are never touched. */
+static void enter_netns(void)
+{
+	if (geteuid() != 0) {
+		printf("skipped: needs root for a private network namespace\n");
+		exit(77);
+	}
+	struct stat before, mine;
+	CHECK_INT(stat("/proc/self/ns/net", &before), 0);
+	CHECK_INT(unshare(CLONE_NEWNET), 0);
+	struct cmd c;
+	cmd_init(&c, "ip");
+	cmd_add(&c, "link");
+	cmd_add(&c, "set");
+	cmd_add(&c, "lo");
+	cmd_add(&c, "up");
+	struct err e = { 0 };
+	CHECK_INT(cmd_run(&c, NULL, &e), 0);
+	cmd_fini(&c);
+	/* the guard: we really are in a new namespace */
+	CHECK_INT(stat("/proc/self/ns/net", &mine), 0);
+	CHECK(mine.st_ino != before.st_ino);
+	CHECK_INT(count_links("fb"), 0);
+	setenv("FLEETBOX_NET", "bridge", 1);
+}
+
+static char *run_tool(const char *prog, const char *a1, const char *a2, const char *a3)
+{
+	struct cmd c;
+	cmd_init(&c, prog);
+	if (a1)
+		cmd_add(&c, a1);
+	if (a2)
+		cmd_add(&c, a2);
+	if (a3)
+		cmd_add(&c, a3);
+	char *out = NULL;
+	struct err e = { 0 };
+	int r = cmd_run(&c, &out, &e);
+	cmd_fini(&c);
+	CHECK_INT(r, 0);
+	return out;
+}
+
+static int count_records(void)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/networks", h_root);
+	DIR *d = opendir(p);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".json") && !strstr(de->d_name, ".tmp"))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void t_net_holder(void)
+{
+	h_setup("netholder");
+	enter_netns();
+	long t0 = h_now_ms();
+	char *out;
+	CHECK_INT(h_run(&out, "up", "na", "-n", "2", "--image", h_image(), NULL), 0);
+	printf("bench up_bridge_2_members_ms=%ld\n", h_now_ms() - t0);
+	CHECK(strstr(out, "  na-1  IP: 192.168.0.2") != NULL);
+	CHECK(strstr(out, "  na-2  IP: 192.168.0.3") != NULL);
+	free(out);
+	CHECK_INT(count_links("fbt"), 2);
+	CHECK_INT(count_records(), 1);
+	/* the gateway is on the bridge; the VMs' neighbour entries are permanent */
+	out = run_tool("ip", "-4", "addr", "show");
+	CHECK(strstr(out, "192.168.0.1/24") != NULL);
+	free(out);
+	out = run_tool("ip", "neigh", "show", NULL);
+	CHECK(strstr(out, "192.168.0.2") && strstr(out, "PERMANENT"));
+	free(out);
+	/* a second cluster gets the next /24, its own bridge and table */
+	CHECK_INT(h_run(&out, "up", "nb-1", "--image", h_image(), NULL), 0);
+	CHECK(strstr(out, "  nb-1  IP: 192.168.1.2") != NULL);
+	free(out);
+	CHECK_INT(count_records(), 2);
+	CHECK_INT(count_links("fbt"), 3);
+	out = run_tool("nft", "list", "tables", NULL);
+	int tables = 0;
+	for (char *p = out; (p = strstr(p, "table ip fb")); p++)
+		tables++;
+	CHECK_INT(tables, 2);
+	free(out);
+	/* a member joining na gets na's subnet */
+	CHECK_INT(h_run(&out, "up", "na-3", "--image", h_image(), NULL), 0);
+	CHECK(strstr(out, "  na-3  IP: 192.168.0.4") != NULL);
+	free(out);
+	/* down one: its tap goes, the network stays */
+	CHECK_INT(h_run(NULL, "down", "na-3", NULL), 0);
+	CHECK_INT(count_links("fbt"), 3);
+	/* down na and nb: everything is gone */
+	pid_t ha = h_pidfile("na-1"), hb = h_pidfile("nb-1");
+	CHECK_INT(h_run(NULL, "down", "na", "nb", NULL), 0);
+	CHECK(h_wait_pid_gone(ha, 10000) >= 0 && h_wait_pid_gone(hb, 10000) >= 0);
+	CHECK_INT(count_links("fbt"), 0);
+	CHECK_INT(count_links("fb"), 0);
+	CHECK_INT(count_records(), 0);
+	out = run_tool("nft", "list", "tables", NULL);
+	CHECK(strstr(out, "table ip fb") == NULL);
+	free(out);
+	/* up again: same IPs from config.json hints */
+	CHECK_INT(h_run(&out, "up", "na-2", NULL), 0);
+	CHECK(strstr(out, "  na-2  IP: 192.168.0.3") != NULL);
+	free(out);
+	h_teardown();
+}
+
+static void t_net_prune(void)
+{
+	h_setup("netprune");
+	enter_netns();
+	CHECK_INT(h_run(NULL, "up", "np", "-n", "2", "--image", h_image(), NULL), 0);
+	pid_t holder = h_pidfile("np-1");
+	pid_t v1 = h_fake_vm_pid("np-1");
+	CHECK(holder > 0 && v1 > 0);
+	CHECK_INT(kill(holder, SIGKILL), 0);
+	CHECK(h_wait_pid_gone(holder, 5000) >= 0);
+	CHECK(h_wait_pid_gone(v1, 5000) >= 0 || !h_pid_alive(v1)); /* PDEATHSIG */
+	/* the crash record and the host state survive the holder */
+	CHECK_INT(count_records(), 1);
+	CHECK_INT(count_links("fbt"), 2);
+	char *out;
+	long t0 = h_now_ms();
+	CHECK_INT(h_run(&out, "prune", NULL), 0);
+	printf("bench prune_ms=%ld\n", h_now_ms() - t0);
+	CHECK(strstr(out, "pruned: 1 network(s), 2 tap(s)") != NULL);
+	free(out);
+	CHECK_INT(count_records(), 0);
+	CHECK_INT(count_links("fb"), 0);
+	out = run_tool("nft", "list", "tables", NULL);
+	CHECK(strstr(out, "table ip fb") == NULL);
+	free(out);
+	CHECK_INT(h_run(&out, "prune", NULL), 0);
+	CHECK(strstr(out, "pruned: 0 network(s), 0 tap(s), 0 orphaned VMM process(es), 0 stale file(s)") != NULL);
+	free(out);
+	h_teardown();
+}
+
+/* Without root: a clear error before any disk work, nothing left behind. */
+static void t_net_notroot(void)
+{
+	h_setup("notroot");
+	enter_netns();
+	CHECK_INT(chown(h_root, 65534, 65534), 0);
+	char img[300];
+	snprintf(img, sizeof(img), "%s", h_image());
+	CHECK_INT(chown(img, 65534, 65534), 0);
+	int outp[2];
+	CHECK(pipe(outp) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(outp[1], 1);
+		dup2(outp[1], 2);
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0)
+			_exit(126);
+		setenv("HOME", h_root, 1);
+		execl(h_bin, h_bin, "up", "nr-1", "--image", img, (char *)NULL);
+		_exit(127);
+	}
+	close(outp[1]);
+	char buf[4096] = { 0 };
+	size_t got = 0;
+	ssize_t r;
+	while ((r = read(outp[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)r;
+	close(outp[0]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	fprintf(stderr, "%s", buf);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	CHECK(strstr(buf, "needs root") != NULL);
+	char d[300];
+	snprintf(d, sizeof(d), "%s/clusters/nr", h_root);
+	CHECK(!path_exists(d));
+	CHECK(!h_sock_exists("nr-1"));
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -854,6 +1064,8 @@ static const struct {
 	{ "concurrent", t_concurrent }, { "kill-vm", t_kill_vm },
 	{ "sigterm", t_sigterm },     { "socat", t_socat },
 	{ "holder-valgrind", t_holder_valgrind },
+	{ "net-holder", t_net_holder }, { "net-prune", t_net_prune },
+	{ "net-notroot", t_net_notroot },
 };
 
 int main(int argc, char **argv)

@@ -78,7 +78,7 @@ int tdb_start(struct tdb *d)
 		fprintf(stderr, "skip: unshare(CLONE_NEWNS): %s\n", strerror(errno));
 		return TEST_SKIP;
 	}
-	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	CHECK(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
 
 	FMT(d->dir, "/tmp/fbssh-XXXXXX");
 	CHECK(mkdtemp(d->dir) != NULL);
@@ -103,7 +103,7 @@ int tdb_start(struct tdb *d)
 	CHECK(file_read_all(pub, 4096, &pubs, &n) == 0);
 	write_file(ak, pubs, 0600);
 	free(pubs);
-	CHECK(mount(home, pw->pw_dir, NULL, MS_BIND, NULL) == 0);
+	CHECK(mount(home, pw->pw_dir, "none", MS_BIND, NULL) == 0);
 
 	struct cmd c;
 	cmd_init(&c, "dropbearconvert");

@@ -327,10 +327,15 @@ int main(void)
 	int r = tdb_start(&db);
 	if (r)
 		return r;
+	fprintf(stderr, "== test_basic\n");
 	test_basic();
+	fprintf(stderr, "== test_large\n");
 	test_large();
+	fprintf(stderr, "== test_stream_stdin\n");
 	test_stream_stdin();
+	fprintf(stderr, "== test_hostkey_and_auth\n");
 	test_hostkey_and_auth();
+	fprintf(stderr, "== test_async\n");
 	test_async();
 	tdb_stop(&db);
 	printf("ok\n");

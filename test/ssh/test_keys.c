@@ -66,6 +66,8 @@ int main(void)
 	CHECK_OK(keys_generate("test@fleetbox", &pem2, &line2, &e), &e);
 	CHECK(strcmp(line, line2) != 0);
 	CHECK(strcmp(pem, pem2) != 0);
+	free(pem2);
+	free(line2);
 	CHECK(keys_generate("a\nb", &pem2, &line2, &e) == -EINVAL);
 	free(pem);
 	free(line);
