@@ -797,16 +797,18 @@ int copy_to_guest(const struct ssh_target *t, const char *host_src, const char *
 	if ((r = ssh_chan_exec(c, cmd, &ch, e)) < 0)
 		goto out;
 	r = copy_tar_create(host_src, arc, chan_write_cb, ch, e);
-	struct err e2 = { 0 };
-	struct ssh_status sst;
-	int r2 = r == 0 ? ssh_chan_send_eof(ch, &e2) : 0;
-	if (r2 == 0)
-		r2 = ssh_chan_finish(ch, &sst, &e2);
-	if (r2 == 0 && sst.exit_status != 0) /* tar's own words explain best */
-		r = tar_status(t, ch, &sst, e);
-	else if (r == 0 && r2 < 0) {
-		r = r2;
-		err_set(e, r2, "%s", e2.msg);
+	/* Finish on success, and when the remote tar went away early (-EPIPE): its
+	 * status and stderr explain best. A local failure just drops the channel. */
+	if (r == 0 || r == -EPIPE) {
+		struct err e2 = { 0 };
+		struct ssh_status sst;
+		int r2 = r == 0 ? ssh_chan_send_eof(ch, &e2) : 0;
+		if (r2 == 0)
+			r2 = ssh_chan_finish(ch, &sst, &e2);
+		if (r2 == 0 && sst.exit_status != 0)
+			r = tar_status(t, ch, &sst, e);
+		else if (r == 0 && r2 < 0)
+			r = err_set(e, r2, "%s", e2.msg);
 	}
 out:
 	ssh_chan_free(ch);
@@ -866,16 +868,16 @@ int copy_from_guest(const struct ssh_target *t, const char *guest_src, const cha
 	if ((r = ssh_conn_open(t, &c, e)) < 0 || (r = ssh_chan_exec(c, cmd, &ch, e)) < 0)
 		goto out;
 	r = copy_tar_extract(chan_read_cb, ch, xdir, sbase, top_to, e);
-	if (r == -EPERM || r == -ENOMEM)
-		goto out; /* refused: drop the connection rather than drain the stream */
-	struct err e2 = { 0 };
-	struct ssh_status sst;
-	int r2 = ssh_chan_finish(ch, &sst, &e2);
-	if (r2 == 0 && sst.exit_status != 0)
-		r = tar_status(t, ch, &sst, e);
-	else if (r == 0 && r2 < 0) {
-		r = r2;
-		err_set(e, r2, "%s", e2.msg);
+	/* Refusals and local failures drop the connection rather than drain the
+	 * stream; a bad or empty stream (-EIO) is most likely explained by tar. */
+	if (r == 0 || r == -EIO) {
+		struct err e2 = { 0 };
+		struct ssh_status sst;
+		int r2 = ssh_chan_finish(ch, &sst, &e2);
+		if (r2 == 0 && sst.exit_status != 0)
+			r = tar_status(t, ch, &sst, e);
+		else if (r == 0 && r2 < 0)
+			r = err_set(e, r2, "%s", e2.msg);
 	}
 out:
 	ssh_chan_free(ch);

@@ -375,6 +375,19 @@ static short ssh2_want(LIBSSH2_SESSION *s)
 	return w ? w : POLLIN;
 }
 
+/* True when libssh2 holds state that lets the channel progress without new
+ * socket input. Any libssh2 call may drain the socket into libssh2's packet
+ * queue (data for either stream, window adjusts), so "the last call said
+ * EAGAIN" does not mean "wait for the socket": check the queue and, with input
+ * pending, the send window (unless sending itself is what blocks). */
+static bool chan_ready(LIBSSH2_SESSION *s, LIBSSH2_CHANNEL *ch, bool have_input)
+{
+	if (libssh2_poll_channel_read(ch, 1) > 0)
+		return true;
+	return have_input && libssh2_channel_window_write_ex(ch, NULL) > 0 &&
+	       !(libssh2_session_block_directions(s) & LIBSSH2_SESSION_BLOCK_OUTBOUND);
+}
+
 static int check_hostkey(struct ssh_conn *c, struct err *e)
 {
 	size_t got_len = 0;
@@ -573,10 +586,15 @@ static int run_pump(struct run *r, struct err *e)
 		}
 		if (libssh2_channel_eof(r->ch) == 1)
 			return 1;
-		if (!progress)
-			break;
+		if (!progress && !chan_ready(r->c->s, r->ch, r->in_off < r->in_len)) {
+			r->c->want = ssh2_want(r->c->s);
+			return -EAGAIN;
+		}
 	}
-	r->c->want = ssh2_want(r->c->s);
+	/* Still progressing: libssh2 drains the socket into its own packet queue,
+	 * so the socket may be empty while data waits in there. Ask to be called
+	 * again without waiting (the bound only keeps an async loop fair). */
+	r->c->want = 0;
 	return -EAGAIN;
 }
 
@@ -684,7 +702,9 @@ static int wait_sock(struct ssh_conn *c, int64_t deadline, struct pollfd *extra,
 	for (int i = 0; i < nextra; i++)
 		p[1 + i] = extra[i];
 	for (;;) {
-		int tmo = -1;
+		/* Without a deadline, wake up every second anyway: a safety net so a
+		 * missed libssh2 state change costs a second, never a hang. */
+		int tmo = 1000;
 		if (deadline) {
 			int64_t left = deadline - now_ms();
 			if (left <= 0)
@@ -700,7 +720,7 @@ static int wait_sock(struct ssh_conn *c, int64_t deadline, struct pollfd *extra,
 			return err_set(e, -errno, "poll: %s", strerror(errno));
 		for (int i = 0; i < nextra; i++)
 			extra[i].revents = p[1 + i].revents;
-		if (n > 0)
+		if (n > 0 || !deadline)
 			return 0;
 	}
 }
@@ -740,7 +760,7 @@ static int run_sync(struct run *r, const struct drive_fds *fds, struct err *e)
 		int rc = run_step(r, e);
 		if (rc != -EAGAIN)
 			return rc;
-		struct pollfd x[2];
+		struct pollfd x[2] = { { .fd = -1 }, { .fd = -1 } };
 		int nx = 0, in_i = -1, w_i = -1;
 		/* stdin is read only once the command runs, and only into an empty buffer */
 		if (fds && fds->in_fd >= 0 && !r->in_eof && r->in_len == 0 && r->phase == R_IO) {
@@ -751,9 +771,13 @@ static int run_sync(struct run *r, const struct drive_fds *fds, struct err *e)
 			w_i = nx;
 			x[nx++] = (struct pollfd){ .fd = fds->winch_fd, .events = POLLIN };
 		}
-		rc = wait_sock(r->c, r->c->phase == C_READY ? 0 : deadline, x, nx, e);
-		if (rc < 0)
+		if (r->c->want == 0) {
+			/* runnable now: only look at the extra fds, without blocking */
+			if (nx > 0 && poll(x, (nfds_t)nx, 0) < 0 && errno != EINTR)
+				return err_set(e, -errno, "poll: %s", strerror(errno));
+		} else if ((rc = wait_sock(r->c, r->c->phase == C_READY ? 0 : deadline, x, nx, e)) < 0) {
 			return rc;
+		}
 		if (in_i >= 0 && x[in_i].revents) {
 			ssize_t n = read(fds->in_fd, r->inbuf, sizeof(r->inbuf));
 			if (n > 0)
@@ -1071,7 +1095,7 @@ ssize_t ssh_chan_read(struct ssh_chan *h, void *buf, size_t len, struct err *e)
 			return rc;
 		if (libssh2_channel_eof(h->ch) == 1)
 			return 0;
-		if (!progress && (rc = chan_wait(h->c, e)) < 0)
+		if (!progress && !chan_ready(h->c->s, h->ch, false) && (rc = chan_wait(h->c, e)) < 0)
 			return rc;
 	}
 }
@@ -1080,6 +1104,14 @@ int ssh_chan_write(struct ssh_chan *h, const void *buf, size_t len, struct err *
 {
 	const char *p = buf;
 	while (len > 0) {
+		/* Keep stderr (and stray stdout) flowing so the remote never stalls on
+		 * us; done before the write so the write's own EAGAIN is the last word. */
+		bool progress = false;
+		int rc = chan_drain_stderr(h, &progress, e);
+		if (rc < 0)
+			return rc;
+		while (libssh2_channel_read_ex(h->ch, 0, h->scratch, sizeof(h->scratch)) > 0)
+			;
 		ssize_t n = libssh2_channel_write(h->ch, p, len);
 		if (n > 0) {
 			p += n;
@@ -1088,19 +1120,11 @@ int ssh_chan_write(struct ssh_chan *h, const void *buf, size_t len, struct err *
 		}
 		if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
 			return err_set(e, -EPIPE, "writing to %s: %s", h->c->t.name, ssh2_msg(h->c->s));
-		/* Keep stderr (and stray stdout) flowing so the remote never stalls on us. */
-		bool progress = false;
-		int rc = chan_drain_stderr(h, &progress, e);
-		if (rc < 0)
-			return rc;
-		ssize_t m = libssh2_channel_read_ex(h->ch, 0, h->scratch, sizeof(h->scratch));
-		if (m > 0)
-			progress = true;
 		/* The remote's stdout ended: the command exited and will not read more. */
 		if (libssh2_channel_eof(h->ch) == 1)
 			return err_set(e, -EPIPE, "the remote command on %s exited before reading "
 						  "all input", h->c->t.name);
-		if (!progress && (rc = chan_wait(h->c, e)) < 0)
+		if (!chan_ready(h->c->s, h->ch, true) && (rc = chan_wait(h->c, e)) < 0)
 			return rc;
 	}
 	return 0;
@@ -1132,7 +1156,7 @@ int ssh_chan_finish(struct ssh_chan *h, struct ssh_status *st, struct err *e)
 			return rc;
 		if (libssh2_channel_eof(h->ch) == 1)
 			break;
-		if (!progress && (rc = chan_wait(h->c, e)) < 0)
+		if (!progress && !chan_ready(h->c->s, h->ch, false) && (rc = chan_wait(h->c, e)) < 0)
 			return rc;
 	}
 	while ((rc = libssh2_channel_close(h->ch)) == LIBSSH2_ERROR_EAGAIN)
@@ -1244,6 +1268,11 @@ static void op_advance(struct ssh_exec_op *op)
 		op->polling = true;
 		op->open_handles++;
 	}
+	if (op->conn.want == 0) {
+		/* runnable now (see run_pump): continue from the loop's next turn */
+		uv_timer_start(&op->timer, op_on_timer, 0, 0);
+		return;
+	}
 	int ev = ((op->conn.want & POLLIN) ? UV_READABLE : 0) |
 		 ((op->conn.want & POLLOUT) ? UV_WRITABLE : 0);
 	int r = uv_poll_start(&op->poll, ev, op_on_poll);
@@ -1251,9 +1280,11 @@ static void op_advance(struct ssh_exec_op *op)
 		op_finish(op, err_set(&op->err, r, "uv_poll_start: %s", uv_strerror(r)));
 		return;
 	}
-	/* The connect deadline covers dial + handshake + auth only. */
+	/* The connect deadline covers dial + handshake + auth only; afterwards the
+	 * timer serves continuations and a once-a-second re-check (the same safety
+	 * net as the blocking driver's). */
 	if (op->conn.phase == C_READY)
-		uv_timer_stop(&op->timer);
+		uv_timer_start(&op->timer, op_on_timer, 1000, 0);
 }
 
 static void op_on_poll(uv_poll_t *h, int status, int events)
@@ -1280,6 +1311,10 @@ static void op_on_timer(uv_timer_t *t)
 		op->started = true;
 		uv_timer_start(&op->timer, op_on_timer, (uint64_t)op->conn.t.connect_timeout_ms, 0);
 		op_advance(op);
+		return;
+	}
+	if (op->conn.phase == C_READY) {
+		op_advance(op); /* a continuation, not the deadline */
 		return;
 	}
 	op_finish(op, err_set(&op->err, -ETIMEDOUT,

@@ -80,7 +80,9 @@ int ssh_chan_exec(struct ssh_conn *c, const char *cmd, struct ssh_chan **out, st
 /* Reads the command's stdout: > 0 bytes, 0 at EOF, < 0 error. Its stderr is
  * collected meanwhile (see ssh_chan_stderr). */
 ssize_t ssh_chan_read(struct ssh_chan *ch, void *buf, size_t len, struct err *e);
-/* Writes all of buf to the command's stdin; -EPIPE if the command has gone away. */
+/* Writes all of buf to the command's stdin; -EPIPE if the command has gone away.
+ * Meanwhile stderr is collected and stdout arriving is discarded (for commands
+ * that consume input, like tar -x). */
 int ssh_chan_write(struct ssh_chan *ch, const void *buf, size_t len, struct err *e);
 int ssh_chan_send_eof(struct ssh_chan *ch, struct err *e);
 /* Discards remaining stdout, waits for the channel to close, fills st. */

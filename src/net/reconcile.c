@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/net.h"
@@ -23,12 +24,32 @@
 
 #define KILL_WAIT_MS 3000
 
+/* Without pidfds (old kernels, valgrind): signal by pid, then watch /proc. The
+ * window between the start-time check and kill() is the classic race pidfds
+ * close; it is only taken when they are unavailable. */
+static int kill_vmm_legacy(pid_t pid, unsigned long long start)
+{
+	if (!proc_same(pid, start))
+		return 0;
+	if (kill(pid, SIGKILL) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	for (int i = 0; i < KILL_WAIT_MS / 10; i++) {
+		unsigned long long now;
+		if (proc_start_time(pid, &now) == -ESRCH || now != start)
+			return 1;
+		nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
 /* 1 = killed, 0 = nothing (gone, or the pid now belongs to someone else), <0 error. */
 static int kill_vmm(pid_t pid, unsigned long long start)
 {
 	if (pid <= 0)
 		return 0;
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0 && errno == ENOSYS)
+		return kill_vmm_legacy(pid, start);
 	if (fd < 0)
 		return errno == ESRCH ? 0 : -errno;
 	/* Checked after pidfd_open, so the fd refers to the process we verified. */
@@ -40,6 +61,7 @@ static int kill_vmm(pid_t pid, unsigned long long start)
 	if (syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0) < 0)
 		r = errno == ESRCH ? 0 : -errno;
 	if (r == 1) {
+		/* Readable once the process has exited (zombie or reaped). */
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int pr;
 		do
@@ -82,6 +104,11 @@ static int teardown_taps(struct net_record *r, bool kill_vmms, struct teardown_c
 		struct nl_link l;
 		if (nl_link_get(t->name, &l) == -ENODEV)
 			continue;
+		if (strcmp(l.kind, "tun") != 0) {
+			keep_first(first, -EEXIST);
+			err_set(e, -EEXIST, "%s is not a tap (kind '%s'); left alone", t->name, l.kind);
+			continue;
+		}
 		int d = nl_link_del(t->name);
 		if ((d < 0 && d != -ENODEV) || nl_link_get(t->name, &l) != -ENODEV) {
 			if (keep_first(first, d < 0 ? d : -EBUSY) < 0 && d < 0)
@@ -111,7 +138,10 @@ int net_teardown(const char *root, struct net_record *r, bool kill_vmms,
 	}
 
 	struct nl_link l;
-	if (nl_link_get(r->bridge, &l) == 0) {
+	if (nl_link_get(r->bridge, &l) == 0 && strcmp(l.kind, "bridge") != 0) {
+		err_set(&le, keep_first(&first, -EEXIST), "%s is not a bridge (kind '%s'); left alone",
+			r->bridge, l.kind);
+	} else if (nl_link_get(r->bridge, &l) == 0) {
 		x = nl_link_del(r->bridge);
 		if (x < 0 && x != -ENODEV)
 			err_set(&le, keep_first(&first, x), "cannot delete bridge %s: %s", r->bridge,

@@ -91,6 +91,19 @@ static int copy_str(json_t *o, const char *key, char *out, size_t len, bool requ
 	return 0;
 }
 
+/* prefix + 8 lowercase hex digits: the only names we create (see name_bridge and
+ * name_tap), so a damaged or forged record can never point teardown at eth0. */
+static bool our_name(const char *s, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+	if (strncmp(s, prefix, pl) != 0 || strlen(s) != pl + 8)
+		return false;
+	for (const char *p = s + pl; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
 static int parse(json_t *j, struct net_record *r)
 {
 	json_t *owner = json_object_get(j, "owner");
@@ -105,6 +118,8 @@ static int parse(json_t *j, struct net_record *r)
 	    !json_is_integer(json_object_get(owner, "pid")) ||
 	    !json_is_integer(json_object_get(owner, "start_time")) ||
 	    (taps && !json_is_array(taps)) || (fwd && !json_is_array(fwd)))
+		return -EBADMSG;
+	if (!our_name(r->bridge, "fb") || strcmp(r->table, r->bridge) != 0)
 		return -EBADMSG;
 	r->owner_pid = (pid_t)json_integer_value(json_object_get(owner, "pid"));
 	r->owner_start_time =
@@ -127,7 +142,8 @@ static int parse(json_t *j, struct net_record *r)
 		if (copy_str(x, "name", t->name, sizeof(t->name), true) < 0 ||
 		    copy_str(x, "member", t->member, sizeof(t->member), true) < 0 ||
 		    copy_str(x, "ip", t->ip, sizeof(t->ip), true) < 0 ||
-		    copy_str(x, "mac", t->mac, sizeof(t->mac), true) < 0)
+		    copy_str(x, "mac", t->mac, sizeof(t->mac), true) < 0 ||
+		    !our_name(t->name, "fbt"))
 			return -EBADMSG;
 		t->vmm_pid = (pid_t)json_integer_value(json_object_get(x, "vmm_pid"));
 		t->vmm_start_time =

@@ -540,6 +540,55 @@ static void t_join(void)
 	h_teardown();
 }
 
+/* stop while boot-member is pending: the boot reply says so, the member goes. */
+static void t_stop_during_boot(void)
+{
+	h_setup("stopboot");
+	CHECK_INT(h_run(NULL, "up", "sb-1", "--image", h_image(), NULL), 0);
+	setenv("FLEETBOX_FAKE_BOOT_MS", "1500", 1); /* read by the holder at boot time */
+	/* The running holder was started without the delay; start a second one. */
+	CHECK_INT(h_run(NULL, "down", "sb-1", NULL), 0);
+	pid_t up = fork();
+	CHECK(up >= 0);
+	if (up == 0) {
+		char *out = NULL;
+		int rc = h_run(&out, "up", "sb-1", NULL);
+		_exit(rc == 1 && strstr(out, "error: member sb-1 was stopped during boot") ? 0 : 1);
+	}
+	/* wait until the holder serves the member (state starting), then stop it */
+	json_t *o = NULL;
+	for (int i = 0; i < 1000; i++) {
+		json_decref(o);
+		o = status_json("sb-1");
+		if (o && h_fake_vm_pid("sb-1") == 0 && h_pidfile("sb-1") &&
+		    !strcmp(jstr(o, "status", "state"), "starting"))
+			break;
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	CHECK(o != NULL);
+	CHECK_STR(jstr(o, "status", "state"), "starting");
+	json_decref(o);
+	/* wait for the VMM process to exist, so the stop hits a booting VM */
+	for (int i = 0; i < 1000 && !h_fake_vm_pid("sb-1"); i++) {
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	char *r = h_req("sb-1", "{\"cmd\":\"stop\"}\n", 2000);
+	CHECK_STR(r, "{}");
+	free(r);
+	int st;
+	CHECK(waitpid(up, &st, 0) == up);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	/* it existed before this up: stopped again, not deleted */
+	char p[300];
+	snprintf(p, sizeof(p), "%s/clusters/sb/sb-1/disk", h_root);
+	CHECK(path_exists(p));
+	CHECK(member_gone("sb-1"));
+	h_teardown();
+}
+
 /* Protocol errors, each answered, and the holder keeps serving. */
 static void t_bad_requests(void)
 {
@@ -1063,7 +1112,7 @@ static const struct {
 	{ "join", t_join },	      { "bad-requests", t_bad_requests },
 	{ "concurrent", t_concurrent }, { "kill-vm", t_kill_vm },
 	{ "sigterm", t_sigterm },     { "socat", t_socat },
-	{ "holder-valgrind", t_holder_valgrind },
+	{ "holder-valgrind", t_holder_valgrind }, { "stop-during-boot", t_stop_during_boot },
 	{ "net-holder", t_net_holder }, { "net-prune", t_net_prune },
 	{ "net-notroot", t_net_notroot },
 };

@@ -8,13 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "net/net.h"
 #include "net/netint.h"
 #include "net/nl.h"
+#include "net/record.h"
 #include "nstest.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -60,15 +61,19 @@ static void test_crash_with_taps(const char *root)
 	pid_t child = fork();
 	CHECK(child >= 0);
 	if (child == 0) {
+		/* Dies with the test even if a CHECK below exits early. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(p[0]);
 		holder_child(root, p[1]);
 	}
 	close(p[1]);
 	struct crash_info ci;
+	struct pollfd rp = {.fd = p[0], .events = POLLIN};
+	CHECK(poll(&rp, 1, 20000) == 1);  /* bounded: the child needs milliseconds */
 	CHECK(read(p[0], &ci, sizeof(ci)) == sizeof(ci));
 	close(p[0]);
-	int vmm_fd = (int)syscall(SYS_pidfd_open, ci.vmm, 0);
-	CHECK(vmm_fd >= 0);
+	unsigned long long vmm_start;
+	CHECK(proc_start_time(ci.vmm, &vmm_start) == 0);
 	CHECK(kill(child, SIGKILL) == 0);
 	int st;
 	CHECK(waitpid(child, &st, 0) == child && WIFSIGNALED(st));
@@ -78,8 +83,7 @@ static void test_crash_with_taps(const char *root)
 	CHECK(nstest_link_exists(ci.bridge) && nstest_link_exists(ci.tap1) &&
 	      nstest_link_exists(ci.tap2) && nstest_table_exists(ci.bridge));
 	CHECK(nstest_fwd("up0") == 1);
-	struct pollfd pf = {.fd = vmm_fd, .events = POLLIN};
-	CHECK(poll(&pf, 1, 0) == 0);  /* the orphan VMM is alive */
+	CHECK(proc_same(ci.vmm, vmm_start));  /* the orphan VMM is alive */
 
 	struct net_reconcile_report rep;
 	struct err e = {0};
@@ -90,8 +94,7 @@ static void test_crash_with_taps(const char *root)
 	CHECK(rep.records_seen == 1 && rep.records_reclaimed == 1 && rep.records_kept == 0);
 	CHECK(rep.processes_killed == 1 && rep.taps_removed == 2);
 	CHECK(rep.bridges_removed == 1 && rep.tables_removed == 1);
-	CHECK(poll(&pf, 1, 0) == 1 && (pf.revents & POLLIN));  /* VMM gone */
-	close(vmm_fd);
+	CHECK(!proc_same(ci.vmm, vmm_start));  /* VMM gone (exited; a zombie at most) */
 	CHECK(!nstest_link_exists(ci.bridge) && !nstest_link_exists(ci.tap1) &&
 	      !nstest_link_exists(ci.tap2));
 	CHECK(!nstest_table_exists(ci.bridge) && !nstest_record_exists(root, ci.bridge));
@@ -174,6 +177,51 @@ static void test_create_reconciles(const char *root)
 	CHECK(nstest_table_count() == 0 && nstest_fwd("up0") == 0);
 }
 
+/* A live owner's network is left alone; the same pid with another start time
+ * (a reused pid) counts as dead. */
+static void test_owner_identity(const char *root)
+{
+	struct net *n;
+	struct err e = {0};
+	struct net_reconcile_report rep;
+	CHECK_OK(net_create(&(struct net_config){.store_root = root}, &n, &e), e);
+	CHECK_OK(net_reconcile(root, &rep, &e), e);
+	CHECK(rep.records_seen == 1 && rep.records_reclaimed == 0 && rep.records_kept == 0);
+	CHECK(nstest_link_exists(net_bridge(n)));
+
+	char path[4096];
+	struct net_record r;
+	CHECK(record_path(root, net_bridge(n), path, sizeof(path)) == 0);
+	CHECK_OK(record_load(path, &r, &e), e);
+	CHECK(r.owner_pid == getpid());
+	r.owner_start_time += 1;  /* as if our pid had been reused */
+	CHECK(record_save(root, &r) == 0);
+	record_fini(&r);
+	CHECK_OK(net_reconcile(root, &rep, &e), e);
+	CHECK(rep.records_reclaimed == 1 && rep.bridges_removed == 1 && rep.tables_removed == 1);
+	CHECK(!nstest_link_exists(net_bridge(n)));
+	/* Destroying a network whose state is already gone is fine. */
+	CHECK_OK(net_destroy(n, &e), e);
+}
+
+/* A record naming something we never create (here the uplink) is not acted on. */
+static void test_forged_record(const char *root)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/networks/up0.json", root);
+	const char *js = "{\"bridge\": \"up0\", \"table\": \"up0\", \"subnet\": \"10.99.0.0/24\","
+			 " \"owner\": {\"pid\": 999999999, \"start_time\": 1}, \"taps\": []}";
+	CHECK(file_write_atomic(path, js, strlen(js), 0600) == 0);
+	struct net_reconcile_report rep;
+	struct err e = {0};
+	CHECK(net_reconcile(root, &rep, &e) < 0);
+	printf("forged record: %s\n", e.msg);
+	CHECK(rep.records_seen == 1 && rep.records_kept == 1 && rep.records_reclaimed == 0);
+	CHECK(strstr(e.msg, "not a fleetbox network record"));
+	CHECK(nstest_link_exists("up0"));
+	CHECK(unlink(path) == 0);
+}
+
 int main(void)
 {
 	nstest_enter();
@@ -185,6 +233,9 @@ int main(void)
 	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
 		test_crash_in_create(root, stages[i]);
 	test_create_reconciles(root);
+	test_owner_identity(root);
+	test_forged_record(root);
+	CHECK(nstest_fwd("up0") == 0 && nstest_table_count() == 0);
 	rm_rf(root);
 	free(root);
 	printf("net_crash_test: ok\n");

@@ -100,6 +100,7 @@ static void talk(struct nlmsghdr *nlh)
 {
 	struct mnl_socket *sk = mnl_socket_open(NETLINK_ROUTE);
 	CHECK(sk && mnl_socket_bind(sk, 0, MNL_SOCKET_AUTOPID) == 0);
+	/* (buffers are zeroed by the callers: valgrind checks the padding) */
 	nlh->nlmsg_seq = (unsigned)time(NULL);
 	CHECK(mnl_socket_sendto(sk, nlh, nlh->nlmsg_len) >= 0);
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -112,18 +113,16 @@ static void talk(struct nlmsghdr *nlh)
 	mnl_socket_close(sk);
 }
 
-void nstest_uplink(const char *name, const char *addr, int len, const char *gw, int fwd)
+void nstest_veth(const char *name, const char *peer)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
+	memset(buf, 0, sizeof(buf));
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = RTM_NEWLINK;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
-	/* veth (this kernel has no dummy driver); the peer is <name>p, up. */
-	char peer[IF_NAMESIZE];
-	snprintf(peer, sizeof(peer), "%sp", name);
 	struct nlattr *info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
 	struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -135,31 +134,72 @@ void nstest_uplink(const char *name, const char *addr, int len, const char *gw, 
 	mnl_attr_nest_end(nlh, data);
 	mnl_attr_nest_end(nlh, info);
 	talk(nlh);
+}
 
+void nstest_link_move(const char *name, int nsfd)
+{
 	struct nl_link l;
-	CHECK(nl_link_get(peer, &l) == 0);
-	CHECK(nl_link_up(l.index, 0) == 0);
 	CHECK(nl_link_get(name, &l) == 0);
-	uint32_t a;
-	struct in_addr in;
-	CHECK(inet_pton(AF_INET, addr, &in) == 1);
-	a = ntohl(in.s_addr);
-	CHECK(nl_addr_add(l.index, a, len) == 0);
-	CHECK(nl_link_up(l.index, 0) == 0);
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	memset(buf, 0, sizeof(buf));
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = l.index;
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)nsfd);
+	talk(nlh);
+}
 
-	nlh = mnl_nlmsg_put_header(buf);
+void nstest_route(const char *dst, int len, const char *gw, const char *dev)
+{
+	struct nl_link l;
+	struct in_addr in;
+	CHECK(nl_link_get(dev, &l) == 0);
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	memset(buf, 0, sizeof(buf));
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = RTM_NEWROUTE;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
 	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
 	rt->rtm_family = AF_INET;
+	rt->rtm_dst_len = (unsigned char)len;
 	rt->rtm_table = RT_TABLE_MAIN;
 	rt->rtm_protocol = RTPROT_STATIC;
 	rt->rtm_scope = RT_SCOPE_UNIVERSE;
 	rt->rtm_type = RTN_UNICAST;
+	if (len > 0) {
+		CHECK(inet_pton(AF_INET, dst, &in) == 1);
+		mnl_attr_put_u32(nlh, RTA_DST, in.s_addr);
+	}
 	CHECK(inet_pton(AF_INET, gw, &in) == 1);
 	mnl_attr_put_u32(nlh, RTA_GATEWAY, in.s_addr);
 	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)l.index);
 	talk(nlh);
+}
+
+void nstest_addr_up(const char *dev, const char *addr, int len)
+{
+	struct nl_link l;
+	struct in_addr in;
+	CHECK(nl_link_get(dev, &l) == 0);
+	CHECK(inet_pton(AF_INET, addr, &in) == 1);
+	CHECK(nl_addr_add(l.index, ntohl(in.s_addr), len) == 0);
+	CHECK(nl_link_up(l.index, 0) == 0);
+}
+
+void nstest_uplink(const char *name, const char *addr, int len, const char *gw, int fwd)
+{
+	/* veth (this kernel has no dummy driver); the peer is <name>p, up. */
+	char peer[IF_NAMESIZE];
+	struct nl_link l;
+	snprintf(peer, sizeof(peer), "%sp", name);
+	nstest_veth(name, peer);
+	CHECK(nl_link_get(peer, &l) == 0);
+	CHECK(nl_link_up(l.index, 0) == 0);
+	nstest_addr_up(name, addr, len);
+	nstest_route(NULL, 0, gw, name);
 	CHECK(fwd_write(name, fwd) == 0);
 }
 

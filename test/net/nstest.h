@@ -23,4 +23,10 @@ bool nstest_record_exists(const char *root, const char *bridge);
 /* A veth "uplink" (peer <name>p) with addr/len and a default route via gw, forwarding = fwd. */
 void nstest_uplink(const char *name, const char *addr, int len, const char *gw, int fwd);
 int nstest_fwd(const char *ifname);
+void nstest_veth(const char *name, const char *peer);
+/* Moves a link into the namespace nsfd refers to. */
+void nstest_link_move(const char *name, int nsfd);
+/* dst may be NULL with len 0 (default route). */
+void nstest_route(const char *dst, int len, const char *gw, const char *dev);
+void nstest_addr_up(const char *dev, const char *addr, int len);
 double nstest_now_ms(void);

@@ -78,7 +78,7 @@ int tdb_start(struct tdb *d)
 		fprintf(stderr, "skip: unshare(CLONE_NEWNS): %s\n", strerror(errno));
 		return TEST_SKIP;
 	}
-	CHECK(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	CHECK(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0);
 
 	FMT(d->dir, "/tmp/fbssh-XXXXXX");
 	CHECK(mkdtemp(d->dir) != NULL);

@@ -101,6 +101,22 @@ static void semantics(void)
 	FMT(h, "%s/pwned", base);
 	CHECK(access(h, F_OK) != 0);
 
+	/* a hostile guest tree: an absolute symlink is refused on the host, the
+	 * connection is dropped mid-stream, and nothing lands outside */
+	char evil[PATH_MAX], lnk[PATH_MAX], big[PATH_MAX];
+	FMT(evil, "%s/evil", base);
+	CHECK(mkdir(evil, 0755) == 0);
+	FMT(big, "%s/aaa-big.bin", evil);
+	FMT(lnk, "%s/src/big.bin", base);
+	CHECK(link(lnk, big) == 0);
+	FMT(lnk, "%s/zzz-abs", evil);
+	CHECK(symlink("/etc/passwd", lnk) == 0);
+	FMT(h, "%s/evil-copy", base);
+	r = copy_from_guest(&db.target, evil, h, NULL, &e);
+	CHECK(r == -EPERM);
+	CHECK(strstr(e.msg, "points outside the destination") != NULL);
+	printf("hostile guest: %s\n", e.msg);
+
 	/* relative guest paths are refused */
 	CHECK(copy_to_guest(&db.target, f, "relative/x", NULL, &e) == -EINVAL);
 	CHECK(copy_from_guest(&db.target, "relative/x", h, NULL, &e) == -EINVAL);

@@ -17,7 +17,7 @@
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 umask 022
 
-say() { echo "fleetbox-mini: $*" > /dev/console; }
+say() { echo "fleetbox-mini: $* [$(cut -d" " -f1 /proc/uptime)s]" > /dev/console; }
 
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -194,11 +194,21 @@ if [ -f $UD ]; then
 fi
 
 # --- power button -------------------------------------------------------
-for ev in /sys/class/input/event*; do
-	[ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
-	# Any event on a power-button device means "press": ask PID 1 to stop.
-	( dd if="/dev/${ev##*/}" bs=24 count=1 > /dev/null 2>&1 && kill -TERM 1 ) &
-done
+# The ACPI button's input device appears asynchronously after insmod, so a
+# background watcher waits for it (bounded), then blocks reading one event:
+# any event on a power-button device is a press, so ask PID 1 to stop.
+(
+	for i in $(seq 1 100); do
+		for ev in /sys/class/input/event*; do
+			[ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
+			dd if="/dev/${ev##*/}" bs=24 count=1 > /dev/null 2>&1
+			kill -TERM 1
+			exit 0
+		done
+		sleep 0.1
+	done
+	say "no ACPI power button found"
+) &
 
 shutdown() {
 	say "powering off"
