@@ -5,6 +5,8 @@
 #include "rpc/wire.h"
 
 #include <dirent.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -306,3 +308,80 @@ char *h_read_file(const char *path)
 		return NULL;
 	return s;
 }
+
+
+
+/* Links whose name starts with prefix, via netlink (`ip`): /sys/class/net
+ * shows the namespace of whoever mounted /sys, not ours. */
+int h_count_links(const char *prefix)
+{
+	char *out = h_tool("ip", "-br", "link", NULL);
+	int n = 0;
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
+		if (!strncmp(l, prefix, strlen(prefix)))
+			n++;
+	free(out);
+	return n;
+}
+
+/* Every networking case runs in a private network namespace and refuses to
+ * run anywhere else: the host's interfaces are never touched. */
+void h_enter_netns(void)
+{
+	if (geteuid() != 0) {
+		printf("skipped: needs root for a private network namespace\n");
+		exit(77);
+	}
+	struct stat before, mine;
+	CHECK_INT(stat("/proc/self/ns/net", &before), 0);
+	CHECK_INT(unshare(CLONE_NEWNET), 0);
+	struct cmd c;
+	cmd_init(&c, "ip");
+	cmd_add(&c, "link");
+	cmd_add(&c, "set");
+	cmd_add(&c, "lo");
+	cmd_add(&c, "up");
+	struct err e = { 0 };
+	CHECK_INT(cmd_run(&c, NULL, &e), 0);
+	cmd_fini(&c);
+	/* the guard: we really are in a new namespace */
+	CHECK_INT(stat("/proc/self/ns/net", &mine), 0);
+	CHECK(mine.st_ino != before.st_ino);
+	CHECK_INT(h_count_links("fb"), 0);
+	setenv("FLEETBOX_NET", "bridge", 1);
+}
+
+char *h_tool(const char *prog, const char *a1, const char *a2, const char *a3)
+{
+	struct cmd c;
+	cmd_init(&c, prog);
+	if (a1)
+		cmd_add(&c, a1);
+	if (a2)
+		cmd_add(&c, a2);
+	if (a3)
+		cmd_add(&c, a3);
+	char *out = NULL;
+	struct err e = { 0 };
+	int r = cmd_run(&c, &out, &e);
+	cmd_fini(&c);
+	CHECK_INT(r, 0);
+	return out;
+}
+
+int h_count_records(void)
+{
+	char p[300];
+	snprintf(p, sizeof(p), "%s/networks", h_root);
+	DIR *d = opendir(p);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".json") && !strstr(de->d_name, ".tmp"))
+			n++;
+	closedir(d);
+	return n;
+}
+

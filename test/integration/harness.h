@@ -42,3 +42,14 @@ bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
 pid_t h_fake_vm_pid(const char *member);
 long h_now_ms(void);
 char *h_read_file(const char *path);
+
+/* Moves this process into a fresh network namespace (lo up) and refuses to
+ * go on unless it really is a new one; sets FLEETBOX_NET=bridge. Exits 77
+ * when not root. */
+void h_enter_netns(void);
+/* Links (via netlink) whose names start with prefix. */
+int h_count_links(const char *prefix);
+/* Runs a tool (argv, no shell), CHECKs it exited 0, returns its output. */
+char *h_tool(const char *prog, const char *a1, const char *a2, const char *a3);
+/* Crash records in <root>/networks. */
+int h_count_records(void);

@@ -896,86 +896,10 @@ static void t_holder_valgrind(void)
 
 /* --- the holder over the real network (fake VMM, FLEETBOX_NET=bridge) --- */
 
-static char *run_tool(const char *prog, const char *a1, const char *a2, const char *a3);
-
-/* Links whose name starts with prefix, via netlink (`ip`): /sys/class/net
- * shows the namespace of whoever mounted /sys, not ours. */
-static int count_links(const char *prefix)
-{
-	char *out = run_tool("ip", "-br", "link", NULL);
-	int n = 0;
-	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"))
-		if (!strncmp(l, prefix, strlen(prefix)))
-			n++;
-	free(out);
-	return n;
-}
-
-/* Every networking case runs in a private network namespace and refuses to
- * run anywhere else: the host's interfaces are never touched. */
-static void enter_netns(void)
-{
-	if (geteuid() != 0) {
-		printf("skipped: needs root for a private network namespace\n");
-		exit(77);
-	}
-	struct stat before, mine;
-	CHECK_INT(stat("/proc/self/ns/net", &before), 0);
-	CHECK_INT(unshare(CLONE_NEWNET), 0);
-	struct cmd c;
-	cmd_init(&c, "ip");
-	cmd_add(&c, "link");
-	cmd_add(&c, "set");
-	cmd_add(&c, "lo");
-	cmd_add(&c, "up");
-	struct err e = { 0 };
-	CHECK_INT(cmd_run(&c, NULL, &e), 0);
-	cmd_fini(&c);
-	/* the guard: we really are in a new namespace */
-	CHECK_INT(stat("/proc/self/ns/net", &mine), 0);
-	CHECK(mine.st_ino != before.st_ino);
-	CHECK_INT(count_links("fb"), 0);
-	setenv("FLEETBOX_NET", "bridge", 1);
-}
-
-static char *run_tool(const char *prog, const char *a1, const char *a2, const char *a3)
-{
-	struct cmd c;
-	cmd_init(&c, prog);
-	if (a1)
-		cmd_add(&c, a1);
-	if (a2)
-		cmd_add(&c, a2);
-	if (a3)
-		cmd_add(&c, a3);
-	char *out = NULL;
-	struct err e = { 0 };
-	int r = cmd_run(&c, &out, &e);
-	cmd_fini(&c);
-	CHECK_INT(r, 0);
-	return out;
-}
-
-static int count_records(void)
-{
-	char p[300];
-	snprintf(p, sizeof(p), "%s/networks", h_root);
-	DIR *d = opendir(p);
-	if (!d)
-		return 0;
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d)))
-		if (strstr(de->d_name, ".json") && !strstr(de->d_name, ".tmp"))
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void t_net_holder(void)
 {
 	h_setup("netholder");
-	enter_netns();
+	h_enter_netns();
 	long t0 = h_now_ms();
 	char *out;
 	CHECK_INT(h_run(&out, "up", "na", "-n", "2", "--image", h_image(), NULL), 0);
@@ -983,22 +907,22 @@ static void t_net_holder(void)
 	CHECK(strstr(out, "  na-1  IP: 192.168.0.2") != NULL);
 	CHECK(strstr(out, "  na-2  IP: 192.168.0.3") != NULL);
 	free(out);
-	CHECK_INT(count_links("fbt"), 2);
-	CHECK_INT(count_records(), 1);
+	CHECK_INT(h_count_links("fbt"), 2);
+	CHECK_INT(h_count_records(), 1);
 	/* the gateway is on the bridge; the VMs' neighbour entries are permanent */
-	out = run_tool("ip", "-4", "addr", "show");
+	out = h_tool("ip", "-4", "addr", "show");
 	CHECK(strstr(out, "192.168.0.1/24") != NULL);
 	free(out);
-	out = run_tool("ip", "neigh", "show", NULL);
+	out = h_tool("ip", "neigh", "show", NULL);
 	CHECK(strstr(out, "192.168.0.2") && strstr(out, "PERMANENT"));
 	free(out);
 	/* a second cluster gets the next /24, its own bridge and table */
 	CHECK_INT(h_run(&out, "up", "nb-1", "--image", h_image(), NULL), 0);
 	CHECK(strstr(out, "  nb-1  IP: 192.168.1.2") != NULL);
 	free(out);
-	CHECK_INT(count_records(), 2);
-	CHECK_INT(count_links("fbt"), 3);
-	out = run_tool("nft", "list", "tables", NULL);
+	CHECK_INT(h_count_records(), 2);
+	CHECK_INT(h_count_links("fbt"), 3);
+	out = h_tool("nft", "list", "tables", NULL);
 	int tables = 0;
 	for (char *p = out; (p = strstr(p, "table ip fb")); p++)
 		tables++;
@@ -1010,15 +934,15 @@ static void t_net_holder(void)
 	free(out);
 	/* down one: its tap goes, the network stays */
 	CHECK_INT(h_run(NULL, "down", "na-3", NULL), 0);
-	CHECK_INT(count_links("fbt"), 3);
+	CHECK_INT(h_count_links("fbt"), 3);
 	/* down na and nb: everything is gone */
 	pid_t ha = h_pidfile("na-1"), hb = h_pidfile("nb-1");
 	CHECK_INT(h_run(NULL, "down", "na", "nb", NULL), 0);
 	CHECK(h_wait_pid_gone(ha, 10000) >= 0 && h_wait_pid_gone(hb, 10000) >= 0);
-	CHECK_INT(count_links("fbt"), 0);
-	CHECK_INT(count_links("fb"), 0);
-	CHECK_INT(count_records(), 0);
-	out = run_tool("nft", "list", "tables", NULL);
+	CHECK_INT(h_count_links("fbt"), 0);
+	CHECK_INT(h_count_links("fb"), 0);
+	CHECK_INT(h_count_records(), 0);
+	out = h_tool("nft", "list", "tables", NULL);
 	CHECK(strstr(out, "table ip fb") == NULL);
 	free(out);
 	/* up again: same IPs from config.json hints */
@@ -1031,7 +955,7 @@ static void t_net_holder(void)
 static void t_net_prune(void)
 {
 	h_setup("netprune");
-	enter_netns();
+	h_enter_netns();
 	CHECK_INT(h_run(NULL, "up", "np", "-n", "2", "--image", h_image(), NULL), 0);
 	pid_t holder = h_pidfile("np-1");
 	pid_t v1 = h_fake_vm_pid("np-1");
@@ -1040,17 +964,17 @@ static void t_net_prune(void)
 	CHECK(h_wait_pid_gone(holder, 5000) >= 0);
 	CHECK(h_wait_pid_gone(v1, 5000) >= 0 || !h_pid_alive(v1)); /* PDEATHSIG */
 	/* the crash record and the host state survive the holder */
-	CHECK_INT(count_records(), 1);
-	CHECK_INT(count_links("fbt"), 2);
+	CHECK_INT(h_count_records(), 1);
+	CHECK_INT(h_count_links("fbt"), 2);
 	char *out;
 	long t0 = h_now_ms();
 	CHECK_INT(h_run(&out, "prune", NULL), 0);
 	printf("bench prune_ms=%ld\n", h_now_ms() - t0);
 	CHECK(strstr(out, "pruned: 1 network(s), 2 tap(s)") != NULL);
 	free(out);
-	CHECK_INT(count_records(), 0);
-	CHECK_INT(count_links("fb"), 0);
-	out = run_tool("nft", "list", "tables", NULL);
+	CHECK_INT(h_count_records(), 0);
+	CHECK_INT(h_count_links("fb"), 0);
+	out = h_tool("nft", "list", "tables", NULL);
 	CHECK(strstr(out, "table ip fb") == NULL);
 	free(out);
 	CHECK_INT(h_run(&out, "prune", NULL), 0);
@@ -1063,7 +987,7 @@ static void t_net_prune(void)
 static void t_net_notroot(void)
 {
 	h_setup("notroot");
-	enter_netns();
+	h_enter_netns();
 	CHECK_INT(chown(h_root, 65534, 65534), 0);
 	char img[300];
 	snprintf(img, sizeof(img), "%s", h_image());

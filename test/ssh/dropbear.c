@@ -60,6 +60,17 @@ static void write_file(const char *path, const char *data, mode_t mode)
 	CHECK(file_write_atomic(path, data, strlen(data), mode) == 0);
 }
 
+static struct tdb *active;
+static pid_t owner;
+
+/* A failed CHECK exits the test: still stop dropbear and remove the scratch dir
+ * (only in the process that started them, not in forked children). */
+static void cleanup_at_exit(void)
+{
+	if (active && getpid() == owner)
+		tdb_stop(active);
+}
+
 int tdb_start(struct tdb *d)
 {
 	struct err e = { 0 };
@@ -82,6 +93,9 @@ int tdb_start(struct tdb *d)
 
 	FMT(d->dir, "/tmp/fbssh-XXXXXX");
 	CHECK(mkdtemp(d->dir) != NULL);
+	active = d;
+	owner = getpid();
+	atexit(cleanup_at_exit);
 	FMT(d->store, "%s/store", d->dir);
 	FMT(d->hostdir, "%s/host", d->dir);
 	CHECK(mkdir(d->hostdir, 0700) == 0);
@@ -163,6 +177,8 @@ int tdb_start(struct tdb *d)
 
 void tdb_stop(struct tdb *d)
 {
+	if (d == active)
+		active = NULL;
 	if (d->pid > 0) {
 		kill(d->pid, SIGTERM);
 		int st;

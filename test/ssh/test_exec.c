@@ -145,6 +145,17 @@ static void test_stream_stdin(void)
 	struct ssh_io io2 = { sink_add, sink_add, &er, -1 };
 	CHECK_OK(ssh_exec_stream(&db.target, "cat; echo eof >&2", &io2, &st, &e), &e);
 	CHECK_STREQ(er.buf, "eof\n");
+
+	/* a login shell without a PTY (`fleetbox ssh NAME < script`) */
+	CHECK(pipe(p) == 0);
+	CHECK(write(p[1], "echo via-shell; exit 4\n", 23) == 23);
+	close(p[1]);
+	memset(&out, 0, sizeof(out));
+	struct ssh_io io3 = { sink_add, NULL, &out, p[0] };
+	CHECK_OK(ssh_exec_stream(&db.target, NULL, &io3, &st, &e), &e);
+	CHECK_STREQ(out.buf, "via-shell\n");
+	CHECK(st.exit_status == 4);
+	close(p[0]);
 }
 
 static void test_hostkey_and_auth(void)

@@ -1,0 +1,476 @@
+/* VM tests: real QEMU (TCG on this kind of machine) booting the embedded mini
+ * image, each case inside its own network namespace and private store.
+ * The mini image is built once per build tree into $FLEETBOX_TEST_IMAGES
+ * (under a lock) and hard-linked into each case's store: base images are
+ * never written (member disks are qcow2 overlays). Usage: vmtest <case>. */
+#include "harness.h"
+#include "fleetbox.h"
+#include "client/keys.h"
+#include "rpc/wire.h"
+#include "util/cmd.h"
+#include "util/err.h"
+#include "util/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void vm_setup(const char *name)
+{
+	if (geteuid() != 0) {
+		printf("skipped: VM tests need root (network namespace, taps)\n");
+		exit(77);
+	}
+	h_setup(name);
+	unsetenv("FLEETBOX_VMM"); /* auto: QEMU (KVM when it really works, else TCG) */
+	const char *cache = getenv("FLEETBOX_TEST_IMAGES");
+	CHECK(cache != NULL);
+	CHECK_INT(mkdir_p(cache, 0700), 0);
+	char lock[512], mini[512];
+	snprintf(lock, sizeof(lock), "%s/.lock", cache);
+	snprintf(mini, sizeof(mini), "%s/images/mini", cache);
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_INT(flock(fd, LOCK_EX), 0);
+	if (!path_exists(mini)) {
+		/* Built in the host namespace: it downloads the kernel package. */
+		setenv("FLEETBOX_HOME", cache, 1);
+		char *out = NULL;
+		long t0 = h_now_ms();
+		int rc = h_run(&out, "image", "build", "mini", NULL);
+		free(out);
+		CHECK_INT(rc, 0);
+		printf("bench mini_image_build_ms=%ld\n", h_now_ms() - t0);
+		setenv("FLEETBOX_HOME", h_root, 1);
+	}
+	char dst[512];
+	snprintf(dst, sizeof(dst), "%s/images", h_root);
+	free(h_tool("cp", "-al", mini, h_root)); /* -> <root>/mini */
+	CHECK_INT(mkdir_p(dst, 0700), 0);
+	char from[512], to[512];
+	snprintf(from, sizeof(from), "%s/mini", h_root);
+	snprintf(to, sizeof(to), "%s/mini", dst);
+	CHECK_INT(rename(from, to), 0);
+	close(fd);
+	h_enter_netns();
+	unsetenv("FLEETBOX_NET"); /* QEMU implies the bridge network */
+}
+
+static json_t *status_of(const char *member)
+{
+	char *line = h_req(member, "{\"cmd\":\"status\"}\n", 2000);
+	json_t *o = line ? json_loads(line, 0, NULL) : NULL;
+	free(line);
+	return o;
+}
+
+static const char *st_str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(json_object_get(o, "status"), k));
+}
+
+static void member_ip(const char *member, char ip[16])
+{
+	json_t *o = status_of(member);
+	CHECK(o != NULL);
+	snprintf(ip, 16, "%s", st_str(o, "ip"));
+	json_decref(o);
+}
+
+/* PID of the QEMU process serving a member (cmdline mentions its disk). */
+static pid_t qemu_pid(const char *member)
+{
+	char disk[512];
+	char cluster[64];
+	wire_cluster_name(member, cluster);
+	snprintf(disk, sizeof(disk), "%s/clusters/%s/%s/disk", h_root, cluster, member);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+	while (!found && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char p[300], *s;
+		size_t n;
+		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
+		if (file_read_all(p, 1 << 16, &s, &n) < 0)
+			continue;
+		bool qemu = strstr(s, "qemu-system") != NULL;
+		for (size_t i = 0; i + 1 < n; i++)
+			if (!s[i])
+				s[i] = ' ';
+		if (qemu && strstr(s, disk) && h_pid_alive((pid_t)atoi(de->d_name)))
+			found = (pid_t)atoi(de->d_name);
+		free(s);
+	}
+	closedir(d);
+	return found;
+}
+
+static int ssh_run(char **out, const char *member, const char *cmd)
+{
+	return h_run(out, "ssh", member, "--", cmd, NULL);
+}
+
+/* up one VM, run a command, persistence across down/up, rm leaves nothing. */
+static void t_vm_lifecycle(void)
+{
+	vm_setup("vmlife");
+	char *out;
+	long t0 = h_now_ms();
+	CHECK_INT(h_run(&out, "up", "vl", NULL), 0);
+	printf("bench vm_up_cold_ms=%ld\n", h_now_ms() - t0);
+	CHECK(strstr(out, "  vl  IP: 192.168.0.2  SSH: fleetbox ssh vl") != NULL);
+	free(out);
+	CHECK_INT(ssh_run(&out, "vl", "echo hello from $(hostname); id -un; sudo id -u"), 0);
+	CHECK(strstr(out, "hello from vl\nfleetbox\n0\n") != NULL);
+	free(out);
+	CHECK_INT(ssh_run(NULL, "vl", "echo persisted > ~/note && sudo sh -c 'echo rootdata > /root/r' && sync"), 0);
+	long t1 = h_now_ms();
+	CHECK_INT(h_run(NULL, "down", "vl", NULL), 0);
+	printf("bench vm_down_ms=%ld\n", h_now_ms() - t1);
+	CHECK_INT(h_count_links("fbt"), 0);
+	CHECK_INT(h_count_links("fb"), 0);
+	CHECK(qemu_pid("vl") == 0);
+	t1 = h_now_ms();
+	CHECK_INT(h_run(&out, "up", "vl", NULL), 0);
+	printf("bench vm_up_warm_ms=%ld\n", h_now_ms() - t1);
+	free(out);
+	CHECK_INT(ssh_run(&out, "vl", "cat ~/note; sudo cat /root/r"), 0);
+	CHECK(strstr(out, "persisted\nrootdata\n") != NULL);
+	free(out);
+	/* per-VM host memory */
+	pid_t q = qemu_pid("vl");
+	CHECK(q > 0);
+	char p[64], *s;
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)q);
+	CHECK_INT(file_read_all(p, 1 << 16, &s, NULL), 0);
+	char *rss = strstr(s, "VmRSS:");
+	CHECK(rss != NULL);
+	printf("bench vm_qemu_rss_kb=%ld\n", strtol(rss + 6, NULL, 10));
+	free(s);
+	CHECK_INT(h_run(NULL, "rm", "-f", "vl", NULL), 0);
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/clusters/vl", h_root);
+	CHECK(!path_exists(dir));
+	CHECK_INT(h_count_links("fb"), 0);
+	CHECK_INT(h_count_records(), 0);
+	CHECK(qemu_pid("vl") == 0);
+	h_teardown();
+}
+
+/* Three members ping each other; a second cluster cannot reach the first. */
+static void t_vm_cluster(void)
+{
+	vm_setup("vmcluster");
+	char *out;
+	long t0 = h_now_ms();
+	CHECK_INT(h_run(&out, "up", "cx", "-n", "3", NULL), 0);
+	printf("bench vm_up_3_members_ms=%ld\n", h_now_ms() - t0);
+	free(out);
+	char ips[3][16];
+	for (int i = 0; i < 3; i++) {
+		char m[16];
+		snprintf(m, sizeof(m), "cx-%d", i + 1);
+		member_ip(m, ips[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 3; j++) {
+			if (i == j)
+				continue;
+			char m[16], cmd[128];
+			snprintf(m, sizeof(m), "cx-%d", i + 1);
+			snprintf(cmd, sizeof(cmd), "sudo ping -c1 -W3 %s", ips[j]);
+			CHECK_INT(ssh_run(NULL, m, cmd), 0);
+		}
+	CHECK_INT(h_run(&out, "up", "dy-1", NULL), 0);
+	free(out);
+	char dip[16];
+	member_ip("dy-1", dip);
+	CHECK(strncmp(dip, "192.168.0.", 10) != 0); /* its own /24 */
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "sudo ping -c1 -W2 %s", ips[0]);
+	CHECK(ssh_run(NULL, "dy-1", cmd) != 0);
+	snprintf(cmd, sizeof(cmd), "sudo ping -c1 -W2 %s", dip);
+	CHECK(ssh_run(NULL, "cx-1", cmd) != 0);
+	/* the host reaches both (that is how ssh got there) */
+	CHECK_INT(ssh_run(NULL, "dy-1", "true"), 0);
+	h_teardown();
+}
+
+/* A bound test process killed with SIGKILL: QEMU, taps, sockets gone. */
+static void t_vm_bound_kill(void)
+{
+	vm_setup("vmbound");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	int pfd[2];
+	CHECK(pipe(pfd) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		close(pfd[0]);
+		const char *names[] = { "vb-1" };
+		fb_up_options o = { .names = names, .n_names = 1, .bound = 1 };
+		fb_cluster *c;
+		fb_error e;
+		if (fb_up(&o, &c, &e) < 0) {
+			fprintf(stderr, "fb_up: %s\n", e.message);
+			_exit(3);
+		}
+		fb_exec_result r;
+		if (fb_exec(NULL, "vb-1", "uname -s", &r, &e) < 0 || strcmp(r.out, "Linux\n") != 0)
+			_exit(4);
+		fb_exec_result_free(&r);
+		pid_t hp = fb_cluster_holder_pid(c);
+		ssize_t w = write(pfd[1], &hp, sizeof(hp));
+		(void)w;
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	pid_t holder = 0;
+	CHECK_INT(read(pfd[0], &holder, sizeof(holder)), sizeof(holder));
+	pid_t q = qemu_pid("vb-1");
+	CHECK(holder > 0 && q > 0);
+	CHECK_INT(h_count_links("fbt"), 1);
+	long t0 = h_now_ms();
+	CHECK_INT(kill(child, SIGKILL), 0);
+	waitpid(child, NULL, 0);
+	CHECK(h_wait_pid_gone(holder, 30000) >= 0);
+	CHECK(h_wait_pid_gone(q, 5000) >= 0 || !h_pid_alive(q));
+	printf("bench vm_bound_teardown_ms=%ld\n", h_now_ms() - t0);
+	CHECK_INT(h_count_links("fb"), 0);
+	CHECK(!h_sock_exists("vb-1"));
+	CHECK_INT(h_count_records(), 0);
+	h_teardown();
+}
+
+/* QEMU killed under a running cluster: that member goes to error with the
+ * serial log's tail; its sibling keeps working. */
+static void t_vm_kill_qemu(void)
+{
+	vm_setup("vmkillq");
+	char *out;
+	CHECK_INT(h_run(&out, "up", "kq", "-n", "2", NULL), 0);
+	free(out);
+	pid_t q = qemu_pid("kq-1");
+	CHECK(q > 0);
+	CHECK_INT(kill(q, SIGKILL), 0);
+	json_t *o = NULL;
+	for (int i = 0; i < 1000; i++) {
+		json_decref(o);
+		o = status_of("kq-1");
+		if (o && !strcmp(st_str(o, "state"), "error"))
+			break;
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	CHECK_STR(st_str(o, "state"), "error");
+	fprintf(stderr, "error: %s\n", st_str(o, "error"));
+	CHECK(strstr(st_str(o, "error"), "signal 9") != NULL || strstr(st_str(o, "error"), "killed") != NULL);
+	json_decref(o);
+	CHECK_INT(h_count_links("fbt"), 1); /* kq-1's tap went with its VM */
+	CHECK_INT(ssh_run(&out, "kq-2", "echo alive"), 0);
+	CHECK(strstr(out, "alive") != NULL);
+	free(out);
+	h_teardown();
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	CHECK_INT(file_write_atomic(path, text, strlen(text), mode), 0);
+}
+
+/* SSH exec, exit codes, stdout/stderr, cp both ways, fixtures, host key
+ * pinning, interactive shell: one VM for all of issue 5's VM checks. */
+static void t_vm_ssh(void)
+{
+	vm_setup("vmssh");
+	char fx[400], fxarg[512];
+	snprintf(fx, sizeof(fx), "%s/fixture dïr", h_root);
+	CHECK_INT(mkdir_p(fx, 0755), 0);
+	char p[600];
+	snprintf(p, sizeof(p), "%s/a file.txt", fx);
+	write_file(p, "fixture v1\n", 0644);
+	snprintf(p, sizeof(p), "%s/ünï", fx);
+	CHECK_INT(mkdir_p(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/ünï/ñ.txt", fx);
+	write_file(p, "nested\n", 0644);
+	snprintf(fxarg, sizeof(fxarg), "%s:/mnt/fx data", fx);
+	char *out;
+	CHECK_INT(h_run(&out, "up", "sx", "--fixture", fxarg, NULL), 0);
+	free(out);
+
+	/* exit status and argv exactness */
+	CHECK_INT(h_run(NULL, "ssh", "sx", "--", "sh", "-c", "exit 7", NULL), 7);
+	CHECK_INT(h_run(&out, "ssh", "sx", "--", "printf", "%s|", "a b", "c'd", NULL), 0);
+	CHECK(strstr(out, "a b|c'd|") != NULL);
+	free(out);
+	CHECK_INT(h_run(&out, "ssh", "sx", "--", "ls / | wc -l", NULL), 0);
+	free(out);
+	/* stdout and stderr apart */
+	fb_exec_result r;
+	fb_error e = { 0 };
+	CHECK_INT(fb_exec(NULL, "sx", "echo out; echo err >&2; exit 3", &r, &e), 0);
+	CHECK_INT(r.exit_status, 3);
+	CHECK_STR(r.out, "out\n");
+	CHECK_STR(r.err, "err\n");
+	fb_exec_result_free(&r);
+
+	/* a 0755 script into a guest dir that does not exist yet, then run it */
+	char script[400];
+	snprintf(script, sizeof(script), "%s/hello.sh", h_root);
+	write_file(script, "#!/bin/sh\necho script-ran \"$1\"\n", 0755);
+	char dst[128];
+	snprintf(dst, sizeof(dst), "sx:/home/fleetbox/new/bin/hello.sh");
+	CHECK_INT(h_run(NULL, "cp", script, dst, NULL), 0);
+	CHECK_INT(ssh_run(&out, "sx", "/home/fleetbox/new/bin/hello.sh arg1; stat -c %a /home/fleetbox/new/bin/hello.sh"), 0);
+	CHECK(strstr(out, "script-ran arg1\n755\n") != NULL);
+	free(out);
+
+	/* a tree in and back out, byte for byte, modes and symlinks kept */
+	char tree[400], back[400];
+	snprintf(tree, sizeof(tree), "%s/tree", h_root);
+	snprintf(p, sizeof(p), "%s/sub/deeper", tree);
+	CHECK_INT(mkdir_p(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/empty", tree);
+	CHECK_INT(mkdir_p(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/sub/data.bin", tree);
+	{
+		size_t n = 3 << 20;
+		char *buf = malloc(n);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (char)(i * 2654435761u >> 13);
+		CHECK_INT(file_write_atomic(p, buf, n, 0600), 0);
+		free(buf);
+	}
+	snprintf(p, sizeof(p), "%s/sub/deeper/x.txt", tree);
+	write_file(p, "x\n", 0644);
+	snprintf(p, sizeof(p), "%s/link", tree);
+	CHECK_INT(symlink("sub/deeper/x.txt", p), 0);
+	CHECK_INT(h_run(NULL, "cp", tree, "sx:/home/fleetbox/copied", NULL), 0);
+	CHECK_INT(ssh_run(&out, "sx", "cd /home/fleetbox/copied/tree && stat -c '%n %a' empty sub/data.bin && readlink link"), 0);
+	CHECK(strstr(out, "empty 700\nsub/data.bin 600\nsub/deeper/x.txt\n") != NULL);
+	free(out);
+	snprintf(back, sizeof(back), "%s/back", h_root);
+	CHECK_INT(mkdir_p(back, 0755), 0);
+	CHECK_INT(h_run(NULL, "cp", "sx:/home/fleetbox/copied/tree", back, NULL), 0);
+	snprintf(p, sizeof(p), "%s/tree", back);
+	{
+		struct cmd c;
+		cmd_init(&c, "diff");
+		cmd_add(&c, "-r");
+		cmd_add(&c, "--no-dereference");
+		cmd_add(&c, tree);
+		cmd_add(&c, p);
+		struct err de = { 0 };
+		CHECK_INT(cmd_run(&c, NULL, &de), 0);
+		cmd_fini(&c);
+	}
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/tree/empty", back);
+	CHECK_INT(stat(p, &st), 0);
+	CHECK_INT(st.st_mode & 0777, 0700);
+	snprintf(p, sizeof(p), "%s/tree/link", back);
+	CHECK_INT(lstat(p, &st), 0);
+	CHECK(S_ISLNK(st.st_mode));
+
+	/* fixtures: readable with spaces and non-ASCII names, read-only */
+	CHECK_INT(ssh_run(&out, "sx", "cat '/mnt/fx data/a file.txt' '/mnt/fx data/ünï/ñ.txt'"), 0);
+	CHECK(strstr(out, "fixture v1\nnested\n") != NULL);
+	free(out);
+	CHECK(ssh_run(NULL, "sx", "touch '/mnt/fx data/new'") != 0);
+	CHECK(ssh_run(NULL, "sx", "sudo touch '/mnt/fx data/new'") != 0);
+	/* content refreshes at the next boot */
+	snprintf(p, sizeof(p), "%s/a file.txt", fx);
+	write_file(p, "fixture v2\n", 0644);
+	CHECK_INT(h_run(NULL, "down", "sx", NULL), 0);
+	CHECK_INT(h_run(NULL, "up", "sx", NULL), 0);
+	CHECK_INT(ssh_run(&out, "sx", "cat '/mnt/fx data/a file.txt'"), 0);
+	CHECK(strstr(out, "fixture v2\n") != NULL);
+	free(out);
+
+	/* interactive shell through a PTY */
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl(h_bin, h_bin, "ssh", "sx", (char *)NULL);
+		_exit(127);
+	}
+	const char *keys = "echo pty-$((40+2)); exit 3\n";
+	CHECK_INT(write(master, keys, strlen(keys)), (ssize_t)strlen(keys));
+	char buf[8192];
+	size_t got = 0;
+	long deadline = h_now_ms() + 30000;
+	while (got < sizeof(buf) - 1 && h_now_ms() < deadline) {
+		struct pollfd pf = { .fd = master, .events = POLLIN };
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		ssize_t n = read(master, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	int wst;
+	CHECK(waitpid(pid, &wst, 0) == pid);
+	close(master);
+	fprintf(stderr, "pty output: %s\n", buf);
+	CHECK(strstr(buf, "pty-42") != NULL);
+	CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 3);
+
+	/* ssh-config for plain OpenSSH, host key checking on */
+	CHECK_INT(h_run(&out, "ssh-config", NULL), 0);
+	CHECK(strstr(out, "Host sx") && strstr(out, "StrictHostKeyChecking yes"));
+	free(out);
+
+	/* a tampered pinned host key is refused, never silently accepted */
+	char pub[400], saved[400];
+	snprintf(pub, sizeof(pub), "%s/clusters/sx/sx/ssh_host_ed25519_key.pub", h_root);
+	snprintf(saved, sizeof(saved), "%s.saved", pub);
+	CHECK_INT(rename(pub, saved), 0);
+	char *priv = NULL, *other = NULL;
+	struct err ke = { 0 };
+	CHECK_INT(keys_generate("impostor", &priv, &other, &ke), 0);
+	write_file(pub, other, 0644);
+	free(priv);
+	free(other);
+	CHECK_INT(ssh_run(&out, "sx", "true"), 1);
+	CHECK(strstr(out, "host key") != NULL);
+	free(out);
+	CHECK_INT(rename(saved, pub), 0);
+	CHECK_INT(ssh_run(NULL, "sx", "true"), 0);
+	h_teardown();
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	{ "vm-lifecycle", t_vm_lifecycle }, { "vm-cluster", t_vm_cluster },
+	{ "vm-bound-kill", t_vm_bound_kill }, { "vm-kill-qemu", t_vm_kill_qemu },
+	{ "vm-ssh", t_vm_ssh },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!strcmp(cases[i].name, argv[1])) {
+			cases[i].fn();
+			printf("%s: ok\n", argv[1]);
+			return 0;
+		}
+	return 2;
+}
