@@ -155,23 +155,30 @@ static void async_req_cb(void *data, int status, const char *reply, const struct
 	free(a);
 }
 
+/* Starts a request owning a (freed by the callback, or here on failure). */
+static int start_async(uv_loop_t *loop, const char *rootopt, const char *member,
+		       const char *line, int dial_ms, int read_ms, ctl_cb cb, struct async_req *a)
+{
+	char root[PATH_MAX];
+	int r = orch_root(rootopt, root, sizeof(root), NULL);
+	if (r == 0)
+		r = ctl_request_async(loop, root, member, line, (unsigned)dial_ms, (unsigned)read_ms,
+				      cb, a);
+	if (r < 0)
+		free(a);
+	return r;
+}
+
 int fb_request_async(uv_loop_t *loop, const char *rootopt, const char *member,
 		     const char *request_json, int dial_ms, int read_ms, fb_request_cb cb,
 		     void *data)
 {
-	char root[PATH_MAX];
-	if (orch_root(rootopt, root, sizeof(root), NULL) < 0)
-		return -ENOENT;
 	struct async_req *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->cb = cb;
 	a->data = data;
-	int r = ctl_request_async(loop, root, member, request_json, (unsigned)dial_ms,
-				  (unsigned)read_ms, async_req_cb, a);
-	if (r < 0)
-		free(a);
-	return r;
+	return start_async(loop, rootopt, member, request_json, dial_ms, read_ms, async_req_cb, a);
 }
 
 static void async_status_cb(void *data, int status, const char *reply, const struct err *e)
@@ -206,20 +213,14 @@ static void async_status_cb(void *data, int status, const char *reply, const str
 int fb_status_async(uv_loop_t *loop, const char *rootopt, const char *name, fb_status_cb cb,
 		    void *data)
 {
-	char root[PATH_MAX];
-	if (orch_root(rootopt, root, sizeof(root), NULL) < 0)
-		return -ENOENT;
 	struct async_req *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->scb = cb;
 	a->data = data;
 	snprintf(a->name, sizeof(a->name), "%s", name);
-	int r = ctl_request_async(loop, root, name, "{\"cmd\":\"status\"}\n", CTL_STATUS_MS,
-				  CTL_STATUS_MS, async_status_cb, a);
-	if (r < 0)
-		free(a);
-	return r;
+	return start_async(loop, rootopt, name, "{\"cmd\":\"status\"}\n", CTL_STATUS_MS,
+			   CTL_STATUS_MS, async_status_cb, a);
 }
 
 int fb_wait_running(const char *rootopt, const char *const *names, size_t n, int timeout_ms,

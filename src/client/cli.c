@@ -130,6 +130,32 @@ static void print_progress(void *data, const char *line)
 
 /* --- up --- */
 
+/* --fixture HOST:GUEST, split on the last colon; the library validates it. */
+static int add_fixture(const char *arg, fb_fixture_spec **fx, char ***bufs, size_t *n)
+{
+	char *s = strdup(arg), *colon = s ? strrchr(s, ':') : NULL;
+	if (!colon) {
+		free(s);
+		return cli_error("--fixture \"%s\": want HOST:GUEST", arg);
+	}
+	*colon = '\0';
+	fb_fixture_spec *nf = realloc(*fx, (*n + 1) * sizeof(**fx));
+	if (nf)
+		*fx = nf;
+	char **nb = realloc(*bufs, (*n + 1) * sizeof(**bufs));
+	if (nb)
+		*bufs = nb;
+	if (!nf || !nb) {
+		free(s);
+		return cli_error("out of memory");
+	}
+	(*bufs)[*n] = s;
+	(*fx)[*n].host_path = s;
+	(*fx)[*n].guest_path = colon + 1;
+	(*n)++;
+	return 0;
+}
+
 static int cmd_up(const char *root, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -137,141 +163,51 @@ static int cmd_up(const char *root, int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' },  { "image", required_argument, NULL, 'i' },
 		{ "fixture", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
 	};
-	int count = 0, cpus = 0, mem_gb = 0, disk_gb = 0, c;
+	int count = 0, cpus = 0, mem_gb = 0, disk_gb = 0, c, bad = 0;
 	const char *image = NULL;
 	fb_fixture_spec *fx = NULL;
-	char **fxbuf = NULL;
-	size_t nfx = 0;
+	char **fxbuf = NULL, **names = NULL;
+	char (*gen)[FB_NAME_MAX + 2] = NULL;
+	size_t nfx = 0, nn = 0;
 	int rc = 1;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+n:", opts, NULL)) != -1) {
+	/* GNU getopt permutes: options may come before or after the names. */
+	while (!bad && (c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n':
-			if (parse_int("-n", optarg, 1, 256, &count))
-				goto out;
-			break;
-		case 'c':
-			if (parse_int("--cpus", optarg, 1, 256, &cpus))
-				goto out;
-			break;
-		case 'm':
-			if (parse_int("--mem", optarg, 1, 1024, &mem_gb))
-				goto out;
-			break;
-		case 'd':
-			if (parse_int("--disk", optarg, 1, 65536, &disk_gb))
-				goto out;
-			break;
-		case 'i':
-			image = optarg;
-			break;
-		case 'f': {
-			/* Split on the last colon; the library validates the rest. */
-			char *s = strdup(optarg), *colon = s ? strrchr(s, ':') : NULL;
-			if (!colon) {
-				free(s);
-				cli_error("--fixture \"%s\": want HOST:GUEST", optarg);
-				goto out;
-			}
-			*colon = '\0';
-			fb_fixture_spec *nf = realloc(fx, (nfx + 1) * sizeof(*fx));
-			char **nb = realloc(fxbuf, (nfx + 1) * sizeof(*fxbuf));
-			if (nf)
-				fx = nf;
-			if (nb)
-				fxbuf = nb;
-			if (!nf || !nb) {
-				free(s);
-				cli_error("out of memory");
-				goto out;
-			}
-			fxbuf[nfx] = s;
-			fx[nfx].host_path = s;
-			fx[nfx].guest_path = colon + 1;
-			nfx++;
-			break;
-		}
-		case '?':
+		case 'n': bad = parse_int("-n", optarg, 1, 256, &count); break;
+		case 'c': bad = parse_int("--cpus", optarg, 1, 256, &cpus); break;
+		case 'm': bad = parse_int("--mem", optarg, 1, 1024, &mem_gb); break;
+		case 'd': bad = parse_int("--disk", optarg, 1, 65536, &disk_gb); break;
+		case 'i': image = optarg; break;
+		case 'f': bad = add_fixture(optarg, &fx, &fxbuf, &nfx); break;
 		default:
-			cli_error("up: unknown or incomplete option \"%s\" (see fleetbox help up)",
-				  argv[optind - 1]);
-			goto out;
+			bad = cli_error("up: unknown or incomplete option \"%s\" (see fleetbox help up)",
+					argv[optind - 1]);
 		}
-		/* "+" stops at the first name; continue parsing after it. */
 	}
-	/* Collect names, allowing options after names too. */
-	char **names = calloc((size_t)argc + 256, sizeof(char *));
-	size_t nn = 0;
+	if (bad)
+		goto out;
+	names = calloc((size_t)argc + (size_t)count + 1, sizeof(char *));
 	if (!names) {
 		cli_error("out of memory");
 		goto out;
 	}
-	for (int i = optind; i < argc; i++) {
-		if (argv[i][0] == '-') {
-			/* Options after names: re-parse the tail. */
-			int sub_argc = argc - i + 1;
-			char **sub = &argv[i - 1];
-			optind = 1;
-			while ((c = getopt_long(sub_argc, sub, "+n:", opts, NULL)) != -1) {
-				int bad = 0;
-				switch (c) {
-				case 'n': bad = parse_int("-n", optarg, 1, 256, &count); break;
-				case 'c': bad = parse_int("--cpus", optarg, 1, 256, &cpus); break;
-				case 'm': bad = parse_int("--mem", optarg, 1, 1024, &mem_gb); break;
-				case 'd': bad = parse_int("--disk", optarg, 1, 65536, &disk_gb); break;
-				case 'i': image = optarg; break;
-				case 'f': {
-					char *s = strdup(optarg), *colon = s ? strrchr(s, ':') : NULL;
-					fb_fixture_spec *nf = realloc(fx, (nfx + 1) * sizeof(*fx));
-					char **nb = realloc(fxbuf, (nfx + 1) * sizeof(*fxbuf));
-					if (nf)
-						fx = nf;
-					if (nb)
-						fxbuf = nb;
-					if (!colon || !nf || !nb) {
-						free(s);
-						bad = cli_error("--fixture \"%s\": want HOST:GUEST", optarg);
-						break;
-					}
-					*colon = '\0';
-					fxbuf[nfx] = s;
-					fx[nfx].host_path = s;
-					fx[nfx].guest_path = colon + 1;
-					nfx++;
-					break;
-				}
-				default:
-					bad = cli_error("up: unknown or incomplete option \"%s\"", sub[optind - 1]);
-				}
-				if (bad) {
-					free(names);
-					goto out;
-				}
-			}
-			i = i - 1 + optind - 1;
-			continue;
-		}
+	for (int i = optind; i < argc; i++)
 		names[nn++] = argv[i];
-	}
-	char (*gen)[FB_NAME_MAX + 2] = NULL;
 	if (count > 0) {
 		if (nn > 1) {
-			free(names);
 			cli_error("-n takes one NAME (got %zu)", nn);
 			goto out;
 		}
 		const char *base = nn ? names[0] : "default";
 		gen = calloc((size_t)count, sizeof(*gen));
 		if (!gen) {
-			free(names);
 			cli_error("out of memory");
 			goto out;
 		}
 		for (int i = 0; i < count; i++) {
 			if (snprintf(gen[i], sizeof(gen[i]), "%s-%d", base, i + 1) > FB_NAME_MAX) {
-				free(names);
-				free(gen);
 				cli_error("name \"%s-%d\" is too long", base, i + 1);
 				goto out;
 			}
@@ -298,16 +234,16 @@ static int cmd_up(const char *root, int argc, char **argv)
 	fb_error fe = { 0 };
 	if (fb_up(&o, &cl, &fe) < 0) {
 		cli_error("%s", fe.message);
-	} else {
-		for (size_t i = 0; i < fb_cluster_size(cl); i++)
-			printf("  %s  IP: %s  SSH: fleetbox ssh %s\n", fb_cluster_name(cl, i),
-			       fb_cluster_ip(cl, i), fb_cluster_name(cl, i));
-		fb_cluster_close(cl, NULL);
-		rc = 0;
+		goto out;
 	}
+	for (size_t i = 0; i < fb_cluster_size(cl); i++)
+		printf("  %s  IP: %s  SSH: fleetbox ssh %s\n", fb_cluster_name(cl, i), fb_cluster_ip(cl, i),
+		       fb_cluster_name(cl, i));
+	fb_cluster_close(cl, NULL);
+	rc = 0;
+out:
 	free(names);
 	free(gen);
-out:
 	for (size_t i = 0; i < nfx; i++)
 		free(fxbuf[i]);
 	free(fxbuf);

@@ -11,9 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-int target_resolve(const char *root, const char *name, struct ssh_target *out, struct err *e)
+int target_check_running(const char *root, const char *name, struct err *e)
 {
-	memset(out, 0, sizeof(*out));
 	if (!wire_name_valid(name))
 		return err_set(e, -EINVAL, "invalid name \"%s\"", name);
 	if (!store_member_exists(root, name) && !store_member_running(root, name, NULL))
@@ -21,19 +20,18 @@ int target_resolve(const char *root, const char *name, struct ssh_target *out, s
 	if (!store_member_running(root, name, NULL))
 		return err_set(e, -ENOTCONN, "%s is not running (start it with: fleetbox up %s)", name,
 			       name);
-	struct rpc_status *st = NULL;
-	int r = ctl_status(root, name, &st, e);
-	if (r < 0)
-		return r;
-	if (st->state != FB_STATE_RUNNING || !st->ip || !*st->ip) {
-		r = err_set(e, -ENOTCONN, "%s is %s%s%s", name, fb_state_name(st->state),
-			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
-		rpc_status_free(st);
-		return r;
-	}
+	return 0;
+}
+
+int target_from_status(const char *root, const char *name, const struct rpc_status *st,
+		       struct ssh_target *out, struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (st->state != FB_STATE_RUNNING || !st->ip || !*st->ip)
+		return err_set(e, -ENOTCONN, "%s is %s%s%s", name, fb_state_name(st->state),
+			       st->error && *st->error ? ": " : "", st->error ? st->error : "");
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	snprintf(out->host, sizeof(out->host), "%s", st->ip);
-	rpc_status_free(st);
 	out->port = 22;
 	snprintf(out->user, sizeof(out->user), "fleetbox");
 	snprintf(out->key_path, sizeof(out->key_path), "%s/id_ed25519", root);
@@ -41,6 +39,7 @@ int target_resolve(const char *root, const char *name, struct ssh_target *out, s
 	store_member_file(root, name, "ssh_host_ed25519_key.pub", pub, sizeof(pub));
 	char *s;
 	size_t n;
+	int r;
 	if ((r = file_read_all(pub, 4096, &s, &n)) < 0)
 		return err_set(e, r, "%s: no pinned host key (%s: %s)", name, pub, strerror(-r));
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
@@ -49,6 +48,20 @@ int target_resolve(const char *root, const char *name, struct ssh_target *out, s
 	free(s);
 	out->connect_timeout_ms = SSH_DEFAULT_CONNECT_TIMEOUT_MS;
 	return 0;
+}
+
+int target_resolve(const char *root, const char *name, struct ssh_target *out, struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	int r = target_check_running(root, name, e);
+	if (r < 0)
+		return r;
+	struct rpc_status *st = NULL;
+	if ((r = ctl_status(root, name, &st, e)) < 0)
+		return r;
+	r = target_from_status(root, name, st, out, e);
+	rpc_status_free(st);
+	return r;
 }
 
 static long mono_ms(void)

@@ -5,6 +5,7 @@
 #include <limits.h>
 
 struct err;
+struct rpc_status;
 
 struct ssh_target {
 	char name[64];              /* member name, for messages */
@@ -16,6 +17,15 @@ struct ssh_target {
 	int connect_timeout_ms;     /* dial + handshake + auth; 0 = 10000 */
 };
 
+/* The local half of resolving: a valid name, a member in the store, a live
+ * holder (pidfile + lock). No RPC. */
+int target_check_running(const char *root, const char *name, struct err *e);
+/* The other half, shared by the blocking and async paths: st is the holder's
+ * status for name; fills out (port 22, user fleetbox, the installation key,
+ * the pinned host key) or fails with -ENOTCONN when the member is not running
+ * with an IP. */
+int target_from_status(const char *root, const char *name, const struct rpc_status *st,
+		       struct ssh_target *out, struct err *e);
 /* Resolves a running member: IP from the holder's status, key paths from the
  * store, host key from <member_dir>/ssh_host_ed25519_key.pub. */
 int target_resolve(const char *root, const char *name, struct ssh_target *out, struct err *e);

@@ -103,9 +103,9 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 	return 0;
 }
 
-static void member_close_cb(uv_handle_t *hd)
+/* Second phase of removal: unlink from the list, free, maybe finish. */
+static void member_free(struct member *m)
 {
-	struct member *m = hd->data;
 	struct holder *h = m->h;
 	struct member **pp = &h->members;
 	while (*pp && *pp != m)
@@ -114,6 +114,11 @@ static void member_close_cb(uv_handle_t *hd)
 		*pp = m->next;
 	free(m);
 	holder_maybe_finish(h);
+}
+
+static void member_close_cb(uv_handle_t *hd)
+{
+	member_free(hd->data);
 }
 
 void member_remove(struct member *m)
@@ -135,18 +140,10 @@ void member_remove(struct member *m)
 		m->lock_fd = -1;
 	}
 	log_info("%s: removed", m->name);
-	if (m->server_open) {
+	if (m->server_open)
 		uv_close((uv_handle_t *)&m->server, member_close_cb);
-	} else {
-		struct holder *h = m->h;
-		struct member **pp = &h->members;
-		while (*pp && *pp != m)
-			pp = &(*pp)->next;
-		if (*pp)
-			*pp = m->next;
-		free(m);
-		holder_maybe_finish(h);
-	}
+	else
+		member_free(m);
 }
 
 /* --- VM callbacks --- */

@@ -247,6 +247,28 @@ static void t_bound_sigkill(void)
 	h_teardown();
 }
 
+struct async_seen {
+	int status_calls, request_calls;
+	char state[16], reply[256], err[512];
+};
+
+static void on_async_status(void *data, int status, const fb_member_info *info, const fb_error *err)
+{
+	struct async_seen *s = data;
+	s->status_calls++;
+	if (status == 0)
+		snprintf(s->state, sizeof(s->state), "%s", info->state);
+	else
+		snprintf(s->err, sizeof(s->err), "%s", err->message);
+}
+
+static void on_async_request(void *data, int status, const char *reply, const fb_error *err)
+{
+	struct async_seen *s = data;
+	s->request_calls++;
+	snprintf(s->reply, sizeof(s->reply), "%s", status == 0 ? reply : err->message);
+}
+
 /* A bound cluster closed by its owner through the API. */
 static void t_bound_close(void)
 {
@@ -268,6 +290,23 @@ static void t_bound_close(void)
 	const char *ghost[] = { "bc-9" };
 	CHECK(fb_wait_running(NULL, ghost, 1, 1000, &e) < 0);
 	CHECK(strstr(e.message, "bc-9 is not running") != NULL);
+	/* the async API on our own loop, which must close cleanly afterwards */
+	uv_loop_t loop;
+	CHECK_INT(uv_loop_init(&loop), 0);
+	struct async_seen ok = { 0 }, ghost_seen = { 0 }, raw = { 0 };
+	CHECK_INT(fb_status_async(&loop, NULL, "bc-1", on_async_status, &ok), 0);
+	CHECK_INT(fb_status_async(&loop, NULL, "bc-8", on_async_status, &ghost_seen), 0);
+	CHECK_INT(fb_request_async(&loop, NULL, "bc-1", "{\"cmd\":\"createnetwork\"}", 1000, 1000,
+				   on_async_request, &raw), 0);
+	CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	CHECK_INT(uv_loop_close(&loop), 0);
+	CHECK_INT(ok.status_calls, 1);
+	CHECK_STR(ok.state, "running");
+	CHECK_INT(ghost_seen.status_calls, 1);
+	CHECK(strstr(ghost_seen.err, "bc-8 is not running") != NULL);
+	CHECK_INT(raw.request_calls, 1);
+	CHECK_STR(raw.reply, "{}");
+
 	fb_member_info info;
 	CHECK_INT(fb_status(NULL, "bc-1", &info, &e), 0);
 	CHECK_STR(info.state, "running");
@@ -545,7 +584,7 @@ static void t_stop_during_boot(void)
 {
 	h_setup("stopboot");
 	CHECK_INT(h_run(NULL, "up", "sb-1", "--image", h_image(), NULL), 0);
-	setenv("FLEETBOX_FAKE_BOOT_MS", "1500", 1); /* read by the holder at boot time */
+	setenv("FLEETBOX_FAKE_BOOT_MS", "5000", 1); /* read by the holder at boot time */
 	/* The running holder was started without the delay; start a second one. */
 	CHECK_INT(h_run(NULL, "down", "sb-1", NULL), 0);
 	pid_t up = fork();
