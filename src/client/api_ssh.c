@@ -1,15 +1,20 @@
 /* api_ssh.c - the public exec/copy API (include/fleetbox.h) over ssh.c and
  * copy.c: resolve the member (running, IP, pinned host key), run, convert.
- * An async op owns its result until the user callback returns. */
+ * An async op owns its result until the user callback returns; fb_exec_async
+ * never blocks on the holder (its status request runs on the caller's loop). */
 #include "fleetbox.h"
 #include "client/copy.h"
+#include "client/ctl.h"
 #include "client/orch.h"
 #include "client/ssh.h"
 #include "client/target.h"
+#include "rpc/msg.h"
 #include "util/err.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,11 +76,29 @@ void fb_exec_result_free(fb_exec_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+/* fb_exec_async runs in two phases, both on the caller's loop: the holder's
+ * status request (ctl_request_async), then the SSH command (ssh_exec_start).
+ * Exactly one of ctl/ssh is in flight; `ssh` is non-NULL only in phase two.
+ * Cancelling in phase one only marks the op: the status request has no cancel
+ * of its own and is bounded (CTL_STATUS_MS dial + read), and the user callback
+ * must not run before every handle of the op is closed. When it ends, the op
+ * reports -ECANCELED instead of starting SSH. */
 struct fb_exec_op {
-	struct ssh_exec_op *op;
+	uv_loop_t *loop;
+	struct ssh_exec_op *ssh;
+	bool cancelled;
+	char root[PATH_MAX];
+	char name[FB_NAME_MAX + 1];
+	char *command;
 	fb_exec_cb cb;
 	void *data;
 };
+
+static void op_free(struct fb_exec_op *w)
+{
+	free(w->command);
+	free(w);
+}
 
 static void exec_done(void *data, int status, struct ssh_result *res, const struct err *e)
 {
@@ -87,42 +110,100 @@ static void exec_done(void *data, int status, struct ssh_result *res, const stru
 		orch_err_export(e, &fe);
 	w->cb(w->data, status, &out, status < 0 ? &fe : NULL);
 	fb_exec_result_free(&out); /* whatever the callback did not take */
-	free(w);
+	op_free(w);
 }
 
-int fb_exec_async(uv_loop_t *loop, const char *root, const char *name, const char *command,
+/* Phase one failed or was cancelled: report with an empty result. */
+static void exec_fail(struct fb_exec_op *w, int status, const struct err *e)
+{
+	struct ssh_result empty = { 0 };
+	exec_done(w, status, &empty, e);
+}
+
+static int status_target(struct fb_exec_op *w, const char *reply, struct ssh_target *t,
+			 struct err *e)
+{
+	struct rpc_reply rep;
+	int r = rpc_reply_decode(reply, strlen(reply), &rep, e);
+	if (r == 0 && rep.error && *rep.error)
+		r = err_set(e, -EIO, "%s", rep.error);
+	else if (r == 0 && !rep.status)
+		r = err_set(e, -EPROTO, "status reply from %s has no status", w->name);
+	else if (r == 0)
+		r = target_from_status(w->root, w->name, rep.status, t, e);
+	rpc_reply_fini(&rep);
+	return r;
+}
+
+static void on_status(void *data, int status, const char *reply, const struct err *ce)
+{
+	struct fb_exec_op *w = data;
+	struct err e = { 0 };
+	struct ssh_target t;
+	int r = status;
+	if (w->cancelled)
+		r = err_set(&e, -ECANCELED, "command on %s cancelled", w->name);
+	else if (r < 0 && ce)
+		e = *ce;
+	else if (r < 0)
+		err_set(&e, r, "status of %s: %s", w->name, strerror(-r));
+	else
+		r = status_target(w, reply, &t, &e);
+	if (r == 0)
+		r = ssh_exec_start(w->loop, &t, w->command, exec_done, w, &w->ssh, &e);
+	if (r < 0)
+		exec_fail(w, r, &e);
+}
+
+int fb_exec_async(uv_loop_t *loop, const char *rootopt, const char *name, const char *command,
 		  fb_exec_cb cb, void *data, fb_exec_op **op, fb_error *ferr)
 {
 	struct err e = { 0 };
-	struct ssh_target t;
+	struct fb_exec_op *w = NULL;
+	char root[PATH_MAX];
 	if (op)
 		*op = NULL;
 	int rc = !loop || !cb || !command
 			 ? err_set(&e, -EINVAL, "loop, command and callback are required")
-			 : resolve(root, name, &t, &e);
-	struct fb_exec_op *w = NULL;
-	if (rc == 0 && !(w = calloc(1, sizeof(*w))))
+			 : orch_root(rootopt, root, sizeof(root), &e);
+	if (rc == 0 && !name)
+		rc = err_set(&e, -EINVAL, "member name is required");
+	if (rc == 0)
+		rc = target_check_running(root, name, &e);
+	if (rc == 0 && (!(w = calloc(1, sizeof(*w))) || !(w->command = strdup(command))))
 		rc = err_set(&e, -ENOMEM, "out of memory");
 	if (rc == 0) {
+		w->loop = loop;
 		w->cb = cb;
 		w->data = data;
-		rc = ssh_exec_start(loop, &t, command, exec_done, w, &w->op, &e);
+		snprintf(w->root, sizeof(w->root), "%s", root);
+		snprintf(w->name, sizeof(w->name), "%s", name);
+		rc = ctl_request_async(loop, root, name, "{\"cmd\":\"status\"}\n", CTL_STATUS_MS,
+				       CTL_STATUS_MS, on_status, w);
 		if (rc < 0)
-			free(w);
+			err_set(&e, rc, "status request to %s: %s", name, strerror(-rc));
 	}
 	if (rc < 0) {
+		if (w)
+			op_free(w);
 		orch_err_export(&e, ferr);
 		return rc;
 	}
 	if (op)
 		*op = w;
+	if (ferr)
+		memset(ferr, 0, sizeof(*ferr));
 	return 0;
 }
 
 void fb_exec_cancel(fb_exec_op *op)
 {
-	if (op)
-		ssh_exec_cancel(op->op);
+	if (!op)
+		return;
+	if (op->ssh)
+		ssh_exec_cancel(op->ssh);
+	else
+		op->cancelled = true;
 }
 
 int fb_copy_to(const char *root, const char *name, const char *host_src, const char *guest_dst,

@@ -36,6 +36,7 @@ while read -r m; do
 	[ -n "$m" ] && insmod "/lib/modules/$KVER/$m" 2>/dev/null
 done < "/lib/modules/$KVER/load.list"
 ip link set lo up
+say "modules loaded"
 
 # --- persistence disk ---------------------------------------------------
 DISK=/.fbdisk
@@ -201,9 +202,11 @@ fi
 	for i in $(seq 1 100); do
 		for ev in /sys/class/input/event*; do
 			[ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
-			dd if="/dev/${ev##*/}" bs=24 count=1 > /dev/null 2>&1
-			kill -TERM 1
-			exit 0
+			# Fails until devtmpfs has the node: keep polling then.
+			if dd if="/dev/${ev##*/}" bs=24 count=1 > /dev/null 2>&1; then
+				kill -TERM 1
+				exit 0
+			fi
 		done
 		sleep 0.1
 	done
