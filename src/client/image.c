@@ -4,11 +4,15 @@
  * <root>/images/mini/). A local path is accepted when it is a qcow2 or raw
  * disk and a kernel (and optionally an initrd) sits next to it, as
  * <path>.vmlinuz / <path>.initrd or vmlinuz / initrd.img in its directory.
- * Catalog aliases and URLs are not supported yet (clear error).
+ * When no kernel sits next to it, the kernel and initrd are read out of the
+ * image's own root filesystem (image_boot.c, no mount). Catalog aliases and
+ * URLs are downloaded once and verified (image_remote.c), then treated like a
+ * local path.
  *
  * Member disks are qcow2 overlays on the cached base (O(1), thin); an existing
  * disk is never touched. */
 #include "client/image.h"
+#include "client/image_remote.h"
 
 #include "util/cmd.h"
 #include "util/err.h"
@@ -94,15 +98,21 @@ static int resolve_path(const char *path, struct image_info *out, struct err *e)
 	snprintf(k2, sizeof(k2), "%s/vmlinuz", dir);
 	snprintf(i2, sizeof(i2), "%s/initrd.img", dir);
 	const char *kernel = access(k1, R_OK) == 0 ? k1 : access(k2, R_OK) == 0 ? k2 : NULL;
-	if (!kernel)
-		return err_set(e, -ENOENT,
-			       "image %s: no kernel found (put it at %s or %s; reading it from the "
-			       "image's own root filesystem is not supported yet)", path, k1, k2);
+	char cmdline[128] = "console=ttyS0 root=/dev/vda1 rw";
+	if (!kernel) {
+		/* Read them out of the image's root filesystem into <path>.vmlinuz. */
+		int part = 1;
+		if ((r = image_extract_boot(abs, &part, e)) < 0)
+			return r;
+		image_boot_cmdline(part, cmdline, sizeof(cmdline));
+		if (access(k1, R_OK) != 0)
+			return err_set(e, -ENOENT, "image %s: no kernel found in its root filesystem", path);
+		kernel = k1;
+	}
 	const char *initrd = kernel == k1 ? (access(i1, R_OK) == 0 ? i1 : "")
 					  : (access(i2, R_OK) == 0 ? i2 : "");
 	const char *base = strrchr(abs, '/');
-	return fill(out, base ? base + 1 : abs, kernel, initrd, "console=ttyS0 root=/dev/vda1 rw",
-		    abs, fmt, e);
+	return fill(out, base ? base + 1 : abs, kernel, initrd, cmdline, abs, fmt, e);
 }
 
 int image_resolve(const char *root, const char *image, image_progress_fn progress,
@@ -110,12 +120,21 @@ int image_resolve(const char *root, const char *image, image_progress_fn progres
 {
 	if (!image || !*image || strcmp(image, "mini") == 0)
 		return resolve_mini(root, progress, data, out, e);
-	if (strstr(image, "://"))
-		return err_set(e, -ENOTSUP, "image %s: downloads not supported yet", image);
+	if (image_is_remote(image)) {
+		char path[PATH_MAX];
+		int r = image_fetch(root, image, progress, data, path, sizeof(path), e);
+		if (r < 0)
+			return r;
+		r = resolve_path(path, out, e);
+		/* keep the name the user gave (alias or URL basename) */
+		if (r == 0 && !strchr(image, '/'))
+			snprintf(out->name, sizeof(out->name), "%s", image);
+		return r;
+	}
 	if (strchr(image, '/') || path_exists(image) > 0)
 		return resolve_path(image, out, e);
-	return err_set(e, -ENOTSUP, "image %s: catalog aliases (downloads) not supported yet; "
-		       "use \"mini\" or a local disk image path", image);
+	return err_set(e, -ENOENT, "image %s: not \"mini\", a catalog alias, a URL or an existing "
+		       "file", image);
 }
 
 int disk_create(const struct image_info *img, const char *disk_path, uint64_t size_mb,

@@ -25,12 +25,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Source: lima-vm/lima templates/_images/*.yaml at commit 183a60d (Aug 2026),
+/* Source: lima-vm/lima templates/_images/<alias>.yaml at commit 183a60d (Aug 2026),
  * which mirror the official checksum files of these dated snapshots. */
 const struct image_alias image_aliases[] = {
 	{ "debian-11",

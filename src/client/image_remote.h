@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct err;
 
@@ -50,6 +51,17 @@ int image_source_from_alias(const struct image_alias *a, struct image_source *ou
  * Two processes fetching the same image serialise on <file>.lock. */
 int image_fetch(const char *root, const char *image, image_progress_fn progress, void *data,
 		char *path_out, size_t len, struct err *e);
+
+/* A partition worth inspecting (Linux data types; ESP, BIOS boot, swap and
+ * extended partitions are left out). num 0 = no table, whole disk. */
+struct image_part {
+	int num;          /* 1-based as the kernel numbers it (vdaN) */
+	uint64_t start;   /* bytes */
+	uint64_t size;    /* bytes; 0 = to the end of the disk */
+};
+/* Parses the MBR/GPT in the first len bytes of a disk (len >= 2048; GPT
+ * entries must lie within). Returns the count, or -EINVAL / -ERANGE / -E2BIG. */
+int image_part_table_parse(const void *head, size_t len, struct image_part *out, size_t max);
 
 /* Extracts kernel/initrd from a local disk image (raw or qcow2) into
  * <path>.vmlinuz / <path>.initrd if missing; fills the root partition number

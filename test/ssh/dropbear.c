@@ -71,7 +71,32 @@ static void cleanup_at_exit(void)
 		tdb_stop(active);
 }
 
+/* <dir>/passwd = /etc/passwd + "<user>:x:0:0::<home>:/bin/sh", bound over
+ * /etc/passwd (the mount namespace is already private). */
+static void add_user(struct tdb *d, const char *user, const char *home)
+{
+	char *pw = NULL, path[PATH_MAX];
+	size_t n;
+	CHECK(file_read_all("/etc/passwd", 1 << 20, &pw, &n) == 0);
+	size_t cap = n + strlen(user) + strlen(home) + 64;
+	char *out = malloc(cap);
+	CHECK(out);
+	CHECK(snprintf(out, cap, "%s%s%s:x:0:0:fleetbox test:%s:/bin/sh\n", pw,
+		       n && pw[n - 1] != '\n' ? "\n" : "", user, home) < (int)cap);
+	FMT(path, "%s/passwd", d->dir);
+	write_file(path, out, 0644);
+	free(out);
+	free(pw);
+	CHECK(mount(path, "/etc/passwd", "none", MS_BIND, NULL) == 0);
+	d->passwd_bound = 1;
+}
+
 int tdb_start(struct tdb *d)
+{
+	return tdb_start_as(d, 0, NULL);
+}
+
+int tdb_start_as(struct tdb *d, int port, const char *user)
 {
 	struct err e = { 0 };
 	memset(d, 0, sizeof(*d));
@@ -118,6 +143,8 @@ int tdb_start(struct tdb *d)
 	write_file(ak, pubs, 0600);
 	free(pubs);
 	CHECK(mount(home, pw->pw_dir, "none", MS_BIND, NULL) == 0);
+	if (user && strcmp(user, "root") != 0)
+		add_user(d, user, pw->pw_dir);
 
 	struct cmd c;
 	cmd_init(&c, "dropbearconvert");
@@ -128,7 +155,7 @@ int tdb_start(struct tdb *d)
 	CHECK_OK(cmd_run(&c, NULL, &e), &e);
 	cmd_fini(&c);
 
-	d->port = free_port();
+	d->port = port > 0 ? port : free_port();
 	char listen[64];
 	FMT(listen, "127.0.0.1:%d", d->port);
 	pid_t parent = getpid();
@@ -163,7 +190,7 @@ int tdb_start(struct tdb *d)
 	FMT(t->name, "dropbear");
 	FMT(t->host, "127.0.0.1");
 	t->port = d->port;
-	FMT(t->user, "root");
+	FMT(t->user, "%s", user ? user : "root");
 	FMT(t->key_path, "%s/id_ed25519", d->store);
 	char hkpub[PATH_MAX], *line = NULL;
 	FMT(hkpub, "%s.pub", hk);
@@ -189,6 +216,9 @@ void tdb_stop(struct tdb *d)
 		struct passwd *pw = getpwuid(0);
 		if (pw)
 			umount2(pw->pw_dir, MNT_DETACH);
+		if (d->passwd_bound)
+			umount2("/etc/passwd", MNT_DETACH);
+		d->passwd_bound = 0;
 		rm_rf(d->dir);
 		d->dir[0] = '\0';
 	}

@@ -18,12 +18,18 @@ struct tdb {
 	char hostdir[PATH_MAX];  /* ssh_host_ed25519_key(.pub) */
 	pid_t pid;
 	int port;
+	int passwd_bound;        /* /etc/passwd is our copy (tdb_start_as) */
 	struct ssh_target target; /* ready to use: root@127.0.0.1:port, pinned key */
 };
 
 /* Returns 0, or 77 (skip) when not root / namespaces are unavailable; exits the
  * test with a message on any other failure. */
 int tdb_start(struct tdb *d);
+/* Like tdb_start, on a given port (0 = a free one) and as a given user (NULL =
+ * root). A user other than root is added in the private mount namespace as a
+ * uid-0 alias with root's (bind-mounted) home, via a bind-mounted copy of
+ * /etc/passwd. Port 22 needs a private network namespace (the caller's). */
+int tdb_start_as(struct tdb *d, int port, const char *user);
 void tdb_stop(struct tdb *d);
 /* A second, unrelated ed25519 public key line (for mismatch tests). */
 void tdb_other_key(struct tdb *d, char *out, size_t len);

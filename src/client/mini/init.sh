@@ -203,7 +203,7 @@ fi
 		for ev in /sys/class/input/event*; do
 			[ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
 			# Fails until devtmpfs has the node: keep polling then.
-			if dd if="/dev/${ev##*/}" bs=24 count=1 > /dev/null 2>&1; then
+			if dd if="/dev/input/${ev##*/}" bs=24 count=1 > /dev/null 2>&1; then
 				kill -TERM 1
 				exit 0
 			fi

@@ -1,0 +1,576 @@
+/* ssh_vm_bench.c - SSH costs against one real VM booted by the fleetbox CLI
+ * (issue 5): fleetbox vs OpenSSH on the same warm VM, in the same run.
+ *
+ *   ssh_vm_bench FLEETBOX [ROUNDS=20] [MIB=64] [COPY_ROUNDS=2]
+ *
+ * Needs root. Works in a private store /tmp/fbvmbench-XXXXXX (FLEETBOX_HOME)
+ * and, for everything that touches the VM, a private network namespace it
+ * creates itself (lo up); nothing is sent to the host's interfaces. The mini
+ * image is built before entering the namespace (building it downloads the
+ * kernel package with apt). FLEETBOX_IMAGE_CACHE=<dir>: reuse <dir>/images/mini
+ * (hard-linked with cp -al; built there first when missing, under <dir>/.lock
+ * like the VM tests' cache), so repeated runs skip the build. Base images are never written (member disks are overlays).
+ *
+ * Measures, after one warm-up command:
+ *  - exec_rt: `true` round trips, ROUNDS each: fb_exec (holder status RPC + new
+ *    SSH connection + exec), ssh_exec on an already resolved target (the SSH part
+ *    alone), and `ssh -F <fleetbox ssh-config> bench true`;
+ *  - copy_in / copy_out of a MIB MiB pseudo-random file: fb_copy_to/fb_copy_from
+ *    vs scp -F <config> (-O, the classic protocol, when the guest has scp; else
+ *    scp's default SFTP mode, the mini image ships sftp-server), every copy
+ *    checked by sha256 on both ends;
+ *  - copy_contract: a tree with a >100-char path, non-ASCII and quoted names,
+ *    symlinks (relative, dangling, loops), an empty dir, a 0700 dir and a fifo
+ *    goes in and back out; the guest's own listing (busybox find/stat) and the
+ *    round trip are compared with the source.
+ * Output: one JSON object per line on stdout; a human table on stderr.
+ * Teardown: `fleetbox rm -f bench` and the private store are removed at exit,
+ * also after a failed check. */
+#include "fleetbox.h"
+#include "client/ssh.h"
+#include "client/target.h"
+#include "util/cmd.h"
+#include "util/err.h"
+#include "util/fileio.h"
+#include "t.h"
+#include "tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MEMBER "bench"
+
+static const char *fleetbox;
+static char home[PATH_MAX];
+static char cfg[PATH_MAX];
+static pid_t owner;
+static bool vm_up;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Runs argv (NULL-terminated); 0 or the failure with its output on stderr. */
+static int run(char **out, const char *const *argv)
+{
+	struct cmd c;
+	struct err e = { 0 };
+	cmd_init(&c, argv[0]);
+	for (int i = 1; argv[i]; i++)
+		cmd_add(&c, argv[i]);
+	int r = cmd_run(&c, out, &e);
+	if (r < 0)
+		fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+	cmd_fini(&c);
+	return r;
+}
+
+#define RUN(out, ...) run((out), (const char *const[]){ __VA_ARGS__, NULL })
+
+static void teardown(void)
+{
+	if (getpid() != owner)
+		return;
+	if (vm_up && RUN(NULL, fleetbox, "rm", "-f", MEMBER) < 0)
+		fprintf(stderr, "teardown: fleetbox rm -f %s failed\n", MEMBER);
+	vm_up = false;
+	if (home[0])
+		rm_rf(home);
+	home[0] = '\0';
+}
+
+static int lo_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	r = r < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static bool is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Builds the mini image with FLEETBOX_HOME=store (host namespace). */
+static void build_mini(const char *store)
+{
+	setenv("FLEETBOX_HOME", store, 1);
+	double t0 = now_ms();
+	CHECK(RUN(NULL, fleetbox, "image", "build", "mini") == 0);
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"image_build\",\"ms\":%.0f}\n", now_ms() - t0);
+	setenv("FLEETBOX_HOME", home, 1);
+}
+
+static void prepare_image(void)
+{
+	char images[PATH_MAX], mine[PATH_MAX];
+	FMT(images, "%s/images", home);
+	FMT(mine, "%s/mini", images);
+	CHECK(mkdir_p(images, 0700) == 0);
+	const char *cache = getenv("FLEETBOX_IMAGE_CACHE");
+	if (!cache || !*cache) {
+		build_mini(home);
+		return;
+	}
+	char mini[PATH_MAX], lock[PATH_MAX];
+	FMT(mini, "%s/images/mini", cache);
+	FMT(lock, "%s/.lock", cache);
+	CHECK(mkdir_p(cache, 0700) == 0);
+	/* the same lock as the VM tests' image cache: one builder at a time */
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+	if (!is_dir(mini))
+		build_mini(cache);
+	close(fd);
+	CHECK(RUN(NULL, "cp", "-al", mini, mine) == 0);
+}
+
+/* ---- statistics ---- */
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct stats {
+	double median, p90, mean, min;
+};
+
+static struct stats stats_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	struct stats s = { 0 };
+	for (int i = 0; i < n; i++)
+		s.mean += v[i] / n;
+	s.min = v[0];
+	s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	int k = (9 * n + 9) / 10 - 1; /* nearest rank */
+	s.p90 = v[k < 0 ? 0 : k];
+	return s;
+}
+
+static void print_rt(const char *impl, int n, struct stats s)
+{
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"exec_rt\",\"impl\":\"%s\",\"rounds\":%d,"
+	       "\"median_ms\":%.2f,\"p90_ms\":%.2f,\"mean_ms\":%.2f,\"min_ms\":%.2f}\n",
+	       impl, n, s.median, s.p90, s.mean, s.min);
+	fprintf(stderr, "  exec_rt %-22s median %8.1f ms  p90 %8.1f ms\n", impl, s.median, s.p90);
+}
+
+/* ---- the three kinds of round trip ---- */
+
+static void rt_fb(void)
+{
+	fb_exec_result res;
+	fb_error fe;
+	int r = fb_exec(NULL, MEMBER, "true", &res, &fe);
+	if (r < 0)
+		fprintf(stderr, "fb_exec: %s\n", fe.message);
+	CHECK(r == 0 && res.exit_status == 0);
+	fb_exec_result_free(&res);
+}
+
+static struct ssh_target resolved;
+
+static void rt_ssh_exec(void)
+{
+	struct ssh_result res;
+	struct err e = { 0 };
+	CHECK_OK(ssh_exec(&resolved, "true", &res, &e), &e);
+	CHECK(res.st.exit_status == 0);
+	ssh_result_fini(&res);
+}
+
+static void rt_openssh(void)
+{
+	CHECK(RUN(NULL, "ssh", "-F", cfg, "-o", "BatchMode=yes", MEMBER, "true") == 0);
+}
+
+static void measure_rt(const char *impl, void (*fn)(void), int rounds)
+{
+	double *v = calloc((size_t)rounds, sizeof(double));
+	CHECK(v);
+	for (int i = 0; i < rounds; i++) {
+		double t0 = now_ms();
+		fn();
+		v[i] = now_ms() - t0;
+	}
+	print_rt(impl, rounds, stats_of(v, rounds));
+	free(v);
+}
+
+/* ---- copies ---- */
+
+/* Guest-side command output (exit 0 required), trailing newline removed. */
+static char *guest(const char *cmd)
+{
+	fb_exec_result res;
+	fb_error fe;
+	int r = fb_exec(NULL, MEMBER, cmd, &res, &fe);
+	if (r < 0 || res.exit_status != 0)
+		fprintf(stderr, "guest `%s`: %s%s\n", cmd, r < 0 ? fe.message : "",
+			r < 0 ? "" : res.combined);
+	CHECK(r == 0 && res.exit_status == 0);
+	char *s = res.out;
+	res.out = NULL;
+	fb_exec_result_free(&res);
+	size_t n = strlen(s);
+	while (n && s[n - 1] == '\n')
+		s[--n] = '\0';
+	return s;
+}
+
+static void sha_host(const char *path, char out[65])
+{
+	char *o = NULL;
+	CHECK(RUN(&o, "sha256sum", path) == 0);
+	CHECK(o && strlen(o) >= 64);
+	snprintf(out, 65, "%.64s", o);
+	free(o);
+}
+
+static void sha_guest(const char *path, char out[65])
+{
+	char cmd[PATH_MAX + 32];
+	FMT(cmd, "sha256sum '%s'", path);
+	char *o = guest(cmd);
+	CHECK(strlen(o) >= 64);
+	snprintf(out, 65, "%.64s", o);
+	free(o);
+}
+
+static void make_file(const char *path, int mib)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(fd >= 0);
+	uint8_t *buf = malloc(1 << 20);
+	CHECK(buf);
+	uint32_t x = 2463534242u;
+	for (int m = 0; m < mib; m++) {
+		for (int i = 0; i < (1 << 20); i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			buf[i] = (uint8_t)x;
+		}
+		CHECK(write(fd, buf, 1 << 20) == 1 << 20);
+	}
+	free(buf);
+	CHECK(close(fd) == 0);
+}
+
+static void print_copy(const char *op, const char *impl, int mib, double *ms, int n)
+{
+	struct stats s = stats_of(ms, n);
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"%s\",\"impl\":\"%s\",\"mib\":%d,\"rounds\":%d,"
+	       "\"median_s\":%.3f,\"min_s\":%.3f,\"mib_per_s\":%.2f}\n",
+	       op, impl, mib, n, s.median / 1e3, s.min / 1e3, mib / (s.median / 1e3));
+	fprintf(stderr, "  %-8s %-22s median %8.2f s   %7.2f MiB/s\n", op, impl, s.median / 1e3,
+		mib / (s.median / 1e3));
+}
+
+/* scp_mode: "classic" (scp -O; the guest has scp), "sftp" (scp -s), or NULL
+ * (neither: only fleetbox is measured). */
+static void measure_copies(int mib, int rounds, const char *scp_mode)
+{
+	char src[PATH_MAX], back[PATH_MAX], want[65], got[65];
+	const char *gpath = "/tmp/fbbench.bin";
+	char spec[64];
+	FMT(src, "%s/big.bin", home);
+	FMT(back, "%s/back.bin", home);
+	FMT(spec, "%s:%s", MEMBER, gpath);
+	make_file(src, mib);
+	sha_host(src, want);
+	double *in = calloc((size_t)rounds, sizeof(double));
+	double *out = calloc((size_t)rounds, sizeof(double));
+	double *sin = calloc((size_t)rounds, sizeof(double));
+	double *sout = calloc((size_t)rounds, sizeof(double));
+	CHECK(in && out && sin && sout);
+	fb_error fe;
+	for (int i = 0; i < rounds; i++) {
+		free(guest("rm -f /tmp/fbbench.bin"));
+		unlink(back);
+		double t0 = now_ms();
+		int r = fb_copy_to(NULL, MEMBER, src, gpath, &fe);
+		in[i] = now_ms() - t0;
+		if (r < 0)
+			fprintf(stderr, "fb_copy_to: %s\n", fe.message);
+		CHECK(r == 0);
+		sha_guest(gpath, got);
+		CHECK_STREQ(got, want);
+		t0 = now_ms();
+		r = fb_copy_from(NULL, MEMBER, gpath, back, &fe);
+		out[i] = now_ms() - t0;
+		if (r < 0)
+			fprintf(stderr, "fb_copy_from: %s\n", fe.message);
+		CHECK(r == 0);
+		sha_host(back, got);
+		CHECK_STREQ(got, want);
+
+		if (!scp_mode)
+			continue;
+		free(guest("rm -f /tmp/fbbench.bin"));
+		unlink(back);
+		bool classic = !strcmp(scp_mode, "classic");
+		t0 = now_ms();
+		CHECK(RUN(NULL, "scp", classic ? "-O" : "-s", "-q", "-F", cfg, "-o", "BatchMode=yes",
+			  src, spec) == 0);
+		sin[i] = now_ms() - t0;
+		sha_guest(gpath, got);
+		CHECK_STREQ(got, want);
+		t0 = now_ms();
+		CHECK(RUN(NULL, "scp", classic ? "-O" : "-s", "-q", "-F", cfg, "-o", "BatchMode=yes",
+			  spec, back) == 0);
+		sout[i] = now_ms() - t0;
+		sha_host(back, got);
+		CHECK_STREQ(got, want);
+	}
+	free(guest("rm -f /tmp/fbbench.bin"));
+	char scp_impl[32];
+	FMT(scp_impl, "openssh-scp-%s", scp_mode ? scp_mode : "none");
+	print_copy("copy_in", "fleetbox", mib, in, rounds);
+	if (scp_mode)
+		print_copy("copy_in", scp_impl, mib, sin, rounds);
+	print_copy("copy_out", "fleetbox", mib, out, rounds);
+	if (scp_mode)
+		print_copy("copy_out", scp_impl, mib, sout, rounds);
+	free(in);
+	free(out);
+	free(sin);
+	free(sout);
+	unlink(src);
+	unlink(back);
+}
+
+/* ---- the guest copy contract ---- */
+
+/* One line per entry, sorted bytewise: path|type|mode[|size|sha prefix] or
+ * path|l|target. Directory sizes are left out (file-system specific). Runs
+ * the same on the host (GNU tools) and the guest (busybox). */
+static const char LISTING[] =
+	"cd \"$1\" && find . | LC_ALL=C sort | while IFS= read -r f; do "
+	"if [ -L \"$f\" ]; then printf '%s|l|%s\\n' \"$f\" \"$(readlink \"$f\")\"; "
+	"elif [ -d \"$f\" ]; then printf '%s|d|%s\\n' \"$f\" \"$(stat -c %a \"$f\")\"; "
+	"elif [ -p \"$f\" ]; then printf '%s|p|%s\\n' \"$f\" \"$(stat -c %a \"$f\")\"; "
+	"else printf '%s|f|%s|%s|%s\\n' \"$f\" \"$(stat -c %a \"$f\")\" \"$(stat -c %s \"$f\")\" "
+	"\"$(sha256sum < \"$f\" | cut -c1-16)\"; fi; done";
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void contract_result(const char *check, bool ok, const char *detail)
+{
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"copy_contract\",\"check\":\"%s\",\"ok\":%s,"
+	       "\"detail\":", check, ok ? "true" : "false");
+	json_str(stdout, detail ? detail : "");
+	printf("}\n");
+	fflush(stdout);
+	fprintf(stderr, "  contract %-28s %s%s%s\n", check, ok ? "ok" : "FAILED", detail && *detail ? ": " : "",
+		detail ? detail : "");
+}
+
+/* Compares the guest's listing of gdir with the host's of hdir. */
+static void compare_listing(const char *check, const char *hdir, const char *gdir)
+{
+	char *hl = NULL;
+	CHECK(RUN(&hl, "env", "LC_ALL=C", "sh", "-c", LISTING, "sh", hdir) == 0);
+	char *q1 = ssh_quote(LISTING), *q2 = ssh_quote(gdir);
+	CHECK(q1 && q2);
+	size_t n = strlen(q1) + strlen(q2) + 32;
+	char *cmd = malloc(n);
+	CHECK(cmd);
+	CHECK(snprintf(cmd, n, "sh -c %s sh %s", q1, q2) < (int)n);
+	fb_exec_result res;
+	fb_error fe;
+	int r = fb_exec(NULL, MEMBER, cmd, &res, &fe);
+	free(cmd);
+	free(q1);
+	free(q2);
+	if (r < 0) {
+		contract_result(check, false, fe.message);
+		free(hl);
+		return;
+	}
+	if (res.exit_status != 0 || strcmp(res.out, hl) != 0) {
+		char a[PATH_MAX], b[PATH_MAX];
+		FMT(a, "%s/listing.host", home);
+		FMT(b, "%s/listing.guest", home);
+		CHECK(file_write_atomic(a, hl, strlen(hl), 0644) == 0);
+		CHECK(file_write_atomic(b, res.out, res.out_len, 0644) == 0);
+		char *d = NULL;
+		RUN(&d, "diff", a, b); /* exit 1 when they differ: the output is what we want */
+		char detail[4096];
+		FMT(detail, "exit %d; diff host guest:\n%s%s", res.exit_status, d ? d : "", res.err);
+		contract_result(check, false, detail);
+		free(d);
+	} else {
+		contract_result(check, true, NULL);
+	}
+	fb_exec_result_free(&res);
+	free(hl);
+}
+
+/* tree_compare exits the process on a mismatch: run it in a child. */
+static void compare_roundtrip(const char *check, const char *a, const char *b)
+{
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		tree_compare(a, b);
+		_exit(0);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	contract_result(check, ok, ok ? NULL : "tree_compare reported the difference above");
+}
+
+static void copy_contract(void)
+{
+	char src[PATH_MAX], back[PATH_MAX], backtree[PATH_MAX];
+	FMT(src, "%s/ctree", home);
+	FMT(back, "%s/cback", home);
+	FMT(backtree, "%s/cback/fbct", home);
+	tree_make(src);
+	fb_error fe;
+	free(guest("rm -rf /tmp/fbct"));
+	int r = fb_copy_to(NULL, MEMBER, src, "/tmp/fbct", &fe);
+	contract_result("cp_in", r == 0, r < 0 ? fe.message : NULL);
+	if (r == 0)
+		compare_listing("guest_listing_after_cp_in", src, "/tmp/fbct");
+	CHECK(mkdir(back, 0755) == 0);
+	r = r == 0 ? fb_copy_from(NULL, MEMBER, "/tmp/fbct", back, &fe) : r;
+	contract_result("cp_out", r == 0, r < 0 ? fe.message : NULL);
+	if (r == 0)
+		compare_roundtrip("roundtrip_tree_compare", src, backtree);
+	char *u = guest("id -un; umask");
+	for (char *p = u; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	contract_result("guest_user_umask", true, u);
+	free(u);
+	free(guest("rm -rf /tmp/fbct"));
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: ssh_vm_bench FLEETBOX [ROUNDS] [MIB] [COPY_ROUNDS]\n");
+		return 2;
+	}
+	fleetbox = argv[1];
+	int rounds = argc > 2 ? atoi(argv[2]) : 20;
+	int mib = argc > 3 ? atoi(argv[3]) : 64;
+	int copy_rounds = argc > 4 ? atoi(argv[4]) : 2;
+	CHECK(rounds > 0 && mib > 0 && copy_rounds > 0);
+	if (geteuid() != 0) {
+		fprintf(stderr, "skip: needs root (network namespace, taps)\n");
+		return TEST_SKIP;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	owner = getpid();
+	FMT(home, "/tmp/fbvmbench-XXXXXX");
+	CHECK(mkdtemp(home) != NULL);
+	atexit(teardown);
+	setenv("FLEETBOX_HOME", home, 1);
+	unsetenv("FLEETBOX_VMM"); /* auto: QEMU */
+	unsetenv("FLEETBOX_NET"); /* QEMU implies the bridge network */
+	prepare_image();
+
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "skip: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return TEST_SKIP;
+	}
+	CHECK(lo_up() == 0);
+
+	double t0 = now_ms();
+	vm_up = true; /* from here on, teardown removes it (also a half-made one) */
+	CHECK(RUN(NULL, fleetbox, "up", MEMBER) == 0);
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"up\",\"ms\":%.0f}\n", now_ms() - t0);
+
+	char *conf = NULL;
+	CHECK(RUN(&conf, fleetbox, "ssh-config") == 0 && conf);
+	FMT(cfg, "%s/ssh_config", home);
+	CHECK(file_write_atomic(cfg, conf, strlen(conf), 0600) == 0);
+	free(conf);
+	struct err e = { 0 };
+	CHECK_OK(target_resolve(home, MEMBER, &resolved, &e), &e);
+
+	char *uname = guest("uname -r; nproc");
+	for (char *p = uname; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"guest\",\"uname_r_nproc\":\"%s\",\"ip\":\"%s\"}\n",
+	       uname, resolved.host);
+	free(uname);
+
+	/* warm-up: one of each, not measured */
+	rt_fb();
+	rt_ssh_exec();
+	rt_openssh();
+	fprintf(stderr, "ssh_vm_bench: %d round trips each, %d MiB x %d copies\n", rounds, mib,
+		copy_rounds);
+	measure_rt("fleetbox-fb_exec", rt_fb, rounds);
+	measure_rt("fleetbox-ssh_exec", rt_ssh_exec, rounds);
+	measure_rt("openssh-ssh", rt_openssh, rounds);
+
+	char *scp = guest("command -v scp || true");
+	char *sftp = guest("ls /usr/lib/sftp-server 2>/dev/null || true");
+	const char *mode = *scp ? "classic" : *sftp ? "sftp" : NULL;
+	free(scp);
+	free(sftp);
+	measure_copies(mib, copy_rounds, mode);
+	copy_contract();
+	teardown();
+	return 0;
+}

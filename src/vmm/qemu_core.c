@@ -1,0 +1,451 @@
+/* qemu_core.c - see qemu_core.h. One tick timer drives the boot: every
+ * TICK_MS it checks the watchdog and (re)starts a TCP probe of <ip>:22, each
+ * attempt bounded by PROBE_MS. After readiness the timer stops. Stop escalates
+ * graceful (control socket) -> ESC_MS -> SIGTERM -> ESC_MS -> SIGKILL. */
+#include "vmm/qemu_core.h"
+
+#include "rpc/wire.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { TICK_MS = 150, PROBE_MS = 2000, ESC_MS = 5000 };
+
+void vmcore_tail(const char *path, int lines, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (!path || !*path || len < 2)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[2048];
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t start = end > (off_t)sizeof(buf) - 1 ? end - ((off_t)sizeof(buf) - 1) : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* Printable text only (the console may hold escape sequences). */
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\r' || (buf[i] != '\n' && !isprint((unsigned char)buf[i])))
+			buf[i] = ' ';
+	char *p = buf + n;
+	while (p > buf && (p[-1] == '\n' || p[-1] == ' '))
+		*--p = '\0';
+	int seen = 0;
+	while (p > buf) {
+		if (p[-1] == '\n' && ++seen == lines)
+			break;
+		p--;
+	}
+	/* Lines joined with " | " so the message stays on one line. */
+	size_t o = 0;
+	for (; *p && o + 4 < len; p++) {
+		if (*p == '\n') {
+			o += (size_t)snprintf(out + o, len - o, " | ");
+			continue;
+		}
+		out[o++] = *p;
+	}
+	out[o < len ? o : len - 1] = '\0';
+}
+
+/* True when path contains needle within its first `max` bytes. */
+static bool file_contains(const char *path, const char *needle, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char *buf = malloc(max + 1);
+	ssize_t n = buf ? read(fd, buf, max) : -1;
+	close(fd);
+	bool found = false;
+	if (n > 0) {
+		buf[n] = '\0';
+		found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+	}
+	free(buf);
+	return found;
+}
+
+uint64_t vmcore_boot_timeout_ms(void)
+{
+	const char *s = getenv("FLEETBOX_IP_WAIT_TIMEOUT");
+	if (!s || !*s)
+		return 120000;
+	/* "300" (seconds) or Go-style "2m30s", "90s", "1h". */
+	uint64_t total = 0;
+	const char *p = s;
+	while (*p) {
+		char *end;
+		double v = strtod(p, &end);
+		if (end == p || v < 0)
+			return 120000;
+		uint64_t mult = 1000;
+		if (*end == 'h')
+			mult = 3600000, end++;
+		else if (*end == 'm' && end[1] == 's')
+			mult = 1, end += 2;
+		else if (*end == 'm')
+			mult = 60000, end++;
+		else if (*end == 's')
+			end++;
+		else if (*end)
+			return 120000;
+		total += (uint64_t)(v * (double)mult);
+		p = end;
+	}
+	return total ? total : 120000;
+}
+
+int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const char *ext,
+		    char *out, size_t len, struct err *e)
+{
+	int n = snprintf(out, len, "%s/%s", spec->member_dir, file);
+	if (n > 0 && (size_t)n < len && (size_t)n < WIRE_SUN_PATH_MAX)
+		return 0;
+	/* member_dir = <root>/clusters/<cluster>/<member>: use <root>/run/. */
+	char root[PATH_MAX];
+	snprintf(root, sizeof(root), "%s", spec->member_dir);
+	for (int i = 0; i < 3; i++) {
+		char *s = strrchr(root, '/');
+		if (!s)
+			return err_set(e, -ENAMETOOLONG, "control socket path too long: %s", spec->member_dir);
+		*s = '\0';
+	}
+	char h[17];
+	wire_name_hash(spec->name, h);
+	n = snprintf(out, len, "%s/run/%s.%s", root, h, ext);
+	if (n < 0 || (size_t)n >= len || (size_t)n >= WIRE_SUN_PATH_MAX)
+		return err_set(e, -ENAMETOOLONG, "control socket path too long: %s", out);
+	return 0;
+}
+
+static void on_close(uv_handle_t *h);
+
+static void maybe_finish(struct vmcore *c)
+{
+	if (!c->proc_exited || c->open_handles > 0)
+		return;
+	if (!c->cb.exited) { /* spawn failed: boot() already returned the error */
+		free(c);
+		return;
+	}
+	bool unexpected = !c->stopping && !c->killing && !c->boot_failed;
+	char msg[1400];
+	if (c->boot_failed) {
+		snprintf(msg, sizeof(msg), "%s", c->fail_msg);
+	} else {
+		char tail[1024];
+		vmcore_tail(c->serial, 8, tail, sizeof(tail));
+		if (c->term_signal)
+			snprintf(msg, sizeof(msg), "%s killed by signal %d%s%s", c->ops->vmm_name,
+				 c->term_signal, tail[0] ? "; serial: " : "", tail);
+		else
+			snprintf(msg, sizeof(msg), "%s exited with status %lld%s%s", c->ops->vmm_name,
+				 (long long)c->exit_status, tail[0] ? "; serial: " : "", tail);
+	}
+	log_debug("vm %s: %s is gone (%s)", c->name, c->ops->vmm_name, msg);
+	struct vmm_callbacks cb = c->cb;
+	void *data = c->data;
+	free(c->ctl_wbuf);
+	free(c); /* the core is the first member of the driver's vmm_vm */
+	cb.exited(data, unexpected, msg);
+}
+
+static void close_handle(struct vmcore *c, uv_handle_t *h)
+{
+	if (!uv_is_closing(h)) {
+		h->data = c;
+		uv_close(h, on_close);
+	}
+}
+
+static void on_close(uv_handle_t *h)
+{
+	struct vmcore *c = h->data;
+	if (h == (uv_handle_t *)&c->probe)
+		c->probe_busy = false;
+	if (h == (uv_handle_t *)&c->ctl)
+		c->ctl_open = false;
+	c->open_handles--;
+	maybe_finish(c);
+}
+
+static void close_all(struct vmcore *c)
+{
+	close_handle(c, (uv_handle_t *)&c->tick);
+	close_handle(c, (uv_handle_t *)&c->esc);
+	if (c->probe_busy)
+		close_handle(c, (uv_handle_t *)&c->probe);
+	if (c->ctl_open)
+		close_handle(c, (uv_handle_t *)&c->ctl);
+}
+
+static void ready_once(struct vmcore *c, int status, const char *msg)
+{
+	if (c->ready_done)
+		return;
+	c->ready_done = true;
+	c->cb.ready(c->data, status, msg);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct vmcore *c = p->data;
+	c->proc_exited = true;
+	c->exit_status = status;
+	c->term_signal = sig;
+	if (!c->ready_done) {
+		char tail[1024], msg[1400];
+		vmcore_tail(c->serial, 8, tail, sizeof(tail));
+		if (c->stopping || c->killing)
+			snprintf(msg, sizeof(msg), "stopped during boot");
+		else if (sig)
+			snprintf(msg, sizeof(msg), "%s killed by signal %d during boot%s%s",
+				 c->ops->vmm_name, sig, tail[0] ? "; serial: " : "", tail);
+		else
+			snprintf(msg, sizeof(msg), "%s exited with status %lld during boot%s%s",
+				 c->ops->vmm_name, (long long)status, tail[0] ? "; serial: " : "", tail);
+		if (!c->stopping && !c->killing) {
+			c->boot_failed = true;
+			snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", msg);
+		}
+		ready_once(c, c->stopping || c->killing ? -ECANCELED : -EIO, msg);
+	}
+	close_handle(c, (uv_handle_t *)&c->proc);
+	close_all(c);
+}
+
+/* Fails the boot: ready(-err) with the serial tail, then SIGKILL. */
+static void boot_fail(struct vmcore *c, int code, const char *why)
+{
+	char tail[1024];
+	vmcore_tail(c->serial, 10, tail, sizeof(tail));
+	snprintf(c->fail_msg, sizeof(c->fail_msg), "%s%s%s", why,
+		 tail[0] ? "; serial: " : "; serial log is empty", tail);
+	c->boot_failed = true;
+	ready_once(c, code, c->fail_msg);
+	uv_timer_stop(&c->tick);
+	if (!c->proc_exited)
+		uv_process_kill(&c->proc, SIGKILL);
+}
+
+static void on_probe(uv_connect_t *req, int status)
+{
+	struct vmcore *c = req->data;
+	if (status == 0 && !c->stopping && !c->killing && !c->proc_exited) {
+		log_debug("vm %s: %s:22 accepts; ready after %llu ms", c->name, c->ip,
+			  (unsigned long long)(uv_now(c->loop) - c->t0_ms));
+		uv_timer_stop(&c->tick);
+		ready_once(c, 0, NULL);
+	}
+	close_handle(c, (uv_handle_t *)&c->probe);
+}
+
+static void probe_start(struct vmcore *c)
+{
+	struct sockaddr_in sa;
+	if (uv_ip4_addr(c->ip, 22, &sa) != 0 || uv_tcp_init(c->loop, &c->probe) != 0)
+		return;
+	c->open_handles++;
+	c->probe_busy = true;
+	c->probe_started_ms = uv_now(c->loop);
+	c->probe_req.data = c;
+	if (uv_tcp_connect(&c->probe_req, &c->probe, (const struct sockaddr *)&sa, on_probe) != 0)
+		close_handle(c, (uv_handle_t *)&c->probe);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct vmcore *c = t->data;
+	if (c->ready_done || c->stopping || c->killing || c->proc_exited) {
+		uv_timer_stop(t);
+		return;
+	}
+	uint64_t now = uv_now(c->loop), el = now - c->t0_ms;
+	if (file_contains(c->serial, "Kernel panic - not syncing", 1u << 20)) {
+		boot_fail(c, -EIO, "the guest kernel panicked");
+		return;
+	}
+	if (c->marker_ms && el > c->marker_ms) {
+		if (!file_contains(c->serial, VMCORE_INIT_MARKER, 1u << 20)) {
+			char why[160];
+			snprintf(why, sizeof(why), "the guest did not reach its init within %llu s",
+				 (unsigned long long)(c->marker_ms / 1000));
+			boot_fail(c, -ETIMEDOUT, why);
+			return;
+		}
+		c->marker_ms = 0; /* seen: stop looking */
+	}
+	if (el > c->deadline_ms) {
+		char why[200];
+		snprintf(why, sizeof(why), "SSH on %s:22 did not answer within %llu s "
+			 "(FLEETBOX_IP_WAIT_TIMEOUT widens this)", c->ip,
+			 (unsigned long long)(c->deadline_ms / 1000));
+		boot_fail(c, -ETIMEDOUT, why);
+		return;
+	}
+	if (c->probe_busy && now - c->probe_started_ms > PROBE_MS)
+		close_handle(c, (uv_handle_t *)&c->probe);
+	else if (!c->probe_busy)
+		probe_start(c);
+}
+
+int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
+		 const struct vmm_boot_spec *spec, bool expect_marker,
+		 const struct vmm_callbacks *cb, void *data, struct err *e)
+{
+	c->loop = loop;
+	c->cb = *cb;
+	c->data = data;
+	snprintf(c->name, sizeof(c->name), "%s", spec->name);
+	snprintf(c->ip, sizeof(c->ip), "%s", spec->ip ? spec->ip : "");
+	if (spec->serial_log_path)
+		snprintf(c->serial, sizeof(c->serial), "%s", spec->serial_log_path);
+	else
+		snprintf(c->serial, sizeof(c->serial), "%s/serial.log", spec->member_dir);
+	c->deadline_ms = vmcore_boot_timeout_ms();
+	c->marker_ms = expect_marker ? c->deadline_ms / 2 : 0;
+	uv_timer_init(loop, &c->tick);
+	uv_timer_init(loop, &c->esc);
+	c->tick.data = c->esc.data = c;
+	c->open_handles = 2;
+	c->proc.data = c;
+	int r = vmm_spawn(loop, &c->proc, argv, log_fd, on_exit_cb);
+	if (r < 0) {
+		/* Nothing runs: close the timers; the core frees itself silently. */
+		c->proc_exited = true;
+		c->cb.exited = NULL;
+		err_set(e, r, "start %s: %s", argv[0], uv_strerror(r));
+		close_handle(c, (uv_handle_t *)&c->tick);
+		close_handle(c, (uv_handle_t *)&c->esc);
+		return r;
+	}
+	c->open_handles++;
+	c->t0_ms = uv_now(loop);
+	log_debug("vm %s: %s started, pid %d", c->name, c->ops->vmm_name, c->proc.pid);
+	if (!c->ip[0]) {
+		ready_once(c, 0, NULL);
+		return 0;
+	}
+	uv_timer_start(&c->tick, on_tick, TICK_MS, TICK_MS);
+	return 0;
+}
+
+/* ---- stop escalation ------------------------------------------------ */
+
+static void on_ctl_write(uv_write_t *w, int status)
+{
+	struct vmcore *c = w->data;
+	free(c->ctl_wbuf);
+	c->ctl_wbuf = NULL;
+	if (status < 0 && c->ctl_open)
+		close_handle(c, (uv_handle_t *)&c->ctl);
+}
+
+static void ctl_send(struct vmcore *c, const char *s)
+{
+	if (!s || !c->ctl_open || c->ctl_wbuf || uv_is_closing((uv_handle_t *)&c->ctl))
+		return;
+	c->ctl_wbuf = strdup(s);
+	if (!c->ctl_wbuf)
+		return;
+	uv_buf_t b = uv_buf_init(c->ctl_wbuf, (unsigned)strlen(c->ctl_wbuf));
+	c->ctl_wreq.data = c;
+	if (uv_write(&c->ctl_wreq, (uv_stream_t *)&c->ctl, &b, 1, on_ctl_write) != 0) {
+		free(c->ctl_wbuf);
+		c->ctl_wbuf = NULL;
+	}
+}
+
+static void ctl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char rbuf[4096]; /* single-threaded loop; consumed synchronously */
+	buf->base = rbuf;
+	buf->len = sizeof(rbuf);
+}
+
+static void ctl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct vmcore *c = s->data;
+	if (n < 0) {
+		close_handle(c, (uv_handle_t *)&c->ctl);
+		return;
+	}
+	if (n > 0 && c->ops->stop_on_read)
+		ctl_send(c, c->ops->stop_on_read(c, buf->base, (size_t)n));
+}
+
+static void on_ctl_connect(uv_connect_t *req, int status)
+{
+	struct vmcore *c = req->data;
+	if (status < 0) {
+		log_debug("vm %s: control socket %s: %s", c->name, c->ctl_path, uv_strerror(status));
+		close_handle(c, (uv_handle_t *)&c->ctl);
+		return;
+	}
+	c->ctl.data = c;
+	uv_read_start((uv_stream_t *)&c->ctl, ctl_alloc, ctl_read);
+	ctl_send(c, c->ops->stop_request(c));
+}
+
+static void on_esc(uv_timer_t *t)
+{
+	struct vmcore *c = t->data;
+	if (c->proc_exited)
+		return;
+	if (c->esc_stage == 1) {
+		log_debug("vm %s: graceful stop timed out, SIGTERM", c->name);
+		c->esc_stage = 2;
+		uv_process_kill(&c->proc, SIGTERM);
+		uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
+	} else {
+		log_debug("vm %s: SIGTERM timed out, SIGKILL", c->name);
+		uv_process_kill(&c->proc, SIGKILL);
+	}
+}
+
+void vmcore_stop(struct vmcore *c)
+{
+	if (c->proc_exited || c->stopping)
+		return;
+	c->stopping = true;
+	uv_timer_stop(&c->tick);
+	c->esc_stage = 1;
+	uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
+	if (!c->ctl_path[0] || !c->ops->stop_request)
+		return;
+	if (uv_pipe_init(c->loop, &c->ctl, 0) != 0)
+		return;
+	c->open_handles++;
+	c->ctl_open = true;
+	c->ctl.data = c;
+	c->ctl_req.data = c;
+	uv_pipe_connect(&c->ctl_req, &c->ctl, c->ctl_path, on_ctl_connect);
+}
+
+void vmcore_kill(struct vmcore *c)
+{
+	if (c->proc_exited)
+		return;
+	c->killing = true;
+	uv_timer_stop(&c->tick);
+	uv_process_kill(&c->proc, SIGKILL);
+}
+
+pid_t vmcore_pid(const struct vmcore *c)
+{
+	return c->proc_exited ? 0 : c->proc.pid;
+}

@@ -1,0 +1,79 @@
+/* qemu_core.h - process supervision shared by the QEMU and cloud-hypervisor
+ * drivers: spawn, boot readiness (guest TCP port 22 accepts), the boot
+ * watchdog (kernel panic / no init marker / overall deadline, each failing
+ * with the tail of serial.log), graceful stop over a unix-socket control
+ * channel (QMP or the CH HTTP API) escalating to SIGTERM and SIGKILL, and the
+ * vmm.h callback contract (ready at most once and never after exited; exited
+ * exactly once, after the process is reaped and every handle is closed).
+ *
+ * Ownership: the core is embedded as the first member of struct vmm_vm; it is
+ * freed by the core itself right after cb->exited returns. */
+#pragma once
+#include "vmm/vmm.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vmcore;
+
+struct vmcore_ops {
+	const char *vmm_name; /* "qemu", "cloud-hypervisor": for messages */
+	/* Bytes to send right after the control socket connects (graceful stop). */
+	const char *(*stop_request)(struct vmcore *c);
+	/* Called with bytes read from the control socket; may return a further
+	 * request to send (or NULL). */
+	const char *(*stop_on_read)(struct vmcore *c, const char *buf, size_t len);
+};
+
+struct vmcore {
+	uv_loop_t *loop;
+	uv_process_t proc;
+	uv_timer_t tick;   /* boot poll + watchdog, then idle */
+	uv_timer_t esc;    /* stop escalation */
+	uv_tcp_t probe;
+	uv_connect_t probe_req;
+	uv_pipe_t ctl;
+	uv_connect_t ctl_req;
+	uv_write_t ctl_wreq;
+	char *ctl_wbuf;
+	int open_handles;
+	bool probe_busy, ctl_open, proc_exited, stopping, killing, ready_done, boot_failed;
+	int esc_stage;            /* 0 none, 1 waiting graceful, 2 waiting SIGTERM */
+	uint64_t t0_ms, probe_started_ms;
+	uint64_t deadline_ms;     /* overall boot deadline */
+	uint64_t marker_ms;       /* 0: no init marker expected */
+	int64_t exit_status;
+	int term_signal;
+	struct vmm_callbacks cb;
+	void *data;
+	const struct vmcore_ops *ops;
+	char name[64];
+	char ip[16];
+	char serial[PATH_MAX];
+	char ctl_path[108];
+	char fail_msg[1024];
+};
+
+/* Serial-log marker printed by the mini image's init (see init.sh). */
+#define VMCORE_INIT_MARKER "fleetbox-mini: init started"
+
+/* Spawns argv and starts supervising; on error nothing is left running and
+ * the core is freed. */
+int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
+		 const struct vmm_boot_spec *spec, bool expect_marker,
+		 const struct vmm_callbacks *cb, void *data, struct err *e);
+void vmcore_stop(struct vmcore *c);
+void vmcore_kill(struct vmcore *c);
+pid_t vmcore_pid(const struct vmcore *c);
+
+/* Helpers shared by both drivers. */
+/* Last `lines` lines of a file (at most ~2 KiB), "" if unreadable. */
+void vmcore_tail(const char *path, int lines, char *out, size_t len);
+/* Picks the control socket path: <member_dir>/<file> when it fits sun_path,
+ * else <root>/run/<hash>.<ext> derived from the member dir. */
+int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const char *ext,
+		    char *out, size_t len, struct err *e);
+/* Boot wait from FLEETBOX_IP_WAIT_TIMEOUT (seconds or Go-style "90s"/"3m"),
+ * default 120 s. */
+uint64_t vmcore_boot_timeout_ms(void);

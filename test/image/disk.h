@@ -1,0 +1,29 @@
+/* disk.h - test helpers: partitioned disk images built with our own MBR/GPT
+ * writer and `mke2fs -d` (no loop devices, no mounts), plus small file tools. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tpart {
+	int num;              /* partition number (GPT: entry index + 1; MBR: 1..4) */
+	uint64_t start_mib;
+	uint64_t size_mib;
+	const char *tree;     /* directory for mke2fs -d; NULL: leave unformatted */
+	bool esp;             /* GPT type: EFI system partition instead of Linux */
+};
+
+/* Creates a sparse disk image of size_mib with the partitions. */
+void disk_make(const char *path, uint64_t size_mib, bool gpt, const struct tpart *p, int n);
+/* Formats the whole file as one ext4 filesystem from tree. */
+void disk_make_plain(const char *path, uint64_t size_mib, const char *tree);
+/* Runs argv (NULL-terminated), aborting the test unless it exits 0. */
+void run(const char *const argv[]);
+void write_random(const char *path, size_t len);
+void mkdir_or_die(const char *path);
+void symlink_or_die(const char *target, const char *path);
+bool files_equal(const char *a, const char *b);
+bool exists(const char *path);
+/* Count of directory entries whose name ends with suffix. */
+int count_suffix(const char *dir, const char *suffix);
+double now_s(void);

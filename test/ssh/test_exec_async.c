@@ -1,0 +1,410 @@
+/* test_exec_async.c - fb_exec_async end to end without a VM, and proof that it
+ * never blocks on the holder: the fake holder (a unix-socket server answering
+ * the status request) runs on the SAME loop as the op, so a synchronous status
+ * RPC inside fb_exec_async could never be answered.
+ *
+ * Setup (root only, else skip): a private network namespace with lo up, so a
+ * private dropbear can listen on 127.0.0.1:22 (the port target_from_status
+ * uses) as user "fleetbox" (tdb_start_as); a fake store with one "running"
+ * member (config.json, pidfile naming us, .lock flocked by us, the pinned host
+ * key). Covered: concurrent runs, status errors (not running, holder error),
+ * cancellation before the loop runs, during the status request and during the
+ * SSH command: each callback runs exactly once, and the loop closes cleanly. */
+#include "fleetbox.h"
+#include "rpc/msg.h"
+#include "rpc/wire.h"
+#include "util/fileio.h"
+#include "dropbear.h"
+#include "t.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define MEMBER "web-1"
+
+static struct tdb db;
+static uv_loop_t loop;
+
+/* ---- fake holder ---- */
+
+enum mode { M_RUNNING, M_STARTING, M_ERROR, M_CANCEL_THEN_REPLY, M_HOLD };
+static enum mode mode;
+static int requests;            /* status requests received */
+static fb_exec_op *cancel_on_request;
+static uv_pipe_t server;
+
+struct hconn {
+	uv_pipe_t pipe;
+	uv_write_t wr;
+	char *reply;
+	char in[512];
+	size_t in_len;
+};
+static struct hconn *held;
+
+static void hconn_closed(uv_handle_t *h)
+{
+	struct hconn *c = h->data;
+	free(c->reply);
+	free(c);
+}
+
+static void replied(uv_write_t *w, int status)
+{
+	(void)status;
+	struct hconn *c = w->data;
+	uv_close((uv_handle_t *)&c->pipe, hconn_closed);
+}
+
+static void reply(struct hconn *c)
+{
+	struct rpc_status st = { .name = (char *)MEMBER, .pid = getpid(), .running = true };
+	struct rpc_reply rep = { 0 };
+	if (mode == M_ERROR) {
+		rep.error = (char *)"holder exploded";
+	} else {
+		st.state = mode == M_STARTING ? FB_STATE_STARTING : FB_STATE_RUNNING;
+		st.ip = mode == M_STARTING ? NULL : (char *)"127.0.0.1";
+		rep.status = &st;
+	}
+	size_t len;
+	CHECK(rpc_reply_encode(&rep, &c->reply, &len) == 0);
+	uv_buf_t b = uv_buf_init(c->reply, (unsigned)len);
+	c->wr.data = c;
+	CHECK(uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, replied) == 0);
+}
+
+static void h_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+	struct hconn *c = h->data;
+	(void)s;
+	*b = uv_buf_init(c->in + c->in_len, (unsigned)(sizeof(c->in) - c->in_len - 1));
+}
+
+static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	(void)b;
+	struct hconn *c = st->data;
+	if (n < 0) {
+		uv_close((uv_handle_t *)&c->pipe, hconn_closed);
+		return;
+	}
+	c->in_len += (size_t)n;
+	c->in[c->in_len] = '\0';
+	if (!strchr(c->in, '\n'))
+		return;
+	CHECK_STREQ(c->in, "{\"cmd\":\"status\"}\n");
+	requests++;
+	uv_read_stop(st);
+	if (mode == M_HOLD) {
+		held = c;
+		return;
+	}
+	if (mode == M_CANCEL_THEN_REPLY) {
+		/* the op is mid-request: cancel it, then answer "running" anyway */
+		fb_exec_cancel(cancel_on_request);
+		mode = M_RUNNING;
+	}
+	reply(c);
+}
+
+static void on_holder_conn(uv_stream_t *s, int status)
+{
+	CHECK(status == 0);
+	struct hconn *c = calloc(1, sizeof(*c));
+	CHECK(c);
+	uv_pipe_init(&loop, &c->pipe, 0);
+	c->pipe.data = c;
+	CHECK(uv_accept(s, (uv_stream_t *)&c->pipe) == 0);
+	CHECK(uv_read_start((uv_stream_t *)&c->pipe, h_alloc, h_read) == 0);
+}
+
+/* ---- fake store ---- */
+
+static int lock_fd = -1;
+
+static void make_store(void)
+{
+	const char *root = db.store;
+	char dir[PATH_MAX], p[PATH_MAX], run[PATH_MAX];
+	CHECK(wire_member_dir(root, MEMBER, dir, sizeof(dir)) == 0);
+	CHECK(mkdir_p(dir, 0700) == 0);
+	FMT(run, "%s/run", root);
+	CHECK(mkdir_p(run, 0700) == 0);
+	FMT(p, "%s/config.json", dir);
+	CHECK(file_write_atomic(p, "{}\n", 3, 0600) == 0);
+	char *key = NULL;
+	size_t n;
+	FMT(p, "%s/ssh_host_ed25519_key.pub", db.hostdir);
+	CHECK(file_read_all(p, 4096, &key, &n) == 0);
+	FMT(p, "%s/ssh_host_ed25519_key.pub", dir);
+	CHECK(file_write_atomic(p, key, n, 0644) == 0);
+	free(key);
+	FMT(p, "%s/.lock", dir);
+	lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0);
+	char pid[32];
+	FMT(pid, "%d\n", (int)getpid());
+	CHECK(wire_pidfile_path(root, MEMBER, p, sizeof(p)) == 0);
+	CHECK(file_write_atomic(p, pid, strlen(pid), 0600) == 0);
+
+	CHECK(wire_sock_path(root, MEMBER, p, sizeof(p)) == 0);
+	CHECK(uv_pipe_init(&loop, &server, 0) == 0);
+	CHECK(uv_pipe_bind(&server, p) == 0);
+	CHECK(uv_listen((uv_stream_t *)&server, 16, on_holder_conn) == 0);
+}
+
+/* ---- ops ---- */
+
+struct call {
+	int calls;
+	int status;
+	int exit_status;
+	char out[256];
+	char msg[512];
+	bool res_empty;
+};
+
+static void on_done(void *data, int status, fb_exec_result *res, const fb_error *err)
+{
+	struct call *c = data;
+	c->calls++;
+	c->status = status;
+	c->exit_status = res->exit_status;
+	c->res_empty = !res->out || res->out_len == 0;
+	snprintf(c->out, sizeof(c->out), "%s", res->out ? res->out : "");
+	snprintf(c->msg, sizeof(c->msg), "%s", err ? err->message : "");
+	CHECK(status < 0 ? err && err->code == status : err == NULL);
+}
+
+static fb_exec_op *start(const char *cmd, struct call *c)
+{
+	fb_exec_op *op = NULL;
+	fb_error err;
+	memset(c, 0, sizeof(*c));
+	int r = fb_exec_async(&loop, db.store, MEMBER, cmd, on_done, c, &op, &err);
+	if (r < 0)
+		fprintf(stderr, "fb_exec_async: %d %s\n", r, err.message);
+	CHECK(r == 0 && op != NULL);
+	return op;
+}
+
+/* Runs the loop until every call in cs has been called back. Bounded: the
+ * ops' own timeouts end them; 2000 iterations of the loop is a backstop. */
+static void run_until(struct call *cs, int n)
+{
+	for (int i = 0; i < 2000; i++) {
+		int done = 0;
+		for (int k = 0; k < n; k++)
+			done += cs[k].calls > 0;
+		if (done == n)
+			return;
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	CHECK(!"ops did not finish");
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void test_run_concurrent(void)
+{
+	mode = M_RUNNING;
+	requests = 0;
+	struct call cs[3];
+	char cmd[3][64];
+	for (int i = 0; i < 3; i++) {
+		FMT(cmd[i], "echo hi-%d; echo \"$USER\"; exit %d", i, 3 + i);
+		start(cmd[i], &cs[i]);
+	}
+	run_until(cs, 3);
+	for (int i = 0; i < 3; i++) {
+		char want[64];
+		FMT(want, "hi-%d\nfleetbox\n", i);
+		if (cs[i].status != 0)
+			fprintf(stderr, "op %d: %d %s\n", i, cs[i].status, cs[i].msg);
+		CHECK(cs[i].calls == 1 && cs[i].status == 0);
+		CHECK_STREQ(cs[i].out, want);
+		CHECK(cs[i].exit_status == 3 + i);
+	}
+	CHECK(requests == 3);
+}
+
+static void test_status_errors(void)
+{
+	struct call c;
+	mode = M_STARTING;
+	start("true", &c);
+	run_until(&c, 1);
+	CHECK(c.calls == 1 && c.status == -ENOTCONN && c.res_empty);
+	CHECK_STREQ(c.msg, MEMBER " is starting");
+
+	mode = M_ERROR;
+	start("true", &c);
+	run_until(&c, 1);
+	CHECK(c.calls == 1 && c.status == -EIO);
+	CHECK_STREQ(c.msg, "holder exploded");
+
+	/* local checks still fail at once, without a callback */
+	fb_error err;
+	fb_exec_op *op = (fb_exec_op *)&loop;
+	CHECK(fb_exec_async(&loop, db.store, "web-2", "true", on_done, &c, &op, &err) == -ENOENT);
+	CHECK(op == NULL && strstr(err.message, "no such member: web-2"));
+}
+
+static void test_cancel_before_run(void)
+{
+	char flag[PATH_MAX], cmd[PATH_MAX + 16];
+	FMT(flag, "%s/ran0", db.dir);
+	FMT(cmd, "touch '%s'", flag);
+	mode = M_RUNNING;
+	requests = 0;
+	struct call c;
+	fb_exec_op *op = start(cmd, &c);
+	fb_exec_cancel(op);
+	run_until(&c, 1);
+	CHECK(c.calls == 1 && c.status == -ECANCELED && c.res_empty);
+	CHECK_STREQ(c.msg, "command on " MEMBER " cancelled");
+	/* the request already in flight was answered; no command followed */
+	CHECK(requests == 1);
+	CHECK(access(flag, F_OK) != 0);
+}
+
+static void test_cancel_during_status(void)
+{
+	/* cancelled while the holder holds the request; the holder then answers
+	 * "running": the op must still report -ECANCELED and not run the command */
+	char flag[PATH_MAX], cmd[PATH_MAX + 16];
+	FMT(flag, "%s/ran", db.dir);
+	FMT(cmd, "touch '%s'", flag);
+	mode = M_CANCEL_THEN_REPLY;
+	requests = 0;
+	struct call c;
+	cancel_on_request = start(cmd, &c);
+	run_until(&c, 1);
+	CHECK(requests == 1);
+	CHECK(c.calls == 1 && c.status == -ECANCELED);
+	CHECK(access(flag, F_OK) != 0);
+
+	/* the holder never answers and drops the connection after the cancel */
+	mode = M_HOLD;
+	held = NULL;
+	fb_exec_op *op = start("true", &c);
+	for (int i = 0; i < 500 && !held; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(held && c.calls == 0);
+	fb_exec_cancel(op);
+	fb_exec_cancel(op); /* idempotent before the callback */
+	uv_close((uv_handle_t *)&held->pipe, hconn_closed);
+	held = NULL;
+	run_until(&c, 1);
+	CHECK(c.calls == 1 && c.status == -ECANCELED);
+}
+
+static struct {
+	fb_exec_op *op;
+	char flag[PATH_MAX];
+	int ticks;
+	bool cancelled;
+} watch;
+
+/* Cancels once the command proves it is running (it created the flag). */
+static void on_watch(uv_timer_t *t)
+{
+	if (access(watch.flag, F_OK) == 0) {
+		fb_exec_cancel(watch.op);
+		watch.cancelled = true;
+		uv_timer_stop(t);
+	} else if (++watch.ticks > 500) {
+		CHECK(!"command never started");
+	}
+}
+
+static void test_cancel_during_ssh(void)
+{
+	mode = M_RUNNING;
+	FMT(watch.flag, "%s/started", db.dir);
+	char cmd[PATH_MAX + 32];
+	FMT(cmd, "touch '%s'; sleep 30", watch.flag);
+	struct call c;
+	double t0 = now_s();
+	watch.op = start(cmd, &c);
+	uv_timer_t timer;
+	CHECK(uv_timer_init(&loop, &timer) == 0);
+	CHECK(uv_timer_start(&timer, on_watch, 20, 20) == 0);
+	run_until(&c, 1);
+	CHECK(watch.cancelled);
+	CHECK(c.calls == 1 && c.status == -ECANCELED);
+	CHECK(strstr(c.msg, "cancelled") != NULL);
+	CHECK(now_s() - t0 < 15);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static int lo_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	r = r < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "skip: needs root (private network namespace)\n");
+		return TEST_SKIP;
+	}
+	if (unshare(CLONE_NEWNET) < 0) {
+		fprintf(stderr, "skip: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+		return TEST_SKIP;
+	}
+	CHECK(lo_up() == 0);
+	/* the fake holder may answer a request already cancelled (peer gone) */
+	signal(SIGPIPE, SIG_IGN);
+	int r = tdb_start_as(&db, 22, "fleetbox");
+	if (r)
+		return r;
+	CHECK(uv_loop_init(&loop) == 0);
+	make_store();
+
+	test_run_concurrent();
+	test_status_errors();
+	test_cancel_before_run();
+	test_cancel_during_status();
+	test_cancel_during_ssh();
+
+	uv_close((uv_handle_t *)&server, NULL);
+	CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+	CHECK(uv_loop_close(&loop) == 0);
+	close(lock_fd);
+	tdb_stop(&db);
+	printf("ok\n");
+	return 0;
+}
