@@ -1,3 +1,6 @@
+/* select.c - FLEETBOX_VMM=fake|qemu|cloud-hypervisor|auto. auto takes
+ * cloud-hypervisor only when its binary is found and KVM really works, else
+ * QEMU (which falls back to TCG by itself). */
 #include "vmm/vmm.h"
 #include "util/err.h"
 
@@ -5,11 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Defined by the qemu/cloud-hypervisor drivers: true when usable here.
- * Weak until those drivers land in the tree (see README, "status"). */
-__attribute__((weak)) bool vmm_ch_available(void);
-__attribute__((weak)) extern const struct vmm_driver vmm_qemu_driver;
-__attribute__((weak)) extern const struct vmm_driver vmm_ch_driver;
+bool vmm_ch_available(void);
 
 int vmm_driver_select(const char *name, const struct vmm_driver **out, struct err *e)
 {
@@ -17,31 +16,16 @@ int vmm_driver_select(const char *name, const struct vmm_driver **out, struct er
 		name = getenv("FLEETBOX_VMM");
 	if (!name || !*name)
 		name = "auto";
-	if (!strcmp(name, "fake")) {
+	if (!strcmp(name, "fake"))
 		*out = &vmm_fake_driver;
-		return 0;
-	}
-	if (!strcmp(name, "qemu")) {
-		if (!&vmm_qemu_driver)
-			return err_set(e, -ENOSYS, "the qemu driver is not built in");
+	else if (!strcmp(name, "qemu"))
 		*out = &vmm_qemu_driver;
-		return 0;
-	}
-	if (!strcmp(name, "cloud-hypervisor")) {
-		if (!&vmm_ch_driver)
-			return err_set(e, -ENOSYS, "the cloud-hypervisor driver is not built in");
+	else if (!strcmp(name, "cloud-hypervisor"))
 		*out = &vmm_ch_driver;
-		return 0;
-	}
-	if (!strcmp(name, "auto")) {
-		/* cloud-hypervisor only with working KVM; QEMU works everywhere (TCG). */
-		if (&vmm_ch_driver && vmm_ch_available && vmm_ch_available())
-			*out = &vmm_ch_driver;
-		else if (&vmm_qemu_driver)
-			*out = &vmm_qemu_driver;
-		else
-			return err_set(e, -ENOSYS, "no real VMM driver is built in");
-		return 0;
-	}
-	return err_set(e, -EINVAL, "unknown FLEETBOX_VMM \"%s\" (want fake, qemu, cloud-hypervisor or auto)", name);
+	else if (!strcmp(name, "auto"))
+		*out = vmm_ch_available() ? &vmm_ch_driver : &vmm_qemu_driver;
+	else
+		return err_set(e, -EINVAL,
+			       "unknown FLEETBOX_VMM \"%s\" (want fake, qemu, cloud-hypervisor or auto)", name);
+	return 0;
 }
