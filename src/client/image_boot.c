@@ -431,8 +431,9 @@ static int find_file(const struct fs *fs, const char *start, char *path, size_t 
 	int r = fs_resolve(fs, path, len, n, e);
 	if (r < 0 || n->type == NODE_FILE)
 		return r;
-	if (strncmp(path, "/boot/", 6) == 0) {
-		memmove(path, path + 5, strlen(path + 5) + 1);
+	size_t plen = strnlen(path, len);
+	if (plen >= 6 && plen < len && strncmp(path, "/boot/", 6) == 0) {
+		memmove(path, path + 5, plen - 5 + 1);
 		r = fs_resolve(fs, path, len, n, e);
 	}
 	if (r == 0 && n->type != NODE_FILE)

@@ -16,11 +16,14 @@
 #include "util/fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
@@ -307,7 +310,7 @@ out:
 
 /* Creates <priv_path> and <priv_path>.pub unless the private key already exists;
  * a missing .pub next to an existing private key is re-derived from it. */
-static int ensure_pair(const char *priv_path, const char *comment, struct err *e)
+static int ensure_pair_locked(const char *priv_path, const char *comment, struct err *e)
 {
 	char pub_path[PATH_MAX];
 	if (snprintf(pub_path, sizeof(pub_path), "%s.pub", priv_path) >= (int)sizeof(pub_path))
@@ -362,6 +365,30 @@ out:
 	OPENSSL_cleanse(pem, strlen(pem));
 	free(pem);
 	free(line);
+	return r;
+}
+
+/* Concurrent `fleetbox up` runs would each generate a pair and could leave a
+ * public key of one with the private key of another: creators take turns on
+ * <priv_path>.lock, and the second finds the complete pair. */
+static int ensure_pair(const char *priv_path, const char *comment, struct err *e)
+{
+	char lock[PATH_MAX];
+	if (snprintf(lock, sizeof(lock), "%s.lock", priv_path) >= (int)sizeof(lock))
+		return err_set(e, -ENAMETOOLONG, "key path too long: %s", priv_path);
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, -errno, "open %s: %s", lock, strerror(errno));
+	int r;
+	while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+		;
+	if (r < 0) {
+		r = err_set(e, -errno, "lock %s: %s", lock, strerror(errno));
+		close(fd);
+		return r;
+	}
+	r = ensure_pair_locked(priv_path, comment, e);
+	close(fd);
 	return r;
 }
 

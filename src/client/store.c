@@ -321,12 +321,14 @@ bool store_member_running(const char *root, const char *name, pid_t *pid_out)
 		return false;
 	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
 		return false;
-	/* PID-reuse guard: a live holder keeps an exclusive flock on .lock. */
+	/* PID-reuse guard: a live holder keeps an OFD write lock on .lock.
+	 * F_OFD_GETLK only asks; it never takes the lock. */
 	int fd = open(lock, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd); /* also drops our shared lock if we got it */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	bool held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	close(fd);
 	if (held && pid_out)
 		*pid_out = (pid_t)pid;
 	return held;

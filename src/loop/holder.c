@@ -85,14 +85,13 @@ void holder_shutdown(struct holder *h, const char *why)
 	h->shutting_down = true;
 	log_info("shutting down: %s", why);
 	uv_timer_start(&h->shutdown_timer, on_shutdown_timer, SHUTDOWN_KILL_MS, 0);
-	/* member_stop may free members synchronously: walk a snapshot. */
-	struct member *snapshot[1024];
-	size_t n = 0;
-	for (struct member *m = h->members; m && n < 1024; m = m->next)
+	/* Members are freed from close callbacks, never inside member_stop(),
+	 * but keep the next pointer anyway. */
+	for (struct member *m = h->members, *next; m; m = next) {
+		next = m->next;
 		if (!m->removed)
-			snapshot[n++] = m;
-	for (size_t i = 0; i < n; i++)
-		member_stop(snapshot[i]);
+			member_stop(m);
+	}
 	holder_maybe_finish(h);
 }
 

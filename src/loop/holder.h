@@ -76,6 +76,7 @@ struct holder {
 	struct member *members;
 	int n_members;
 	int n_conns;
+	struct conn *conns;
 	unsigned conn_timeout_ms;
 
 	/* bound mode */
@@ -117,7 +118,8 @@ struct reservation *reservation_find(struct holder *h, const char *name);
 int server_listen(struct member *m);
 void conn_reply(struct conn *c, const struct rpc_reply *rep);
 void conn_reply_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void conn_detach_member(struct conn *c);
+/* A member is going: connections that it accepted forget it. */
+void server_detach_member(struct member *m);
 
 /* parent.c */
 int parent_watch_start(struct holder *h);

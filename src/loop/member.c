@@ -1,7 +1,7 @@
 /* member.c - registration, boot, stop and removal of one member.
  *
  * Liveness guard (protocol.md: "guard against PID reuse"): while a member is
- * registered, the holder holds an exclusive flock on <member>/.lock. A client
+ * registered, the holder holds an exclusive OFD lock on <member>/.lock. A client
  * treats a pidfile as live only if the PID exists AND the lock is held, so a
  * recycled PID of an unrelated process never looks like a holder. */
 #include "loop/holder.h"
@@ -72,13 +72,16 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 	char lock[PATH_MAX];
 	snprintf(lock, sizeof(lock), "%s/.lock", m->dir);
 	m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (m->lock_fd < 0 || flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	/* An OFD write lock: clients test it with F_OFD_GETLK, which never takes
+	 * it, so a concurrent `ls` cannot make this registration fail. */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (m->lock_fd < 0 || fcntl(m->lock_fd, F_OFD_SETLK, &fl) < 0) {
 		r = -errno;
 		snprintf(errbuf, errlen, "member %s is already held by another holder", name);
 		if (m->lock_fd >= 0)
 			close(m->lock_fd);
 		free(m);
-		return r == -EWOULDBLOCK ? -EBUSY : r;
+		return r == -EAGAIN || r == -EACCES ? -EBUSY : r;
 	}
 	holder_chown_invoker(lock);
 	char pid[24];
@@ -131,6 +134,7 @@ void member_remove(struct member *m)
 		conn_reply_error(m->boot_conn, "member %s was stopped during boot", m->name);
 		m->boot_conn = NULL;
 	}
+	server_detach_member(m);
 	/* Files first, lock last: a client that sees the lock free must also see
 	 * the pidfile gone (or stale). */
 	unlink(m->sock_path);
@@ -151,6 +155,9 @@ void member_remove(struct member *m)
 static void vm_ready(void *data, int status, const char *msg)
 {
 	struct member *m = data;
+	/* Booted just as a stop arrived: the VM is going away, not running. */
+	if (status == 0 && (m->stop_requested || m->h->shutting_down))
+		status = -ECANCELED;
 	if (status < 0) {
 		char err[600];
 		if (m->stop_requested || m->h->shutting_down)

@@ -22,6 +22,7 @@
 struct conn {
 	struct holder *h;
 	struct member *m;      /* the member whose socket accepted us; NULL once it is gone */
+	struct conn *next, **pprev; /* h->conns, so a removed member can detach us */
 	uv_pipe_t pipe;
 	uv_timer_t timer;
 	uv_write_t wr;
@@ -36,6 +37,9 @@ static void conn_free_cb(uv_handle_t *hd)
 	struct conn *c = hd->data;
 	if (--c->open_handles > 0)
 		return;
+	if (c->next)
+		c->next->pprev = c->pprev;
+	*c->pprev = c->next;
 	c->h->n_conns--;
 	frame_fini(&c->frame);
 	free(c->out);
@@ -54,9 +58,11 @@ static void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->timer, conn_free_cb);
 }
 
-void conn_detach_member(struct conn *c)
+void server_detach_member(struct member *m)
 {
-	c->m = NULL;
+	for (struct conn *c = m->h->conns; c; c = c->next)
+		if (c->m == m)
+			c->m = NULL;
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -74,13 +80,34 @@ void conn_reply(struct conn *c, const struct rpc_reply *rep)
 	c->replied = true;
 	size_t len;
 	if (rpc_reply_encode(rep, &c->out, &len) < 0) {
-		conn_close(c);
-		return;
+		/* Never leave a request unanswered. */
+		static const char fallback[] = "{\"error\":\"internal error: reply not encodable\"}\n";
+		c->out = strdup(fallback);
+		len = sizeof(fallback) - 1;
+		if (!c->out) {
+			conn_close(c);
+			return;
+		}
 	}
 	uv_buf_t b = uv_buf_init(c->out, (unsigned)len);
 	c->wr.data = c;
 	if (uv_write(&c->wr, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0)
 		conn_close(c);
+}
+
+/* Truncation may have cut a multi-byte UTF-8 character (request text is
+ * echoed in errors); drop the partial sequence so the reply stays valid JSON. */
+static void utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n;
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
 }
 
 void conn_reply_error(struct conn *c, const char *fmt, ...)
@@ -90,6 +117,7 @@ void conn_reply_error(struct conn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_trim(msg);
 	struct rpc_reply rep = { .error = msg };
 	log_debug("reply error: %s", msg);
 	conn_reply(c, &rep);
@@ -242,13 +270,19 @@ static void dispatch(struct conn *c, const char *line, size_t len)
 	struct err e = { 0 };
 	c->got_request = true;
 	uv_read_stop((uv_stream_t *)&c->pipe);
-	if (rpc_request_decode(line, len, &req, &e) < 0) {
+	int dr = rpc_request_decode(line, len, &req, &e);
+	if (dr == -EBADMSG) {
+		conn_reply_error(c, "missing or invalid spec");
+		return;
+	}
+	if (dr < 0) {
 		conn_reply_error(c, "%s", e.msg);
 		return;
 	}
 	const char *cmd = req.cmd ? req.cmd : "";
 	log_debug("request %s on %s", cmd, c->m ? c->m->name : "?");
-	if (c->h->shutting_down && strcmp(cmd, "status") != 0)
+	/* While shutting down, stop is still fine: the member goes anyway. */
+	if (c->h->shutting_down && strcmp(cmd, "status") != 0 && strcmp(cmd, "stop") != 0)
 		conn_reply_error(c, "holder is shutting down");
 	else if (!strcmp(cmd, "status"))
 		cmd_status(c);
@@ -340,6 +374,11 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	c->h = h;
 	c->m = m;
+	c->next = h->conns;
+	if (h->conns)
+		h->conns->pprev = &c->next;
+	h->conns = c;
+	c->pprev = &h->conns;
 	frame_init(&c->frame, FB_LINE_MAX);
 	uv_pipe_init(h->loop, &c->pipe, 0);
 	uv_timer_init(h->loop, &c->timer);

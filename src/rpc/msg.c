@@ -287,8 +287,10 @@ int rpc_request_decode(const char *line, size_t len, struct rpc_request *out, st
 	    (r = get_str(o, "ip_hint", &out->ip_hint, e)) < 0)
 		goto fail;
 	json_t *so = json_object_get(o, "spec");
-	if (so && !json_is_null(so) && (r = spec_from_json(so, &out->spec, e)) < 0)
+	if (so && !json_is_null(so) && (r = spec_from_json(so, &out->spec, e)) < 0) {
+		r = -EBADMSG; /* the request is fine, its spec is not */
 		goto fail;
+	}
 	json_decref(o);
 	return 0;
 fail:

@@ -60,7 +60,9 @@ void rpc_status_free(struct rpc_status *s);
 /* Encoders return 0 and a malloc'd line ending in '\n', or -ENOMEM. */
 int rpc_request_encode(const struct rpc_request *r, char **line, size_t *len);
 int rpc_reply_encode(const struct rpc_reply *r, char **line, size_t *len);
-/* Decoders: 0, or -EINVAL with "invalid JSON: ..." / "... must be a string" in e. */
+/* Decoders: 0, or -EINVAL with "invalid JSON: ..." / "... must be a string" in e;
+ * a request whose "spec" is malformed gives -EBADMSG (the holder answers
+ * "missing or invalid spec"). */
 int rpc_request_decode(const char *line, size_t len, struct rpc_request *out, struct err *e);
 int rpc_reply_decode(const char *line, size_t len, struct rpc_reply *out, struct err *e);
 

@@ -33,10 +33,12 @@ int fsync_parent(const char *path)
 
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
+	/* A unique temporary name: concurrent writers of the same file must not
+	 * truncate each other's half-written copy. The last rename wins whole. */
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	int r = 0;

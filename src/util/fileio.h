@@ -1,6 +1,7 @@
 /* fileio.h - small file helpers shared by every module.
- * All return 0 or -errno. Writes are atomic: <path>.tmp, fsync, rename, fsync dir,
- * so a crash never leaves a half-written file under the final name. */
+ * All return 0 or -errno. Writes are atomic: a unique <path>.tmp.XXXXXX, fsync,
+ * rename, fsync dir, so a crash never leaves a half-written file under the
+ * final name and concurrent writers never mix. */
 #pragma once
 #include <stddef.h>
 #include <sys/types.h>

@@ -153,6 +153,11 @@ static void on_ready_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	}
 }
 
+static void free_vm_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		     const struct vmm_callbacks *cb, void *data, struct vmm_vm **out, struct err *e)
 {
@@ -184,8 +189,13 @@ static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 	close(fds[1]);
 	if (r < 0) {
 		close(fds[0]);
-		free(vm);
-		return err_set(e, r, "fake VMM: spawn: %s", uv_strerror(r));
+		err_set(e, r, "fake VMM: spawn: %s", uv_strerror(r));
+		/* uv_spawn registers the handle even when it fails: close it. */
+		if (vm->proc.type == UV_PROCESS)
+			uv_close((uv_handle_t *)&vm->proc, free_vm_cb);
+		else
+			free(vm);
+		return r;
 	}
 	vm->open_handles = 3;
 	uv_timer_init(loop, &vm->timer);

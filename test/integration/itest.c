@@ -361,11 +361,14 @@ static pid_t start_raw_holder(const char *names)
 	return pid;
 }
 
+/* The holder opens .ctl shortly after start (seconds under valgrind on a
+ * loaded machine): bounded at 60 s. */
 static int dial_ctl(const char *first)
 {
 	char ctl[128];
 	wire_ctl_path(h_root, first, ctl, sizeof(ctl));
-	for (int i = 0; i < 400; i++) {
+	long deadline = h_now_ms() + 60000;
+	while (h_now_ms() < deadline) {
 		int fd = h_connect_path(ctl);
 		if (fd >= 0)
 			return fd;

@@ -78,9 +78,11 @@ static void test_decode_errors(void)
 	CHECK_INT(rpc_request_decode("{\"cmd\":5}", 9, &d, &e), -EINVAL);
 	CHECK_STR(e.msg, "cmd must be a string");
 	const char *bad_spec = "{\"cmd\":\"boot-member\",\"spec\":{\"cpus\":\"two\"}}";
-	CHECK_INT(rpc_request_decode(bad_spec, strlen(bad_spec), &d, &e), -EINVAL);
+	CHECK_INT(rpc_request_decode(bad_spec, strlen(bad_spec), &d, &e), -EBADMSG);
 	const char *bad_fx = "{\"cmd\":\"boot-member\",\"spec\":{\"fixture_paths\":[1]}}";
-	CHECK_INT(rpc_request_decode(bad_fx, strlen(bad_fx), &d, &e), -EINVAL);
+	CHECK_INT(rpc_request_decode(bad_fx, strlen(bad_fx), &d, &e), -EBADMSG);
+	const char *spec_str = "{\"cmd\":\"boot-member\",\"spec\":\"x\"}";
+	CHECK_INT(rpc_request_decode(spec_str, strlen(spec_str), &d, &e), -EBADMSG);
 	/* Unknown keys are ignored: other clients may add optional ones. */
 	const char *extra = "{\"cmd\":\"status\",\"future\":{\"x\":1}}";
 	CHECK_INT(rpc_request_decode(extra, strlen(extra), &d, &e), 0);

@@ -4,6 +4,7 @@
 #include "util/err.h"
 #include "util/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -52,9 +53,20 @@ static void test_config(void)
 	struct stat st;
 	CHECK_INT(stat(p, &st), 0);
 	CHECK_INT(st.st_mode & 0777, 0600);
-	char tmp[520];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-	CHECK(access(tmp, F_OK) != 0); /* no half-written leftovers */
+	/* no half-written leftovers: the member dir holds only config.json */
+	char dirp[512];
+	store_member_dir(root, "web-1", dirp, sizeof(dirp));
+	DIR *dd = opendir(dirp);
+	CHECK(dd != NULL);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(dd)))
+		if (de->d_name[0] != '.') {
+			files++;
+			CHECK_STR(de->d_name, "config.json");
+		}
+	closedir(dd);
+	CHECK_INT(files, 1);
 	char dir[512];
 	store_member_dir(root, "web-1", dir, sizeof(dir));
 	CHECK_INT(stat(dir, &st), 0);
