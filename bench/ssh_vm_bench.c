@@ -17,8 +17,9 @@
  *    alone), and `ssh -F <fleetbox ssh-config> bench true`;
  *  - copy_in / copy_out of a MIB MiB pseudo-random file: fb_copy_to/fb_copy_from
  *    vs scp -F <config> (-O, the classic protocol, when the guest has scp; else
- *    scp's default SFTP mode, the mini image ships sftp-server), every copy
- *    checked by sha256 on both ends;
+ *    scp's SFTP mode, the mini image ships sftp-server), with OpenSSH's default
+ *    ciphers and with the ones libssh2 1.10 gets (aes128-ctr + hmac-sha2-256),
+ *    every copy checked by sha256 on both ends;
  *  - copy_contract: a tree with a >100-char path, non-ASCII and quoted names,
  *    symlinks (relative, dangling, loops), an empty dir, a 0700 dir and a fifo
  *    goes in and back out; the guest's own listing (busybox find/stat) and the
@@ -217,17 +218,94 @@ static void rt_openssh(void)
 	CHECK(RUN(NULL, "ssh", "-F", cfg, "-o", "BatchMode=yes", MEMBER, "true") == 0);
 }
 
-static void measure_rt(const char *impl, void (*fn)(void), int rounds)
+/* Interleaved (one of each per round) so load from neighbours hits all alike. */
+static void measure_rt(int rounds)
 {
-	double *v = calloc((size_t)rounds, sizeof(double));
-	CHECK(v);
-	for (int i = 0; i < rounds; i++) {
-		double t0 = now_ms();
-		fn();
-		v[i] = now_ms() - t0;
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} impls[] = {
+		{ "fleetbox-fb_exec", rt_fb },
+		{ "fleetbox-ssh_exec", rt_ssh_exec },
+		{ "openssh-ssh", rt_openssh },
+	};
+	enum { N = sizeof(impls) / sizeof(impls[0]) };
+	double *v[N];
+	for (int k = 0; k < N; k++) {
+		v[k] = calloc((size_t)rounds, sizeof(double));
+		CHECK(v[k]);
 	}
-	print_rt(impl, rounds, stats_of(v, rounds));
-	free(v);
+	for (int i = 0; i < rounds; i++)
+		for (int k = 0; k < N; k++) {
+			double t0 = now_ms();
+			impls[k].fn();
+			v[k][i] = now_ms() - t0;
+		}
+	for (int k = 0; k < N; k++) {
+		print_rt(impls[k].name, rounds, stats_of(v[k], rounds));
+		free(v[k]);
+	}
+}
+
+/* ---- async: concurrent commands on one loop, and a cancel ---- */
+
+struct acall {
+	int calls, status, exit_status;
+	double done_ms;
+};
+
+static void on_async(void *data, int status, fb_exec_result *res, const fb_error *err)
+{
+	struct acall *a = data;
+	a->calls++;
+	a->status = status;
+	a->exit_status = res->exit_status;
+	a->done_ms = now_ms();
+	if (status < 0 && status != -ECANCELED)
+		fprintf(stderr, "fb_exec_async: %s\n", err ? err->message : "?");
+}
+
+static void cancel_cb(uv_timer_t *t)
+{
+	fb_exec_cancel(t->data);
+}
+
+static void measure_async(int n)
+{
+	uv_loop_t loop;
+	CHECK(uv_loop_init(&loop) == 0);
+	struct acall *a = calloc((size_t)n + 1, sizeof(*a));
+	CHECK(a);
+	fb_error fe;
+	double t0 = now_ms();
+	for (int i = 0; i < n; i++)
+		CHECK(fb_exec_async(&loop, NULL, MEMBER, "true", on_async, &a[i], NULL, &fe) == 0);
+	CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+	double total = now_ms() - t0;
+	for (int i = 0; i < n; i++)
+		CHECK(a[i].calls == 1 && a[i].status == 0 && a[i].exit_status == 0);
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"exec_async\",\"impl\":\"fleetbox-fb_exec_async\","
+	       "\"concurrent\":%d,\"total_ms\":%.1f}\n", n, total);
+	fprintf(stderr, "  exec_async %d concurrent `true`: %.1f ms in all\n", n, total);
+
+	/* a long command cancelled 1 s in: -ECANCELED, at once */
+	struct acall *c = &a[n];
+	fb_exec_op *op = NULL;
+	uv_timer_t timer;
+	CHECK(fb_exec_async(&loop, NULL, MEMBER, "sleep 60", on_async, c, &op, &fe) == 0);
+	CHECK(uv_timer_init(&loop, &timer) == 0);
+	timer.data = op;
+	CHECK(uv_timer_start(&timer, cancel_cb, 1000, 0) == 0);
+	t0 = now_ms();
+	while (c->calls == 0 && uv_run(&loop, UV_RUN_ONCE))
+		;
+	uv_close((uv_handle_t *)&timer, NULL);
+	CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+	CHECK(uv_loop_close(&loop) == 0);
+	CHECK(c->calls == 1 && c->status == -ECANCELED);
+	printf("{\"bench\":\"ssh_vm\",\"op\":\"exec_async_cancel\",\"ok\":true,"
+	       "\"cancel_to_callback_ms\":%.1f}\n", c->done_ms - t0 - 1000);
+	free(a);
 }
 
 /* ---- copies ---- */
@@ -300,75 +378,85 @@ static void print_copy(const char *op, const char *impl, int mib, double *ms, in
 		mib / (s.median / 1e3));
 }
 
+/* One way of copying a file in or out. scp variants: the default ciphers
+ * (OpenSSH picks chacha20-poly1305 with dropbear), and the pair libssh2 1.10
+ * negotiates (aes128-ctr + hmac-sha2-256), to tell protocol from crypto cost. */
+struct copier {
+	const char *name;
+	const char *scp_flag;  /* NULL: fleetbox */
+	const char *ciphers;   /* NULL: OpenSSH's default */
+	double *in, *out;
+};
+
+static double copy_once(const struct copier *c, const char *from, const char *to, bool in)
+{
+	fb_error fe;
+	double t0 = now_ms();
+	if (!c->scp_flag) {
+		int r = in ? fb_copy_to(NULL, MEMBER, from, to, &fe)
+			   : fb_copy_from(NULL, MEMBER, from, to, &fe);
+		if (r < 0)
+			fprintf(stderr, "fb_copy_%s: %s\n", in ? "to" : "from", fe.message);
+		CHECK(r == 0);
+	} else if (c->ciphers) {
+		CHECK(RUN(NULL, "scp", c->scp_flag, "-q", "-F", cfg, "-o", "BatchMode=yes", "-o",
+			  c->ciphers, "-o", "MACs=hmac-sha2-256", from, to) == 0);
+	} else {
+		CHECK(RUN(NULL, "scp", c->scp_flag, "-q", "-F", cfg, "-o", "BatchMode=yes", from,
+			  to) == 0);
+	}
+	return now_ms() - t0;
+}
+
 /* scp_mode: "classic" (scp -O; the guest has scp), "sftp" (scp -s), or NULL
- * (neither: only fleetbox is measured). */
+ * (neither: only fleetbox is measured). Rounds interleave the copiers so a
+ * noisy neighbour hits all of them alike. */
 static void measure_copies(int mib, int rounds, const char *scp_mode)
 {
 	char src[PATH_MAX], back[PATH_MAX], want[65], got[65];
 	const char *gpath = "/tmp/fbbench.bin";
-	char spec[64];
+	char spec[64], n1[48], n2[48];
 	FMT(src, "%s/big.bin", home);
 	FMT(back, "%s/back.bin", home);
 	FMT(spec, "%s:%s", MEMBER, gpath);
 	make_file(src, mib);
 	sha_host(src, want);
-	double *in = calloc((size_t)rounds, sizeof(double));
-	double *out = calloc((size_t)rounds, sizeof(double));
-	double *sin = calloc((size_t)rounds, sizeof(double));
-	double *sout = calloc((size_t)rounds, sizeof(double));
-	CHECK(in && out && sin && sout);
-	fb_error fe;
+	const char *flag = scp_mode && !strcmp(scp_mode, "classic") ? "-O" : "-s";
+	FMT(n1, "openssh-scp-%s", scp_mode ? scp_mode : "none");
+	FMT(n2, "openssh-scp-%s-aes128ctr", scp_mode ? scp_mode : "none");
+	struct copier cs[] = {
+		{ "fleetbox", NULL, NULL, NULL, NULL },
+		{ n1, flag, NULL, NULL, NULL },
+		{ n2, flag, "Ciphers=aes128-ctr", NULL, NULL },
+	};
+	size_t nc = scp_mode ? 3 : 1;
+	for (size_t k = 0; k < nc; k++) {
+		cs[k].in = calloc((size_t)rounds, sizeof(double));
+		cs[k].out = calloc((size_t)rounds, sizeof(double));
+		CHECK(cs[k].in && cs[k].out);
+	}
 	for (int i = 0; i < rounds; i++) {
-		free(guest("rm -f /tmp/fbbench.bin"));
-		unlink(back);
-		double t0 = now_ms();
-		int r = fb_copy_to(NULL, MEMBER, src, gpath, &fe);
-		in[i] = now_ms() - t0;
-		if (r < 0)
-			fprintf(stderr, "fb_copy_to: %s\n", fe.message);
-		CHECK(r == 0);
-		sha_guest(gpath, got);
-		CHECK_STREQ(got, want);
-		t0 = now_ms();
-		r = fb_copy_from(NULL, MEMBER, gpath, back, &fe);
-		out[i] = now_ms() - t0;
-		if (r < 0)
-			fprintf(stderr, "fb_copy_from: %s\n", fe.message);
-		CHECK(r == 0);
-		sha_host(back, got);
-		CHECK_STREQ(got, want);
-
-		if (!scp_mode)
-			continue;
-		free(guest("rm -f /tmp/fbbench.bin"));
-		unlink(back);
-		bool classic = !strcmp(scp_mode, "classic");
-		t0 = now_ms();
-		CHECK(RUN(NULL, "scp", classic ? "-O" : "-s", "-q", "-F", cfg, "-o", "BatchMode=yes",
-			  src, spec) == 0);
-		sin[i] = now_ms() - t0;
-		sha_guest(gpath, got);
-		CHECK_STREQ(got, want);
-		t0 = now_ms();
-		CHECK(RUN(NULL, "scp", classic ? "-O" : "-s", "-q", "-F", cfg, "-o", "BatchMode=yes",
-			  spec, back) == 0);
-		sout[i] = now_ms() - t0;
-		sha_host(back, got);
-		CHECK_STREQ(got, want);
+		for (size_t k = 0; k < nc; k++) {
+			bool fb = !cs[k].scp_flag;
+			free(guest("rm -f /tmp/fbbench.bin"));
+			unlink(back);
+			cs[k].in[i] = copy_once(&cs[k], src, fb ? gpath : spec, true);
+			sha_guest(gpath, got);
+			CHECK_STREQ(got, want);
+			cs[k].out[i] = copy_once(&cs[k], fb ? gpath : spec, back, false);
+			sha_host(back, got);
+			CHECK_STREQ(got, want);
+		}
 	}
 	free(guest("rm -f /tmp/fbbench.bin"));
-	char scp_impl[32];
-	FMT(scp_impl, "openssh-scp-%s", scp_mode ? scp_mode : "none");
-	print_copy("copy_in", "fleetbox", mib, in, rounds);
-	if (scp_mode)
-		print_copy("copy_in", scp_impl, mib, sin, rounds);
-	print_copy("copy_out", "fleetbox", mib, out, rounds);
-	if (scp_mode)
-		print_copy("copy_out", scp_impl, mib, sout, rounds);
-	free(in);
-	free(out);
-	free(sin);
-	free(sout);
+	for (size_t k = 0; k < nc; k++)
+		print_copy("copy_in", cs[k].name, mib, cs[k].in, rounds);
+	for (size_t k = 0; k < nc; k++)
+		print_copy("copy_out", cs[k].name, mib, cs[k].out, rounds);
+	for (size_t k = 0; k < nc; k++) {
+		free(cs[k].in);
+		free(cs[k].out);
+	}
 	unlink(src);
 	unlink(back);
 }
@@ -560,9 +648,9 @@ int main(int argc, char **argv)
 	rt_openssh();
 	fprintf(stderr, "ssh_vm_bench: %d round trips each, %d MiB x %d copies\n", rounds, mib,
 		copy_rounds);
-	measure_rt("fleetbox-fb_exec", rt_fb, rounds);
-	measure_rt("fleetbox-ssh_exec", rt_ssh_exec, rounds);
-	measure_rt("openssh-ssh", rt_openssh, rounds);
+	measure_rt(rounds);
+
+	measure_async(5);
 
 	char *scp = guest("command -v scp || true");
 	char *sftp = guest("ls /usr/lib/sftp-server 2>/dev/null || true");

@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,7 +520,9 @@ static int cmd_image(const char *root, int argc, char **argv)
 
 int cli_main(int argc, char **argv)
 {
+	signal(SIGPIPE, SIG_IGN); /* a peer closing early is an error, not a death */
 	if (argc < 2) {
+		cli_error("no command given");
 		fputs(usage_main, stderr);
 		return 1;
 	}

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -218,6 +219,25 @@ int ctl_request_async(uv_loop_t *loop, const char *root, const char *member, con
 
 /* ---------------- blocking wrappers ---------------- */
 
+int ctl_run_loop(uv_loop_t *loop)
+{
+	/* A library must not change the process's signal dispositions, but a
+	 * holder that closes on us must not kill the caller with SIGPIPE either:
+	 * block it in this thread while our loop runs and drop what arrived. */
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	int r = uv_run(loop, UV_RUN_DEFAULT);
+	if (!sigismember(&old, SIGPIPE)) {
+		const struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	return r;
+}
+
 struct sync_result {
 	int status;
 	char *reply;
@@ -248,7 +268,7 @@ int ctl_request_line(const char *root, const char *member, const char *line, uns
 		uv_loop_close(&loop);
 		return err_set(e, r, "request to %s: %s", member, strerror(-r));
 	}
-	uv_run(&loop, UV_RUN_DEFAULT);
+	ctl_run_loop(&loop);
 	if (uv_loop_close(&loop) != 0)
 		return err_set(e, -EBUSY, "internal error: request loop left handles open");
 	if (s.status < 0) {
@@ -359,14 +379,14 @@ static bool holder_serves_any(const char *root, pid_t holder)
 
 int ctl_stop(const char *root, const char *member, struct err *e)
 {
+	pid_t holder = 0;
+	store_member_running(root, member, &holder); /* before: the stop releases it */
 	struct rpc_request req = { .cmd = (char *)"stop" };
 	struct rpc_reply rep;
 	int r = ctl_request(root, member, &req, CTL_STATUS_MS, CTL_STATUS_MS, &rep, e);
 	rpc_reply_fini(&rep);
 	if (r < 0)
 		return r;
-	pid_t holder = 0;
-	store_member_running(root, member, &holder);
 	long t0 = now_ms();
 	if (ctl_wait_gone(root, member, CTL_STOP_WAIT_MS) < 0)
 		return err_set(e, -ETIMEDOUT, "%s: holder did not release the member within %d s",
@@ -414,8 +434,21 @@ static void log_tail(const char *path, char *out, size_t len)
 		return;
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
-	char *nl = strrchr(s, '\n');
-	snprintf(out, len, "%s", nl ? nl + 1 : s);
+	/* The reason is the last error line, not the "exiting" line after it. */
+	char *line = NULL;
+	for (char *p = s; (p = strstr(p, " error: ")); p++)
+		line = p;
+	if (line) {
+		while (line > s && line[-1] != '\n')
+			line--;
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+	} else {
+		char *nl = strrchr(s, '\n');
+		line = nl ? nl + 1 : s;
+	}
+	snprintf(out, len, "%s", line);
 	free(s);
 }
 
@@ -469,7 +502,7 @@ static int bind_handshake(const char *ctl_path, pid_t pid, const char *logpath, 
 			return -ETIMEDOUT; /* caller goes on: the parent watch is the backstop */
 		wait_pid_exit(pid, 10);
 	}
-	if (write(fd, "bind", 4) != 4) {
+	if (send(fd, "bind", 4, MSG_NOSIGNAL) != 4) {
 		close(fd);
 		return err_set(e, -EIO, "bind: write failed");
 	}
@@ -492,7 +525,7 @@ static int bind_handshake(const char *ctl_path, pid_t pid, const char *logpath, 
 		return err_set(e, -EPROTO, "fleetbox helper protocol \"%s\" does not match client \"%s\"",
 			       buf, FB_PROTOCOL_VERSION);
 	}
-	if (write(fd, "ack", 3) != 3) {
+	if (send(fd, "ack", 3, MSG_NOSIGNAL) != 3) {
 		close(fd);
 		return err_set(e, -EIO, "bind: ack failed");
 	}
@@ -586,10 +619,20 @@ int ctl_spawn(const char *root, const char *const *names, size_t n, bool bound,
 		return err_set(e, r, "socket path too long");
 	long deadline = now_ms() + CTL_DIAL_MS;
 	for (;;) {
-		int fd = connect_unix(sock);
-		if (fd >= 0) {
-			close(fd); /* the holder drops a connection without a request */
-			return 0;
+		struct rpc_status *st = NULL;
+		struct err se = { 0 };
+		int probe = connect_unix(sock); /* cheap: is anybody listening yet? */
+		if (probe >= 0)
+			close(probe);
+		if (probe >= 0 && ctl_status(root, names[0], &st, &se) == 0) {
+			long served_by = st->pid;
+			rpc_status_free(st);
+			if (served_by == pid)
+				return 0;
+			/* Another holder serves this member: ours will give up. */
+			kill(pid, SIGTERM);
+			waitpid(pid, NULL, 0);
+			return err_set(e, -EBUSY, "%s is already served by holder %ld", names[0], served_by);
 		}
 		if (holder_died(pid, logpath, e))
 			return -ECHILD;

@@ -23,6 +23,9 @@ struct err;
 typedef void (*ctl_cb)(void *data, int status, const char *reply_line, const struct err *e);
 int ctl_request_async(uv_loop_t *loop, const char *root, const char *member, const char *line,
 		      unsigned dial_ms, unsigned read_ms, ctl_cb cb, void *data);
+/* uv_run for the library's private loops, with SIGPIPE blocked in this thread
+ * meanwhile (a peer closing early must not kill the caller). */
+int ctl_run_loop(uv_loop_t *loop);
 /* Blocking; the reply's "error" becomes a -EIO failure with that message. */
 int ctl_request(const char *root, const char *member, const struct rpc_request *req,
 		unsigned dial_ms, unsigned read_ms, struct rpc_reply *rep, struct err *e);

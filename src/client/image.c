@@ -54,6 +54,12 @@ static int resolve_mini(const char *root, image_progress_fn progress, void *data
 	int r = image_mini_build(root, false, progress, data, e);
 	if (r < 0)
 		return r;
+	/* Absolute paths: qemu-img resolves a relative backing file against the
+	 * overlay's directory, and the holder may run from another cwd. */
+	char abs[PATH_MAX];
+	if (!realpath(root, abs))
+		return err_set(e, -errno, "store %s: %s", root, strerror(errno));
+	root = abs;
 	char k[PATH_MAX], i[PATH_MAX], b[PATH_MAX];
 	if (snprintf(k, sizeof(k), "%s/images/mini/vmlinux", root) >= (int)sizeof(k) ||
 	    snprintf(i, sizeof(i), "%s/images/mini/initrd", root) >= (int)sizeof(i) ||

@@ -392,12 +392,14 @@ int image_mini_build(const char *root, bool force, image_progress_fn progress, v
 		rm_rf(tmp);
 		return err_prefix(e, "build mini image: ");
 	}
-	if (path_exists(dst) > 0) {
-		if (!force) {
-			/* Someone else finished first: keep theirs. */
-			rm_rf(tmp);
-			return 0;
-		}
+	if (!force && path_exists(man) > 0) {
+		/* Someone else finished first: keep theirs. */
+		rm_rf(tmp);
+		return 0;
+	}
+	struct stat st;
+	if (lstat(dst, &st) == 0) {
+		/* Forced, or an incomplete leftover without a manifest: replace. */
 		rm_rf(old);
 		if (rename(dst, old) < 0) {
 			r = err_set(e, -errno, "rename %s: %s", dst, strerror(errno));

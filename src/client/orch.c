@@ -65,7 +65,6 @@ struct plan {
 	char name[FB_NAME_MAX + 1];
 	enum plan_kind kind;
 	struct member_config cfg;
-	bool registered;    /* the holder knows it (socket exists) */
 	bool booted;
 	bool disk_created;  /* this call created the disk (rollback may delete it) */
 	char ip[FB_IP_STRLEN];
@@ -144,7 +143,7 @@ static int boot_all(const char *root, const char *via, struct plan *plans, size_
 			err_set(&p->boot_err, r, "boot %s: %s", p->name, strerror(-r));
 		}
 	}
-	uv_run(&loop, UV_RUN_DEFAULT);
+	ctl_run_loop(&loop);
 	if (uv_loop_close(&loop) != 0)
 		return err_set(e, -EBUSY, "internal error: boot loop left handles open");
 	return 0;
@@ -349,6 +348,8 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	struct fixture *fx = NULL;
 	fb_cluster *cl = NULL;
 	size_t n = o->n_names;
+	int *locks = NULL;
+	size_t nlocks = 0;
 	int r;
 	*out = NULL;
 	if ((r = orch_root(o->root, root, sizeof(root), &e)) < 0)
@@ -395,6 +396,10 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	}
 	if ((r = store_init(root, &e)) < 0)
 		goto fail;
+	/* One up/down/rm per cluster at a time: classification, creation and
+	 * rollback must see a store nobody else is changing. */
+	if ((r = store_lock_clusters(root, o->names, n, &locks, &nlocks, &e)) < 0)
+		goto fail;
 
 	/* Classify, and find a live holder to join: one of ours, else one serving
 	 * a member of the same cluster. */
@@ -406,7 +411,6 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 		struct plan *p = &plans[i];
 		pid_t pid;
 		if (store_member_running(root, p->name, &pid)) {
-			p->kind = PLAN_RUNNING;
 			if (via_pid && pid != via_pid) {
 				r = err_set(&e, -EINVAL, "%s and %s are running in different holders", via, p->name);
 				goto fail;
@@ -414,6 +418,24 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 			via_pid = pid;
 			snprintf(via_buf, sizeof(via_buf), "%s", p->name);
 			via = via_buf;
+			/* Served by a live holder, but is its VM up? A member left stopped
+			 * or in error (VM died, interrupted up) is booted again there. */
+			struct rpc_status *st = NULL;
+			if ((r = ctl_status(root, p->name, &st, &e)) < 0)
+				goto fail;
+			enum fb_state state = st->state;
+			rpc_status_free(st);
+			if (state == FB_STATE_RUNNING) {
+				p->kind = PLAN_RUNNING;
+				continue;
+			}
+			if (state != FB_STATE_STOPPED && state != FB_STATE_ERROR) {
+				r = err_set(&e, -EBUSY, "%s is %s in another fleetbox run; try again when it is up",
+					    p->name, fb_state_name(state));
+				goto fail;
+			}
+			p->kind = store_member_exists(root, p->name) ? PLAN_STOPPED : PLAN_NEW;
+			to_boot++;
 		} else if (store_member_exists(root, p->name)) {
 			p->kind = PLAN_STOPPED;
 			to_boot++;
@@ -577,8 +599,9 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 		struct rpc_status *st = NULL;
 		if ((r = ctl_status(root, p->name, &st, &e)) < 0)
 			goto fail_rollback;
-		if (st->state == FB_STATE_ERROR) {
-			r = err_set(&e, -EIO, "%s: %s", p->name, st->error ? st->error : "error");
+		if (st->state != FB_STATE_RUNNING) {
+			r = err_set(&e, -EIO, "%s is %s%s%s", p->name, fb_state_name(st->state),
+				    st->error && *st->error ? ": " : "", st->error ? st->error : "");
 			rpc_status_free(st);
 			goto fail_rollback;
 		}
@@ -605,12 +628,14 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	}
 	free(plans);
 	free(fx);
+	store_unlock_clusters(locks, nlocks);
 	*out = cl;
 	return 0;
 
 fail_rollback:
 	rollback(root, plans, n);
 fail:
+	store_unlock_clusters(locks, nlocks);
 	if (plans)
 		for (size_t i = 0; i < n; i++) {
 			store_config_fini(&plans[i].cfg);
@@ -704,7 +729,11 @@ static int expand(const char *root, const char *const *patterns, size_t n, bool 
 				}
 				*names = nv;
 			}
-			(*names)[(*count)++] = strdup(m[j]);
+			if (!((*names)[*count] = strdup(m[j]))) {
+				store_names_free(m, nm);
+				return err_set(e, -ENOMEM, "out of memory");
+			}
+			(*count)++;
 		}
 		store_names_free(m, nm);
 	}
@@ -718,9 +747,13 @@ static int do_down(const char *rootopt, const char *const *patterns, size_t n, b
 	char root[PATH_MAX];
 	char **names = NULL;
 	size_t count = 0;
+	int *locks = NULL;
+	size_t nlocks = 0;
 	int r = orch_root(rootopt, root, sizeof(root), &e);
 	if (r == 0)
 		r = expand(root, patterns, n, all, remove, &names, &count, &e);
+	if (r == 0)
+		r = store_lock_clusters(root, (const char *const *)names, count, &locks, &nlocks, &e);
 	/* Stop everything first (members of one holder stop in any order). */
 	for (size_t i = 0; r == 0 && i < count; i++)
 		if (store_member_running(root, names[i], NULL) && ctl_stop(root, names[i], &e) < 0 &&
@@ -728,6 +761,7 @@ static int do_down(const char *rootopt, const char *const *patterns, size_t n, b
 			r = e.code;
 	for (size_t i = 0; r == 0 && remove && i < count; i++)
 		r = store_member_delete(root, names[i], &e);
+	store_unlock_clusters(locks, nlocks);
 	store_names_free(names, count);
 	if (r < 0)
 		orch_err_export(&e, ferr);

@@ -230,7 +230,10 @@ int store_list_members(const char *root, char ***names, size_t *n)
 			wire_cluster_name(me->d_name, cl);
 			if (strcmp(cl, ce->d_name) != 0)
 				continue; /* not where this name belongs: not ours */
-			if (store_member_exists(root, me->d_name))
+			/* A member a live holder serves counts even before its
+			 * config exists (an interrupted up). */
+			if (store_member_exists(root, me->d_name) ||
+			    store_member_running(root, me->d_name, NULL))
 				r = push_name(names, n, &cap, me->d_name);
 		}
 		closedir(md);
@@ -269,13 +272,6 @@ int store_match(const char *root, const char *pattern, char ***names, size_t *n)
 		if (!strcmp(cl, pattern) && strcmp(all[i], pattern) != 0)
 			r = push_name(names, n, &cap, all[i]);
 	}
-	/* Exact match first; cluster members only when no member has that name. */
-	if (r == 0 && *n == 0) {
-		/* A member that is running without a config (e.g. mid-create) still
-		 * counts for an exact match. */
-		if (store_member_running(root, pattern, NULL))
-			r = push_name(names, n, &cap, pattern);
-	}
 	store_names_free(all, na);
 	if (r < 0) {
 		store_names_free(*names, *n);
@@ -284,6 +280,71 @@ int store_match(const char *root, const char *pattern, char ***names, size_t *n)
 		return r;
 	}
 	return *n ? 0 : -ENOENT;
+}
+
+int store_lock_clusters(const char *root, const char *const *names, size_t n, int **fds,
+			size_t *nfds, struct err *e)
+{
+	*fds = NULL;
+	*nfds = 0;
+	/* Sorted, de-duplicated cluster names: a fixed order cannot deadlock. */
+	char (*cl)[FB_NAME_MAX + 1] = calloc(n ? n : 1, sizeof(*cl));
+	int *out = calloc(n ? n : 1, sizeof(int));
+	if (!cl || !out) {
+		free(cl);
+		free(out);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c[FB_NAME_MAX + 1];
+		wire_cluster_name(names[i], c);
+		size_t j = 0;
+		while (j < k && strcmp(cl[j], c) < 0)
+			j++;
+		if (j < k && !strcmp(cl[j], c))
+			continue;
+		memmove(cl[j + 1], cl[j], (k - j) * sizeof(*cl));
+		snprintf(cl[j], sizeof(cl[j]), "%s", c);
+		k++;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/clusters", root);
+	int r = mkdir_p(dir, 0700);
+	if (r < 0) {
+		free(cl);
+		free(out);
+		return err_set(e, r, "create %s: %s", dir, strerror(-r));
+	}
+	for (size_t i = 0; i < k; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/.%s.lock", dir, cl[i]);
+		int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int lr = -1;
+		if (fd >= 0)
+			while ((lr = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+				;
+		if (fd < 0 || lr < 0) {
+			r = err_set(e, -errno, "lock %s: %s", p, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			store_unlock_clusters(out, *nfds);
+			*nfds = 0;
+			free(cl);
+			return r;
+		}
+		out[(*nfds)++] = fd;
+	}
+	free(cl);
+	*fds = out;
+	return 0;
+}
+
+void store_unlock_clusters(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
 }
 
 int store_member_delete(const char *root, const char *name, struct err *e)

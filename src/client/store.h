@@ -40,11 +40,18 @@ int store_config_write(const char *root, const struct member_config *c, struct e
 char *store_config_render(const struct member_config *c);
 void store_config_fini(struct member_config *c);
 
-/* Every member with a config.json, sorted. Caller frees with store_names_free. */
+/* Every member with a config.json or a live holder, sorted. Caller frees with store_names_free. */
 int store_list_members(const char *root, char ***names, size_t *n);
 void store_names_free(char **names, size_t n);
 /* Exact member name, else every member of that cluster. Unknown: -ENOENT. */
 int store_match(const char *root, const char *pattern, char ***names, size_t *n);
+
+/* Serialises store changes per cluster (up, down, rm of the same cluster from
+ * several processes): exclusive flocks on <root>/clusters/.<cluster>.lock for
+ * the clusters of names, taken in sorted order. */
+int store_lock_clusters(const char *root, const char *const *names, size_t n, int **fds,
+			size_t *nfds, struct err *e);
+void store_unlock_clusters(int *fds, size_t n);
 
 /* Deletes the member dir (and the cluster dir when it becomes empty). */
 int store_member_delete(const char *root, const char *name, struct err *e);

@@ -54,7 +54,8 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 	}
 	m->h = h;
 	m->lock_fd = -1;
-	m->state = FB_STATE_STARTING;
+	/* Registered but not booted: stopped until boot-member arrives. */
+	m->state = FB_STATE_STOPPED;
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	int r;
 	if ((r = wire_sock_path(h->root, name, m->sock_path, sizeof(m->sock_path))) < 0 ||

@@ -61,6 +61,28 @@ void vmcore_tail(const char *path, int lines, char *out, size_t len)
 	out[o < len ? o : len - 1] = '\0';
 }
 
+/* Copies the line of path (first 1 MiB) that contains needle into out. */
+static void file_line_with(const char *path, const char *needle, char *out, size_t len)
+{
+	out[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size_t max = 1u << 20;
+	char *buf = malloc(max + 1);
+	ssize_t n = buf ? read(fd, buf, max) : -1;
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		char *p = memmem(buf, (size_t)n, needle, strlen(needle));
+		if (p) {
+			size_t l = strcspn(p, "\r\n");
+			snprintf(out, len, "%.*s", (int)l, p);
+		}
+	}
+	free(buf);
+}
+
 /* True when path contains needle within its first `max` bytes. */
 static bool file_contains(const char *path, const char *needle, size_t max)
 {
@@ -134,6 +156,18 @@ int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const ch
 
 static void on_close(uv_handle_t *h);
 
+/* "; <vmm>: <last line of its stderr>; serial: <tail>" for failure messages. */
+static void reasons(const struct vmcore *c, int lines, char *out, size_t len)
+{
+	char vl[512], tail[1024];
+	vmcore_tail(c->vmm_log, 1, vl, sizeof(vl));
+	vmcore_tail(c->serial, lines, tail, sizeof(tail));
+	snprintf(out, len, "%s%s%s%s%s", vl[0] ? "; " : "", vl[0] ? c->ops->vmm_name : "",
+		 vl[0] ? ": " : "", vl, "");
+	size_t n = strlen(out);
+	snprintf(out + n, len - n, "%s%s", tail[0] ? "; serial: " : "; serial log is empty", tail);
+}
+
 static void maybe_finish(struct vmcore *c)
 {
 	if (!c->proc_exited || c->open_handles > 0)
@@ -147,14 +181,14 @@ static void maybe_finish(struct vmcore *c)
 	if (c->boot_failed) {
 		snprintf(msg, sizeof(msg), "%s", c->fail_msg);
 	} else {
-		char tail[1024];
-		vmcore_tail(c->serial, 8, tail, sizeof(tail));
+		char why[1200];
+		reasons(c, 8, why, sizeof(why));
 		if (c->term_signal)
-			snprintf(msg, sizeof(msg), "%s killed by signal %d%s%s", c->ops->vmm_name,
-				 c->term_signal, tail[0] ? "; serial: " : "", tail);
+			snprintf(msg, sizeof(msg), "%s killed by signal %d%s", c->ops->vmm_name,
+				 c->term_signal, why);
 		else
-			snprintf(msg, sizeof(msg), "%s exited with status %lld%s%s", c->ops->vmm_name,
-				 (long long)c->exit_status, tail[0] ? "; serial: " : "", tail);
+			snprintf(msg, sizeof(msg), "%s exited with status %lld%s", c->ops->vmm_name,
+				 (long long)c->exit_status, why);
 	}
 	log_debug("vm %s: %s is gone (%s)", c->name, c->ops->vmm_name, msg);
 	struct vmm_callbacks cb = c->cb;
@@ -208,16 +242,16 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 	c->exit_status = status;
 	c->term_signal = sig;
 	if (!c->ready_done) {
-		char tail[1024], msg[1400];
-		vmcore_tail(c->serial, 8, tail, sizeof(tail));
+		char why[1200], msg[1400];
+		reasons(c, 8, why, sizeof(why));
 		if (c->stopping || c->killing)
 			snprintf(msg, sizeof(msg), "stopped during boot");
 		else if (sig)
-			snprintf(msg, sizeof(msg), "%s killed by signal %d during boot%s%s",
-				 c->ops->vmm_name, sig, tail[0] ? "; serial: " : "", tail);
+			snprintf(msg, sizeof(msg), "%s killed by signal %d during boot%s",
+				 c->ops->vmm_name, sig, why);
 		else
-			snprintf(msg, sizeof(msg), "%s exited with status %lld during boot%s%s",
-				 c->ops->vmm_name, (long long)status, tail[0] ? "; serial: " : "", tail);
+			snprintf(msg, sizeof(msg), "%s exited with status %lld during boot%s",
+				 c->ops->vmm_name, (long long)status, why);
 		if (!c->stopping && !c->killing) {
 			c->boot_failed = true;
 			snprintf(c->fail_msg, sizeof(c->fail_msg), "%s", msg);
@@ -231,10 +265,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 /* Fails the boot: ready(-err) with the serial tail, then SIGKILL. */
 static void boot_fail(struct vmcore *c, int code, const char *why)
 {
-	char tail[1024];
-	vmcore_tail(c->serial, 10, tail, sizeof(tail));
-	snprintf(c->fail_msg, sizeof(c->fail_msg), "%s%s%s", why,
-		 tail[0] ? "; serial: " : "; serial log is empty", tail);
+	char more[1200];
+	reasons(c, 10, more, sizeof(more));
+	snprintf(c->fail_msg, sizeof(c->fail_msg), "%s%s", why, more);
 	c->boot_failed = true;
 	ready_once(c, code, c->fail_msg);
 	uv_timer_stop(&c->tick);
@@ -276,7 +309,10 @@ static void on_tick(uv_timer_t *t)
 	}
 	uint64_t now = uv_now(c->loop), el = now - c->t0_ms;
 	if (file_contains(c->serial, "Kernel panic - not syncing", 1u << 20)) {
-		boot_fail(c, -EIO, "the guest kernel panicked");
+		char line[300], why[400];
+		file_line_with(c->serial, "Kernel panic - not syncing", line, sizeof(line));
+		snprintf(why, sizeof(why), "the guest kernel panicked (%s)", line);
+		boot_fail(c, -EIO, why);
 		return;
 	}
 	if (c->marker_ms && el > c->marker_ms) {
@@ -423,6 +459,13 @@ void vmcore_stop(struct vmcore *c)
 		return;
 	c->stopping = true;
 	uv_timer_stop(&c->tick);
+	if (!c->ready_done) {
+		/* Still booting: no init listens for ACPI yet, go straight to SIGTERM. */
+		c->esc_stage = 2;
+		uv_process_kill(&c->proc, SIGTERM);
+		uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
+		return;
+	}
 	c->esc_stage = 1;
 	uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
 	if (!c->ctl_path[0] || !c->ops->stop_request)

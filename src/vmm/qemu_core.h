@@ -51,6 +51,7 @@ struct vmcore {
 	char name[64];
 	char ip[16];
 	char serial[PATH_MAX];
+	char vmm_log[PATH_MAX];   /* the VMM's own stderr ("" = none) */
 	char ctl_path[108];
 	char fail_msg[1024];
 };
@@ -60,6 +61,7 @@ struct vmcore {
 
 /* Spawns argv and starts supervising; on error nothing is left running and
  * the core is freed. */
+/* c->vmm_log may be set before: its last line joins failure messages. */
 int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 		 const struct vmm_boot_spec *spec, bool expect_marker,
 		 const struct vmm_callbacks *cb, void *data, struct err *e);

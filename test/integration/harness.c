@@ -218,9 +218,12 @@ bool h_pid_alive(pid_t pid)
 long h_wait_pid_gone(pid_t pid, int timeout_ms)
 {
 	long t0 = h_now_ms();
+	CHECK(pid > 0);
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		CHECK(errno == ESRCH); /* only "already gone" counts as gone */
 		return 0;
+	}
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int r = poll(&p, 1, timeout_ms);
 	close(fd);

@@ -194,6 +194,9 @@ static void t_cli_errors(void)
 	free(out);
 	CHECK_INT(h_run(&out, "--fleetbox-runner", "", NULL), 2);
 	free(out);
+	CHECK_INT(h_run(&out, (const char *)NULL, NULL), 1);
+	CHECK(strstr(out, "error: no command given") && strstr(out, "usage: fleetbox"));
+	free(out);
 	h_teardown();
 }
 
@@ -404,7 +407,7 @@ static void t_ctl_ack(void)
 	close(fd);
 	json_t *o = status_json("ca-1");
 	CHECK(o != NULL); /* still serving after both closes */
-	CHECK_STR(jstr(o, "status", "state"), "starting");
+	CHECK_STR(jstr(o, "status", "state"), "stopped"); /* registered, never booted */
 	json_decref(o);
 	CHECK(h_pid_alive(h1));
 	/* after ack: a new acknowledged connection, then EOF */
@@ -597,25 +600,17 @@ static void t_stop_during_boot(void)
 		int rc = h_run(&out, "up", "sb-1", NULL);
 		_exit(rc == 1 && strstr(out, "error: member sb-1 was stopped during boot") ? 0 : 1);
 	}
-	/* wait until the holder serves the member (state starting), then stop it */
-	json_t *o = NULL;
-	for (int i = 0; i < 1000; i++) {
-		json_decref(o);
-		o = status_json("sb-1");
-		if (o && h_fake_vm_pid("sb-1") == 0 && h_pidfile("sb-1") &&
-		    !strcmp(jstr(o, "status", "state"), "starting"))
-			break;
+	/* as soon as the VM process exists (it reports ready 5 s later), stop */
+	long deadline = h_now_ms() + 20000;
+	while (!h_fake_vm_pid("sb-1") && h_now_ms() < deadline) {
 		struct timespec ts = { 0, 2 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+	CHECK(h_fake_vm_pid("sb-1") > 0);
+	json_t *o = status_json("sb-1");
 	CHECK(o != NULL);
 	CHECK_STR(jstr(o, "status", "state"), "starting");
 	json_decref(o);
-	/* wait for the VMM process to exist, so the stop hits a booting VM */
-	for (int i = 0; i < 1000 && !h_fake_vm_pid("sb-1"); i++) {
-		struct timespec ts = { 0, 2 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
 	char *r = h_req("sb-1", "{\"cmd\":\"stop\"}\n", 2000);
 	CHECK_STR(r, "{}");
 	free(r);
@@ -628,6 +623,120 @@ static void t_stop_during_boot(void)
 	snprintf(p, sizeof(p), "%s/clusters/sb/sb-1/disk", h_root);
 	CHECK(path_exists(p));
 	CHECK(member_gone("sb-1"));
+	h_teardown();
+}
+
+/* fleetbox up ARGS... --image <tiny> in the background. */
+static pid_t spawn_up(const char *a1, const char *a2, const char *a3)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		const char *argv[8] = { h_bin, "up" };
+		int n = 2;
+		for (const char *a[] = { a1, a2, a3 }, **p = a; p < a + 3; p++)
+			if (*p)
+				argv[n++] = *p;
+		argv[n++] = "--image";
+		argv[n++] = h_image();
+		argv[n] = NULL;
+		execv(h_bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Concurrent CLI runs on one store, and an interrupted up. */
+static void t_races(void)
+{
+	h_setup("races");
+	/* six ups of different clusters on a fresh store: one keypair, all up */
+	static const char *six[] = { "ra-1", "rb-1", "rc-1", "rd-1", "re-1", "rf-1" };
+	pid_t pids[6];
+	for (int i = 0; i < 6; i++)
+		pids[i] = spawn_up(six[i], NULL, NULL);
+	for (int i = 0; i < 6; i++)
+		CHECK_INT(wait_exit(pids[i]), 0);
+	char priv[300], pub[300];
+	snprintf(priv, sizeof(priv), "%s/id_ed25519", h_root);
+	snprintf(pub, sizeof(pub), "%s/id_ed25519.pub", h_root);
+	char *pubtext = h_read_file(pub);
+	CHECK(pubtext != NULL);
+	/* the public key must be the one derived from the private key */
+	char *derived = h_tool("ssh-keygen", "-y", "-f", priv);
+	CHECK(strncmp(pubtext, derived, 80) == 0);
+	free(pubtext);
+	free(derived);
+
+	/* two ups of the same cluster at once: both succeed, one holder */
+	pid_t a = spawn_up("cu", "-n", "2"), b = spawn_up("cu", "-n", "2");
+	CHECK_INT(wait_exit(a), 0);
+	CHECK_INT(wait_exit(b), 0);
+	CHECK(h_pidfile("cu-1") > 0 && h_pidfile("cu-1") == h_pidfile("cu-2"));
+	json_t *o = status_json("cu-2");
+	CHECK_STR(jstr(o, "status", "state"), "running");
+	json_decref(o);
+
+	/* an idle connection that outlives its member gets an answer, and the
+	 * holder survives (was a use-after-free) */
+	int idle = h_connect_member("cu-2");
+	CHECK(idle >= 0);
+	CHECK_INT(h_run(NULL, "down", "cu-2", NULL), 0);
+	CHECK_INT(write(idle, "{\"cmd\":\"status\"}\n", 17), 17);
+	char buf[256] = { 0 };
+	struct pollfd p = { .fd = idle, .events = POLLIN };
+	CHECK(poll(&p, 1, 3000) == 1);
+	CHECK(read(idle, buf, sizeof(buf) - 1) > 0);
+	CHECK_STR(buf, "{\"error\":\"member is gone\"}\n");
+	close(idle);
+	o = status_json("cu-1");
+	CHECK_STR(jstr(o, "status", "state"), "running");
+	json_decref(o);
+
+	/* an up killed after its holder registered the members: the next up
+	 * recovers through that holder, and ls/rm see the members */
+	setenv("FLEETBOX_FAKE_BOOT_MS", "3000", 1);
+	pid_t up = spawn_up("kk", "-n", "2");
+	long deadline = h_now_ms() + 20000;
+	while (!h_fake_vm_pid("kk-1") && h_now_ms() < deadline) {
+		struct timespec ts = { 0, 2 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	CHECK_INT(kill(up, SIGKILL), 0);
+	wait_exit(up);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	pid_t holder = h_pidfile("kk-1");
+	CHECK(holder > 0);
+	char *out;
+	CHECK_INT(h_run(&out, "ls", "-q", NULL), 0);
+	CHECK(strstr(out, "kk-1\nkk-2\n") != NULL);
+	free(out);
+	/* wait for the interrupted boots to settle (they finish in the holder) */
+	for (int i = 0; i < 2000; i++) {
+		o = status_json("kk-2");
+		bool settled = o && strcmp(jstr(o, "status", "state"), "starting") != 0;
+		json_decref(o);
+		if (settled)
+			break;
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	CHECK_INT(h_run(&out, "up", "kk", "-n", "2", "--image", h_image(), NULL), 0);
+	CHECK(strstr(out, "  kk-1  IP: 203.0.113.") && strstr(out, "  kk-2  IP: 203.0.113."));
+	free(out);
+	CHECK_INT(h_pidfile("kk-1"), holder);
+	CHECK_INT(h_run(NULL, "rm", "-f", "kk", NULL), 0);
+	CHECK(!h_pid_alive(holder) || h_wait_pid_gone(holder, 5000) >= 0);
 	h_teardown();
 }
 
@@ -684,8 +793,8 @@ static void t_bad_requests(void)
 	}
 	free(huge);
 	memset(buf, 0, sizeof(buf));
-	CHECK(poll(&p, 1, 2000) == 1);
 	p.fd = fd;
+	CHECK(poll(&p, 1, 2000) == 1);
 	CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
 	CHECK_STR(buf, "{\"error\":\"request line exceeds 1048576 bytes\"}\n");
 	close(fd);
@@ -979,6 +1088,7 @@ static void t_net_holder(void)
 	CHECK_INT(h_count_links("fbt"), 3);
 	/* down na and nb: everything is gone */
 	pid_t ha = h_pidfile("na-1"), hb = h_pidfile("nb-1");
+	CHECK(ha > 0 && hb > 0);
 	CHECK_INT(h_run(NULL, "down", "na", "nb", NULL), 0);
 	CHECK(h_wait_pid_gone(ha, 10000) >= 0 && h_wait_pid_gone(hb, 10000) >= 0);
 	CHECK_INT(h_count_links("fbt"), 0);
@@ -1079,6 +1189,7 @@ static const struct {
 	{ "concurrent", t_concurrent }, { "kill-vm", t_kill_vm },
 	{ "sigterm", t_sigterm },     { "socat", t_socat },
 	{ "holder-valgrind", t_holder_valgrind }, { "stop-during-boot", t_stop_during_boot },
+	{ "races", t_races },
 	{ "net-holder", t_net_holder }, { "net-prune", t_net_prune },
 	{ "net-notroot", t_net_notroot },
 };

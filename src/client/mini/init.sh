@@ -158,11 +158,25 @@ if [ -f $NC ]; then
 		tr ',' '\n' | sed -n 's/^[[:space:]]*\([0-9.:a-fA-F]*\)[[:space:]]*$/nameserver \1/p' \
 		> /etc/resolv.conf
 else
+	# No static addressing: DHCP on every NIC (busybox passes the lease in
+	# the environment: ip, mask (prefix bits), router, dns).
+	cat > /run/udhcpc.sh <<'EOF'
+#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+	: > /etc/resolv.conf
+	for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done ;;
+esac
+EOF
+	chmod 755 /run/udhcpc.sh
 	for n in /sys/class/net/*; do
 		IF=${n##*/}
 		[ "$IF" = lo ] && continue
 		ip link set "$IF" up
-		udhcpc -b -q -i "$IF" -s /bin/true > /dev/null 2>&1 &
+		udhcpc -b -i "$IF" -s /run/udhcpc.sh > /dev/null 2>&1
 	done
 fi
 

@@ -1,0 +1,155 @@
+/* qemu.c - the QEMU driver (vmm_qemu_driver): direct kernel boot of the
+ * member's kernel/initrd with virtio disks, NIC and RNG; readiness = the
+ * guest's port 22 accepts; stop = QMP system_powerdown, escalating to
+ * SIGTERM and SIGKILL (qemu_core.c does the supervision).
+ *
+ * Environment: FLEETBOX_QEMU (binary, default qemu-system-x86_64),
+ * FLEETBOX_ACCEL (auto|kvm|tcg), FLEETBOX_QEMU_MACHINE (default: "microvm"
+ * for an ELF vmlinux booted via PVH, like the mini image -- the fastest under
+ * TCG, no PCI/ACPI-IRQ probing; "pc" for bzImage kernels of stock images,
+ * whose initramfs may lack virtio-mmio; numbers in bench/BOOT.md),
+ * FLEETBOX_QEMU_TB_MB (TCG translation cache, default 64). */
+#include "vmm/vmm.h"
+
+#include "util/cmd.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "vmm/accel.h"
+#include "vmm/qemu_argv.h"
+#include "vmm/qemu_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define QEMU_DEFAULT_TB_MB 64
+
+struct vmm_vm {
+	struct vmcore core; /* first member: the core frees the vm */
+};
+
+static const char *qmp_stop_request(struct vmcore *c)
+{
+	/* QEMU accepts commands queued behind the greeting; capabilities first. */
+	return "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"system_powerdown\"}\n";
+}
+
+static const struct vmcore_ops qemu_ops = {
+	.vmm_name = "qemu",
+	.stop_request = qmp_stop_request,
+	.stop_on_read = NULL,
+};
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
+		     const struct vmm_callbacks *cb, void *data, struct vmm_vm **out,
+		     struct err *e)
+{
+	struct vmm_boot_spec s = *spec;
+	char serial[4096], kernel[4096], initrd[4096];
+	if (!s.serial_log_path) {
+		snprintf(serial, sizeof(serial), "%s/serial.log", s.member_dir);
+		s.serial_log_path = serial;
+	}
+	if (!s.kernel_path) {
+		snprintf(kernel, sizeof(kernel), "%s/kernel", s.member_dir);
+		s.kernel_path = kernel;
+	}
+	if (!s.initrd_path) {
+		snprintf(initrd, sizeof(initrd), "%s/initrd", s.member_dir);
+		s.initrd_path = access(initrd, R_OK) == 0 ? initrd : NULL;
+	}
+	if (access(s.kernel_path, R_OK) != 0)
+		return err_set(e, -ENOENT, "kernel %s: %s", s.kernel_path, strerror(errno));
+	if (access(s.disk_path, F_OK) != 0 || access(s.seed_path, F_OK) != 0)
+		return err_set(e, -ENOENT, "disk %s or seed %s does not exist", s.disk_path, s.seed_path);
+
+	struct vmm_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(e, -ENOMEM, "out of memory");
+	struct vmcore *c = &vm->core;
+	c->ops = &qemu_ops;
+	int r = vmcore_ctl_path(&s, "qmp.sock", "qmp", c->ctl_path, sizeof(c->ctl_path), e);
+	enum vmm_accel accel = VMM_ACCEL_TCG;
+	if (r == 0)
+		r = accel_select(&accel, e);
+	if (r < 0) {
+		free(vm);
+		return r;
+	}
+	unlink(c->ctl_path); /* stale socket of a previous run */
+	/* Truncate the console log so the watchdog only sees this boot. */
+	int lf = open(s.serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (lf >= 0)
+		close(lf);
+
+	struct qemu_opts o = {
+		.binary = env_or("FLEETBOX_QEMU", "qemu-system-x86_64"),
+		.accel = accel,
+		.machine = env_or("FLEETBOX_QEMU_MACHINE",
+				  qemu_kernel_is_elf(s.kernel_path) ? "microvm" : "pc"),
+		.tb_size_mb = (unsigned)strtoul(env_or("FLEETBOX_QEMU_TB_MB", "64"), NULL, 10),
+		.qmp_path = c->ctl_path,
+		.disk_format = qemu_disk_format(s.disk_path),
+		.tsc_khz = qemu_host_tsc_khz(),
+	};
+	struct cmd cmd = {0};
+	r = qemu_argv_build(&o, &s, &cmd, e);
+	if (r < 0) {
+		cmd_fini(&cmd);
+		free(vm);
+		return r;
+	}
+	if (log_enabled(LOG_DEBUG)) {
+		char *str = cmd_to_string(&cmd);
+		log_debug("vm %s: %s", s.name, str ? str : "(out of memory)");
+		free(str);
+	}
+	/* QEMU's own stderr (e.g. "could not open tap") goes next to the console. */
+	char qlog[4096];
+	snprintf(qlog, sizeof(qlog), "%s/qemu.log", s.member_dir);
+	int log_fd = open(qlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (log_fd >= 0)
+		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", qlog);
+	bool mini = s.cmdline && strstr(s.cmdline, "rdinit=/init");
+	r = vmcore_start(c, loop, cmd_argv(&cmd), log_fd, &s, mini, cb, data, e);
+	if (log_fd >= 0)
+		close(log_fd);
+	cmd_fini(&cmd);
+	if (r < 0)
+		return r; /* the core frees vm once its timers are closed */
+	*out = vm;
+	return 0;
+}
+
+static void qemu_stop(struct vmm_vm *vm)
+{
+	vmcore_stop(&vm->core);
+}
+
+static void qemu_kill(struct vmm_vm *vm)
+{
+	vmcore_kill(&vm->core);
+}
+
+static pid_t qemu_pid(const struct vmm_vm *vm)
+{
+	return vmcore_pid(&vm->core);
+}
+
+const struct vmm_driver vmm_qemu_driver = {
+	.name = "qemu",
+	.needs_network = true,
+	.boot = qemu_boot,
+	.stop = qemu_stop,
+	.kill = qemu_kill,
+	.pid = qemu_pid,
+};
