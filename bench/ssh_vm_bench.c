@@ -385,6 +385,7 @@ struct copier {
 	const char *name;
 	const char *scp_flag;  /* NULL: fleetbox */
 	const char *ciphers;   /* NULL: OpenSSH's default */
+	bool cli;              /* fleetbox through the CLI (`fleetbox cp`) */
 	double *in, *out;
 };
 
@@ -392,7 +393,11 @@ static double copy_once(const struct copier *c, const char *from, const char *to
 {
 	fb_error fe;
 	double t0 = now_ms();
-	if (!c->scp_flag) {
+	if (c->cli) {
+		char spec[PATH_MAX + 16];
+		FMT(spec, "%s:%s", MEMBER, in ? to : from);
+		CHECK(RUN(NULL, fleetbox, "cp", in ? from : spec, in ? spec : to) == 0);
+	} else if (!c->scp_flag) {
 		int r = in ? fb_copy_to(NULL, MEMBER, from, to, &fe)
 			   : fb_copy_from(NULL, MEMBER, from, to, &fe);
 		if (r < 0)
@@ -425,11 +430,12 @@ static void measure_copies(int mib, int rounds, const char *scp_mode)
 	FMT(n1, "openssh-scp-%s", scp_mode ? scp_mode : "none");
 	FMT(n2, "openssh-scp-%s-aes128ctr", scp_mode ? scp_mode : "none");
 	struct copier cs[] = {
-		{ "fleetbox", NULL, NULL, NULL, NULL },
-		{ n1, flag, NULL, NULL, NULL },
-		{ n2, flag, "Ciphers=aes128-ctr", NULL, NULL },
+		{ "fleetbox", NULL, NULL, false, NULL, NULL },
+		{ "fleetbox-cli", NULL, NULL, true, NULL, NULL },
+		{ n1, flag, NULL, false, NULL, NULL },
+		{ n2, flag, "Ciphers=aes128-ctr", false, NULL, NULL },
 	};
-	size_t nc = scp_mode ? 3 : 1;
+	size_t nc = scp_mode ? 4 : 2;
 	for (size_t k = 0; k < nc; k++) {
 		cs[k].in = calloc((size_t)rounds, sizeof(double));
 		cs[k].out = calloc((size_t)rounds, sizeof(double));
@@ -437,7 +443,7 @@ static void measure_copies(int mib, int rounds, const char *scp_mode)
 	}
 	for (int i = 0; i < rounds; i++) {
 		for (size_t k = 0; k < nc; k++) {
-			bool fb = !cs[k].scp_flag;
+			bool fb = !cs[k].scp_flag; /* fleetbox takes a guest path */
 			free(guest("rm -f /tmp/fbbench.bin"));
 			unlink(back);
 			cs[k].in[i] = copy_once(&cs[k], src, fb ? gpath : spec, true);

@@ -9,6 +9,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -18,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -489,6 +492,29 @@ static int cmd_prune(const char *root, int argc, char **argv)
 		}
 		store_names_free(names, n);
 	}
+	/* 3. Sockets in run/ nobody listens on (a holder killed mid-up, before
+	 * any config existed): connect() is refused on a dead socket file. */
+	char run[PATH_MAX];
+	snprintf(run, sizeof(run), "%s/run", root);
+	DIR *d = opendir(run);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 5 || (strcmp(de->d_name + l - 5, ".sock") != 0 && strcmp(de->d_name + l - 4, ".ctl") != 0))
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", run, de->d_name);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", p);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == ECONNREFUSED &&
+		    unlink(p) == 0)
+			stale++;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
 	json_int_t nets = rep ? json_integer_value(json_object_get(rep, "records_reclaimed")) : 0;
 	json_int_t procs = rep ? json_integer_value(json_object_get(rep, "processes_killed")) : 0;
 	json_int_t taps = rep ? json_integer_value(json_object_get(rep, "taps_removed")) : 0;

@@ -18,6 +18,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/hash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -293,10 +294,36 @@ static int add_userland(struct cpio *c, const char *tmp, image_progress_fn progr
 	return r;
 }
 
+/* What the cached image was built from: our init and sudo scripts and the
+ * builder's version. A fleetbox with another recipe rebuilds instead of
+ * booting a stale init (the cache outlives upgrades). */
+#define MINI_RECIPE_VERSION "2"
+static void recipe_id(char out[65])
+{
+	char h1[65], h2[65], all[200];
+	sha256_hex_prefix(mini_init_sh, mini_init_sh_len, 32, h1);
+	sha256_hex_prefix(mini_sudo_sh, mini_sudo_sh_len, 32, h2);
+	int n = snprintf(all, sizeof(all), "%s:%s:%s", MINI_RECIPE_VERSION, h1, h2);
+	sha256_hex_prefix(all, (size_t)n, 32, out);
+}
+
+static bool manifest_current(const char *man)
+{
+	json_t *m = json_load_file(man, 0, NULL);
+	char want[65];
+	recipe_id(want);
+	const char *have = json_string_value(json_object_get(m, "recipe"));
+	bool ok = have && !strcmp(have, want);
+	json_decref(m);
+	return ok;
+}
+
 static int write_manifest(const char *dir, const struct kernel_src *k, struct err *e)
 {
-	json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I}", "version", 1,
-			      "kernel_origin", k->origin, "kernel_release", k->kver,
+	char recipe[65];
+	recipe_id(recipe);
+	json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "version", 1,
+			      "recipe", recipe, "kernel_origin", k->origin, "kernel_release", k->kver,
 			      "kernel", "vmlinux", "initrd", "initrd", "base", "base.raw",
 			      "built_at", (json_int_t)time(NULL));
 	char *s = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
@@ -378,21 +405,23 @@ int image_mini_build(const char *root, bool force, image_progress_fn progress, v
 	    snprintf(old, sizeof(old), "%s/.mini-old-%d", images, (int)getpid()) >= (int)sizeof(old) ||
 	    snprintf(man, sizeof(man), "%s/manifest.json", dst) >= (int)sizeof(man))
 		return err_set(e, -ENAMETOOLONG, "store path too long: %s", root);
-	if (!force && path_exists(man) > 0)
+	if (!force && manifest_current(man))
 		return 0;
+	bool stale = path_exists(man) > 0;
 	int r = mkdir_p(images, 0755);
 	if (r < 0)
 		return err_set(e, r, "mkdir %s: %s", images, strerror(-r));
 	rm_rf(tmp);
 	if (mkdir(tmp, 0755) < 0)
 		return err_set(e, -errno, "mkdir %s: %s", tmp, strerror(errno));
-	say(progress, data, "building the mini image (first use; takes a few seconds)");
+	say(progress, data, stale ? "rebuilding the mini image (built by another fleetbox version)"
+				  : "building the mini image (first use; takes a few seconds)");
 	r = build_into(tmp, progress, data, e);
 	if (r < 0) {
 		rm_rf(tmp);
 		return err_prefix(e, "build mini image: ");
 	}
-	if (!force && path_exists(man) > 0) {
+	if (!force && manifest_current(man)) {
 		/* Someone else finished first: keep theirs. */
 		rm_rf(tmp);
 		return 0;
@@ -410,7 +439,7 @@ int image_mini_build(const char *root, bool force, image_progress_fn progress, v
 	if (rename(tmp, dst) < 0) {
 		r = -errno;
 		rm_rf(tmp);
-		if (path_exists(man) > 0)
+		if (manifest_current(man))
 			return 0; /* a concurrent build won the race */
 		return err_set(e, r, "rename %s: %s", tmp, strerror(-r));
 	}
