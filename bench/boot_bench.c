@@ -4,7 +4,12 @@
  * namespace. Each round starts from a fresh disk overlay (the `up` case, so
  * the first-boot mke2fs is included).
  *
- * Usage (root): boot_bench [ROUNDS=5]
+ * With a fleetbox binary (argv[2] or $FLEETBOX_BIN) it also times the whole
+ * product path in the same run: `fleetbox up` of a new member (cold: disk,
+ * seed, holder, network) to the first successful `fleetbox ssh -- true`, and
+ * `fleetbox up x -n 3` to all three answering.
+ *
+ * Usage (root): boot_bench [ROUNDS=5] [FLEETBOX]
  *   FLEETBOX_TEST_IMAGE_DIR=<root with images/mini> reuses a built image.
  *   FLEETBOX_QEMU_MACHINE / FLEETBOX_QEMU_TB_MB select the variant to time.
  * Output: one JSON object per run on stdout, then a summary object
@@ -137,6 +142,53 @@ static double run_raw(struct vt_env *env, struct vt_member *m, const struct ssh_
 	return dt;
 }
 
+/* Runs fleetbox with the bench's store; returns its exit status. */
+static int fleetbox(const char *bin, const char *root, const char *const *args)
+{
+	char *argv[16];
+	int n = 0;
+	argv[n++] = (char *)bin;
+	for (; *args && n < 15; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	setenv("FLEETBOX_HOME", root, 1);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int r = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	VT_CHECK(r == 0, "spawn %s: %s", bin, strerror(r));
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* `fleetbox up` of n new members to each answering `fleetbox ssh -- true`. */
+static double run_cli(const char *bin, const char *root, const char *base, int n)
+{
+	char count[8];
+	snprintf(count, sizeof(count), "%d", n);
+	double t0 = vt_now();
+	const char *up1[] = { "up", base, "--cpus", "1", "--mem", "1", NULL };
+	const char *upn[] = { "up", base, "-n", count, "--cpus", "1", "--mem", "1", NULL };
+	VT_CHECK(fleetbox(bin, root, n == 1 ? up1 : upn) == 0, "fleetbox up %s failed", base);
+	for (int i = 1; i <= n; i++) {
+		char name[64];
+		if (n == 1)
+			snprintf(name, sizeof(name), "%s", base);
+		else
+			snprintf(name, sizeof(name), "%s-%d", base, i);
+		const char *ssh[] = { "ssh", name, "--", "true", NULL };
+		VT_CHECK(fleetbox(bin, root, ssh) == 0, "fleetbox ssh %s failed", name);
+	}
+	double dt = vt_now() - t0;
+	const char *rm[] = { "rm", "-f", base, NULL };
+	VT_CHECK(fleetbox(bin, root, rm) == 0, "fleetbox rm %s failed", base);
+	return dt;
+}
+
 static int cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -187,6 +239,31 @@ int main(int argc, char **argv)
 	double md = median(drv, rounds), mr = median(raw, rounds);
 	printf("{\"summary\":true,\"rounds\":%d,\"machine\":\"%s\",\"driver_median_s\":%.3f,"
 	       "\"raw_median_s\":%.3f,\"ratio\":%.3f}\n", rounds, mach, md, mr, md / mr);
+	const char *bin = argc > 2 ? argv[2] : getenv("FLEETBOX_BIN");
+	if (bin && *bin) {
+		double cli[50], tri[50];
+		for (int i = 0; i < rounds; i++) {
+			char base[32];
+			snprintf(base, sizeof(base), "cli%d", i);
+			cli[i] = run_cli(bin, env.root, base, 1);
+			printf("{\"round\":%d,\"mode\":\"fleetbox-up\",\"members\":1,\"up_to_ssh_s\":%.3f}\n",
+			       i, cli[i]);
+			fflush(stdout);
+		}
+		int tri_rounds = rounds < 3 ? rounds : 3;
+		for (int i = 0; i < tri_rounds; i++) {
+			char base[32];
+			snprintf(base, sizeof(base), "tri%d", i);
+			tri[i] = run_cli(bin, env.root, base, 3);
+			printf("{\"round\":%d,\"mode\":\"fleetbox-up\",\"members\":3,\"up_to_ssh_s\":%.3f}\n",
+			       i, tri[i]);
+			fflush(stdout);
+		}
+		double mc = median(cli, rounds), mt = median(tri, tri_rounds);
+		printf("{\"summary\":true,\"mode\":\"fleetbox-up\",\"up_median_s\":%.3f,"
+		       "\"raw_median_s\":%.3f,\"ratio\":%.3f,\"up_3_members_median_s\":%.3f,"
+		       "\"ratio_3_members_vs_raw_1\":%.3f}\n", mc, mr, mc / mr, mt, mt / mr);
+	}
 	VT_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0, "loop busy");
 	VT_CHECK(uv_loop_close(&loop) == 0, "handles leaked");
 	vt_env_fini(&env);
