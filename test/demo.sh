@@ -9,7 +9,9 @@ bash test/deps.sh
 [ -d build ] || meson setup build
 ninja -C build
 export FLEETBOX_HOME=${FLEETBOX_HOME:-/tmp/fleetbox-demo}
-# The image is cached across runs in $FLEETBOX_HOME/images.
+# The image is built (first run) or found in $FLEETBOX_HOME/images before we
+# leave the host network: building it fetches the kernel package with apt.
+build/src/client/fleetbox image prepare mini
 exec unshare -n -- bash -c '
   set -euo pipefail
   ip link set lo up

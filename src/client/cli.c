@@ -7,6 +7,7 @@
 #include "fleetbox.h"
 #include "rpc/wire.h"
 #include "util/cmd.h"
+#include "vmm/accel.h"
 #include "util/err.h"
 
 #include <dirent.h>
@@ -43,6 +44,7 @@ static const char *usage_main =
 	"  ssh-config                     Host blocks for OpenSSH\n"
 	"  prune                          reclaim state left by crashed holders\n"
 	"  image build mini               (re)build the embedded default image\n"
+	"  image prepare [IMAGE]          build or download an image now (default mini)\n"
 	"  help [COMMAND]                 help for a command\n"
 	"\n"
 	"A NAME pattern matches an exact member, else every member of that cluster\n"
@@ -80,7 +82,9 @@ static const struct {
 	{ "prune", "usage: fleetbox prune\n"
 		   "Kills VMM processes, removes taps, bridges, firewall tables and stale\n"
 		   "sockets left by holders that died.\n" },
-	{ "image", "usage: fleetbox image build mini\nRebuilds the embedded default image.\n" },
+	{ "image", "usage: fleetbox image build mini | fleetbox image prepare [IMAGE]\n"
+		   "build mini rebuilds the embedded default image. prepare builds or downloads\n"
+		   "IMAGE (mini, a catalog alias, a URL or a path) if it is not ready yet.\n" },
 };
 
 int cli_error(const char *fmt, ...)
@@ -234,6 +238,17 @@ static int cmd_up(const char *root, int argc, char **argv)
 		.bound = 0,
 		.progress = print_progress,
 	};
+	/* The holder picks KVM or TCG; say here, once, when it will be TCG. */
+	const char *vmm = getenv("FLEETBOX_VMM");
+	if (!vmm || strcmp(vmm, "fake") != 0) {
+		struct accel_host host;
+		enum vmm_accel accel;
+		char warn[256] = "";
+		accel_probe_host(&host);
+		if (accel_choose(getenv("FLEETBOX_ACCEL"), &host, &accel, warn, sizeof(warn), NULL) == 0 &&
+		    warn[0])
+			fprintf(stderr, "warning: %s\n", warn);
+	}
 	fb_cluster *cl = NULL;
 	fb_error fe = { 0 };
 	if (fb_up(&o, &cl, &fe) < 0) {
@@ -536,12 +551,22 @@ static void image_progress(void *data, const char *line)
 
 static int cmd_image(const char *root, int argc, char **argv)
 {
-	if (argc != 3 || strcmp(argv[1], "build") != 0 || strcmp(argv[2], "mini") != 0)
-		return cli_error("usage: fleetbox image build mini");
 	struct err e = { 0 };
-	if (store_init(root, &e) < 0 || image_mini_build(root, true, image_progress, NULL, &e) < 0)
-		return cli_error("%s", e.msg);
-	return 0;
+	if (argc == 3 && !strcmp(argv[1], "build") && !strcmp(argv[2], "mini")) {
+		if (store_init(root, &e) < 0 || image_mini_build(root, true, image_progress, NULL, &e) < 0)
+			return cli_error("%s", e.msg);
+		return 0;
+	}
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "prepare")) {
+		/* Build or download now (e.g. before going offline), not at up. */
+		struct image_info img;
+		if (store_init(root, &e) < 0 ||
+		    image_resolve(root, argc == 3 ? argv[2] : "mini", image_progress, NULL, &img, &e) < 0)
+			return cli_error("%s", e.msg);
+		printf("%s: kernel %s\n", img.name, img.kernel);
+		return 0;
+	}
+	return cli_error("usage: fleetbox image build mini | fleetbox image prepare [IMAGE]");
 }
 
 int cli_main(int argc, char **argv)
