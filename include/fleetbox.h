@@ -9,8 +9,11 @@
  * fb_error is passed it receives the same code and a human message. `root` is
  * the store root; NULL means the default ($FLEETBOX_HOME, else ~/.fleetbox,
  * under sudo the invoking user's). Blocking calls run a private uv loop; the
- * *_async calls run on the caller's loop and never block it. The library
- * never prints. */
+ * *_async calls run on the caller's loop and never block it (their callbacks run
+ * exactly once, after the call's own handles are closed). The library never
+ * prints and never changes signal dispositions: blocking calls block SIGPIPE
+ * in the calling thread while they run; a program using the async calls
+ * should ignore SIGPIPE (a holder that exits mid-write raises it). */
 #ifndef FLEETBOX_H
 #define FLEETBOX_H
 

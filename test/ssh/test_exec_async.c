@@ -6,8 +6,8 @@
  * Setup (root only, else skip): a private network namespace with lo up, so a
  * private dropbear can listen on 127.0.0.1:22 (the port target_from_status
  * uses) as user "fleetbox" (tdb_start_as); a fake store with one "running"
- * member (config.json, pidfile naming us, .lock flocked by us, the pinned host
- * key). Covered: concurrent runs, status errors (not running, holder error),
+ * member (config.json, pidfile naming us, .lock write-locked by us, the pinned
+ * host key). Covered: concurrent runs, status errors (not running, holder error),
  * cancellation before the loop runs, during the status request and during the
  * SSH command: each callback runs exactly once, and the loop closes cleanly. */
 #include "fleetbox.h"
@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -154,8 +153,10 @@ static void make_store(void)
 	CHECK(file_write_atomic(p, key, n, 0644) == 0);
 	free(key);
 	FMT(p, "%s/.lock", dir);
+	/* held like a holder holds it (src/loop/member.c): an OFD write lock */
 	lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	CHECK(lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	CHECK(lock_fd >= 0 && fcntl(lock_fd, F_OFD_SETLK, &fl) == 0);
 	char pid[32];
 	FMT(pid, "%d\n", (int)getpid());
 	CHECK(wire_pidfile_path(root, MEMBER, p, sizeof(p)) == 0);
