@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Sets up and runs every test suite (unit, integration, net, vm) under
-# ASan+UBSan. Needs root: net and vm tests create private network namespaces.
+# ASan+UBSan, then the holder under valgrind on a plain build. Needs root:
+# net and vm tests create private network namespaces. Ends with one line
+# "tests: N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/deps.sh
 dir=${BUILD_DIR:-build-asan}
-if [ ! -d "$dir" ]; then
-  meson setup "$dir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-fi
-ninja -C "$dir"
-meson test -C "$dir" --setup=asan --print-errorlogs --num-processes 2 "$@"
-# The holder under valgrind needs a build without sanitizers.
 plain=${PLAIN_BUILD_DIR:-build}
+[ -d "$dir" ] || meson setup "$dir" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 [ -d "$plain" ] || meson setup "$plain" -Dwerror=true
+ninja -C "$dir"
 ninja -C "$plain"
-meson test -C "$plain" --suite valgrind --print-errorlogs
+rc=0
+meson test -C "$dir" --setup=asan --print-errorlogs --num-processes 2 "$@" || rc=$?
+# The holder under valgrind needs a build without sanitizers.
+meson test -C "$plain" --suite valgrind --print-errorlogs || rc=$?
+python3 - "$dir/meson-logs/testlog-asan.json" "$plain/meson-logs/testlog.json" <<'PY'
+import json, sys
+n = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line).get("result", "FAIL")
+        key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
+        n[key] += 1
+print(f"tests: {n['OK']} passed, {n['FAIL']} failed, {n['SKIP']} skipped")
+PY
+exit $rc

@@ -128,47 +128,18 @@ static int ch_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 	int lf = open(s.serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (lf >= 0)
 		close(lf);
-	if (log_enabled(LOG_DEBUG)) {
-		char *str = cmd_to_string(&cmd);
-		log_debug("vm %s: %s", s.name, str ? str : "(out of memory)");
-		free(str);
-	}
-	char vlog[PATH_MAX];
-	snprintf(vlog, sizeof(vlog), "%s/ch.log", s.member_dir);
-	int log_fd = open(vlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd >= 0)
-		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", vlog);
-	bool mini = s.cmdline && strstr(s.cmdline, "rdinit=/init");
-	r = vmcore_start(c, loop, cmd_argv(&cmd), log_fd, &s, mini, cb, data, e);
-	if (log_fd >= 0)
-		close(log_fd);
-	cmd_fini(&cmd);
+	r = vmcore_launch(c, loop, &cmd, "ch.log", &s, cb, data, e);
 	if (r < 0)
 		return r;
 	*out = vm;
 	return 0;
 }
 
-static void ch_stop(struct vmm_vm *vm)
-{
-	vmcore_stop(&vm->core);
-}
-
-static void ch_kill(struct vmm_vm *vm)
-{
-	vmcore_kill(&vm->core);
-}
-
-static pid_t ch_pid(const struct vmm_vm *vm)
-{
-	return vmcore_pid(&vm->core);
-}
-
 const struct vmm_driver vmm_ch_driver = {
 	.name = "cloud-hypervisor",
 	.needs_network = true,
 	.boot = ch_boot,
-	.stop = ch_stop,
-	.kill = ch_kill,
-	.pid = ch_pid,
+	.stop = vmcore_op_stop,
+	.kill = vmcore_op_kill,
+	.pid = vmcore_op_pid,
 };

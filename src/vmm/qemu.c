@@ -108,48 +108,18 @@ static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		free(vm);
 		return r;
 	}
-	if (log_enabled(LOG_DEBUG)) {
-		char *str = cmd_to_string(&cmd);
-		log_debug("vm %s: %s", s.name, str ? str : "(out of memory)");
-		free(str);
-	}
-	/* QEMU's own stderr (e.g. "could not open tap") goes next to the console. */
-	char qlog[4096];
-	snprintf(qlog, sizeof(qlog), "%s/qemu.log", s.member_dir);
-	int log_fd = open(qlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd >= 0)
-		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", qlog);
-	bool mini = s.cmdline && strstr(s.cmdline, "rdinit=/init");
-	r = vmcore_start(c, loop, cmd_argv(&cmd), log_fd, &s, mini, cb, data, e);
-	if (log_fd >= 0)
-		close(log_fd);
-	cmd_fini(&cmd);
+	r = vmcore_launch(c, loop, &cmd, "qemu.log", &s, cb, data, e);
 	if (r < 0)
-		return r; /* the core frees vm once its timers are closed */
+		return r;
 	*out = vm;
 	return 0;
-}
-
-static void qemu_stop(struct vmm_vm *vm)
-{
-	vmcore_stop(&vm->core);
-}
-
-static void qemu_kill(struct vmm_vm *vm)
-{
-	vmcore_kill(&vm->core);
-}
-
-static pid_t qemu_pid(const struct vmm_vm *vm)
-{
-	return vmcore_pid(&vm->core);
 }
 
 const struct vmm_driver vmm_qemu_driver = {
 	.name = "qemu",
 	.needs_network = true,
 	.boot = qemu_boot,
-	.stop = qemu_stop,
-	.kill = qemu_kill,
-	.pid = qemu_pid,
+	.stop = vmcore_op_stop,
+	.kill = vmcore_op_kill,
+	.pid = vmcore_op_pid,
 };

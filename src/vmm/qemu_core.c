@@ -3,6 +3,8 @@
  * attempt bounded by PROBE_MS. After readiness the timer stops. Stop escalates
  * graceful (control socket) -> ESC_MS -> SIGTERM -> ESC_MS -> SIGKILL. */
 #include "vmm/qemu_core.h"
+#include <limits.h>
+#include "util/cmd.h"
 
 #include "rpc/wire.h"
 #include "util/err.h"
@@ -491,4 +493,42 @@ void vmcore_kill(struct vmcore *c)
 pid_t vmcore_pid(const struct vmcore *c)
 {
 	return c->proc_exited ? 0 : c->proc.pid;
+}
+
+int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char *log_name,
+		  const struct vmm_boot_spec *s, const struct vmm_callbacks *cb, void *data,
+		  struct err *e)
+{
+	if (log_enabled(LOG_DEBUG)) {
+		char *str = cmd_to_string(cmd);
+		log_debug("vm %s: %s", s->name, str ? str : "(out of memory)");
+		free(str);
+	}
+	/* The VMM's own stderr (e.g. "could not open tap") goes next to the console. */
+	char vlog[PATH_MAX];
+	snprintf(vlog, sizeof(vlog), "%s/%s", s->member_dir, log_name);
+	int log_fd = open(vlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (log_fd >= 0)
+		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", vlog);
+	bool mini = s->cmdline && strstr(s->cmdline, "rdinit=/init");
+	int r = vmcore_start(c, loop, cmd_argv(cmd), log_fd, s, mini, cb, data, e);
+	if (log_fd >= 0)
+		close(log_fd);
+	cmd_fini(cmd);
+	return r; /* on failure the core frees the vm once its timers are closed */
+}
+
+void vmcore_op_stop(struct vmm_vm *vm)
+{
+	vmcore_stop((struct vmcore *)vm);
+}
+
+void vmcore_op_kill(struct vmm_vm *vm)
+{
+	vmcore_kill((struct vmcore *)vm);
+}
+
+pid_t vmcore_op_pid(const struct vmm_vm *vm)
+{
+	return vmcore_pid((const struct vmcore *)vm);
 }

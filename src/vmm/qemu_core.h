@@ -9,6 +9,8 @@
  * Ownership: the core is embedded as the first member of struct vmm_vm; it is
  * freed by the core itself right after cb->exited returns. */
 #pragma once
+
+struct cmd;
 #include "vmm/vmm.h"
 
 #include <limits.h>
@@ -68,6 +70,16 @@ int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 void vmcore_stop(struct vmcore *c);
 void vmcore_kill(struct vmcore *c);
 pid_t vmcore_pid(const struct vmcore *c);
+/* The common tail of both drivers' boot(): logs argv at debug, sends the
+ * VMM's own stderr to <member_dir>/<log_name>, starts the core, frees cmd.
+ * The mini image's init marker is expected when its cmdline is used. */
+int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char *log_name,
+		  const struct vmm_boot_spec *s, const struct vmm_callbacks *cb, void *data,
+		  struct err *e);
+/* Driver ops for any struct vmm_vm whose first member is its struct vmcore. */
+void vmcore_op_stop(struct vmm_vm *vm);
+void vmcore_op_kill(struct vmm_vm *vm);
+pid_t vmcore_op_pid(const struct vmm_vm *vm);
 
 /* Helpers shared by both drivers. */
 /* Last `lines` lines of a file (at most ~2 KiB), "" if unreadable. */
