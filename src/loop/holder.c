@@ -189,12 +189,17 @@ int runner_main(const char *names_csv)
 		return 1;
 	}
 	h->loop = &loop;
-	uv_signal_init(&loop, &h->sig_term);
-	uv_signal_init(&loop, &h->sig_int);
-	uv_timer_init(&loop, &h->shutdown_timer);
+	/* These cannot fail on Linux short of memory exhaustion; still, a holder
+	 * that cannot see SIGTERM must not start. */
+	if ((r = uv_signal_init(&loop, &h->sig_term)) < 0 || (r = uv_signal_init(&loop, &h->sig_int)) < 0 ||
+	    (r = uv_timer_init(&loop, &h->shutdown_timer)) < 0) {
+		log_error("uv init: %s", uv_strerror(r));
+		return 1;
+	}
 	h->sig_term.data = h->sig_int.data = h->shutdown_timer.data = h;
-	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&h->sig_int, on_signal, SIGINT);
+	if ((r = uv_signal_start(&h->sig_term, on_signal, SIGTERM)) < 0 ||
+	    (r = uv_signal_start(&h->sig_int, on_signal, SIGINT)) < 0)
+		log_error("uv_signal_start: %s", uv_strerror(r)); /* shutdown below closes them */
 
 	char *names = strdup(names_csv), *save = NULL, *first = NULL;
 	if (!names) {

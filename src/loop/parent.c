@@ -203,7 +203,8 @@ int ctl_listen(struct holder *h, const char *first_member)
 	umask(old);
 	if (r < 0)
 		return r;
-	chmod(h->ctl_path, 0600);
+	if (chmod(h->ctl_path, 0600) < 0)
+		return -errno;
 	holder_chown_invoker(h->ctl_path);
 	return uv_listen((uv_stream_t *)&h->ctl_server, 16, ctl_on_conn);
 }
