@@ -263,7 +263,7 @@ bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms)
 	}
 }
 
-pid_t h_fake_vm_pid(const char *member)
+pid_t h_find_process(const char *const *needles, pid_t parent)
 {
 	DIR *d = opendir("/proc");
 	CHECK(d != NULL);
@@ -272,36 +272,55 @@ pid_t h_fake_vm_pid(const char *member)
 	while (!found && (de = readdir(d))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
+		pid_t pid = (pid_t)atoi(de->d_name);
 		char p[300], *s;
 		size_t n;
 		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
-		if (file_read_all(p, 8192, &s, &n) < 0)
+		if (file_read_all(p, 1 << 16, &s, &n) < 0)
 			continue;
-		/* argv: <exe> --fleetbox-fake-vm <member>; match on this store's env is
-		 * not possible from cmdline, so member names are unique per test. */
-		size_t a0 = strlen(s);
-		pid_t cand = 0;
-		if (a0 + 1 < n && !strcmp(s + a0 + 1, "--fleetbox-fake-vm")) {
-			const char *name = s + a0 + 1 + strlen("--fleetbox-fake-vm") + 1;
-			if ((size_t)(name - s) < n && !strcmp(name, member) &&
-			    h_pid_alive((pid_t)atoi(de->d_name)))
-				cand = (pid_t)atoi(de->d_name);
-		}
+		/* argv joined with spaces, with a space at each end for whole words */
+		char *joined = malloc(n + 3);
+		CHECK(joined != NULL);
+		joined[0] = ' ';
+		for (size_t i = 0; i < n; i++)
+			joined[i + 1] = s[i] ? s[i] : ' ';
+		joined[n + 1] = ' ';
+		joined[n + 2] = '\0';
 		free(s);
-		/* Only a VM whose parent is this store's holder for the member. */
-		if (cand) {
-			snprintf(p, sizeof(p), "/proc/%d/stat", (int)cand);
+		bool all = true;
+		for (const char *const *nd = needles; *nd && all; nd++)
+			all = strstr(joined, *nd) != NULL;
+		free(joined);
+		if (!all || !h_pid_alive(pid))
+			continue;
+		if (parent) {
+			snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+			int ppid = 0;
 			if (file_read_all(p, 4096, &s, NULL) == 0) {
 				char *rp = strrchr(s, ')');
-				int ppid = 0;
-				if (rp && sscanf(rp + 2, "%*c %d", &ppid) == 1 && ppid == h_pidfile(member))
-					found = cand;
+				if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1)
+					ppid = 0;
 				free(s);
 			}
+			if (ppid != parent)
+				continue;
 		}
+		found = pid;
 	}
 	closedir(d);
 	return found;
+}
+
+pid_t h_fake_vm_pid(const char *member)
+{
+	/* argv: <exe> --fleetbox-fake-vm <member> ...; only this store's holder's child */
+	char who[96];
+	snprintf(who, sizeof(who), " --fleetbox-fake-vm %s ", member);
+	pid_t holder = h_pidfile(member);
+	if (!holder)
+		return 0;
+	const char *needles[] = { who, NULL };
+	return h_find_process(needles, holder);
 }
 
 char *h_read_file(const char *path)

@@ -38,6 +38,9 @@ pid_t h_pidfile(const char *member);
 bool h_sock_exists(const char *member);
 /* Waits until cond() is true, polling every 5 ms, at most timeout_ms. */
 bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
+/* A live process whose space-joined argv contains every needle (and, if
+ * parent != 0, whose parent is parent); 0 if none. */
+pid_t h_find_process(const char *const *needles, pid_t parent);
 /* PIDs of fake VM processes for a member (scans /proc cmdlines). */
 pid_t h_fake_vm_pid(const char *member);
 long h_now_ms(void);

@@ -90,28 +90,9 @@ static pid_t qemu_pid(const char *member)
 	char disk[512];
 	char cluster[64];
 	wire_cluster_name(member, cluster);
-	snprintf(disk, sizeof(disk), "%s/clusters/%s/%s/disk", h_root, cluster, member);
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-	while (!found && (de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		char p[300], *s;
-		size_t n;
-		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
-		if (file_read_all(p, 1 << 16, &s, &n) < 0)
-			continue;
-		bool qemu = strstr(s, "qemu-system") != NULL;
-		for (size_t i = 0; i + 1 < n; i++)
-			if (!s[i])
-				s[i] = ' ';
-		if (qemu && strstr(s, disk) && h_pid_alive((pid_t)atoi(de->d_name)))
-			found = (pid_t)atoi(de->d_name);
-		free(s);
-	}
-	closedir(d);
-	return found;
+	snprintf(disk, sizeof(disk), "file=%s/clusters/%s/%s/disk,", h_root, cluster, member);
+	const char *needles[] = { "qemu-system", disk, NULL };
+	return h_find_process(needles, 0);
 }
 
 static int ssh_run(char **out, const char *member, const char *cmd)
