@@ -77,14 +77,15 @@ void fb_exec_result_free(fb_exec_result *res)
 }
 
 /* fb_exec_async runs in two phases, both on the caller's loop: the holder's
- * status request (ctl_request_async), then the SSH command (ssh_exec_start).
- * Exactly one of ctl/ssh is in flight; `ssh` is non-NULL only in phase two.
- * Cancelling in phase one only marks the op: the status request has no cancel
- * of its own and is bounded (CTL_STATUS_MS dial + read), and the user callback
- * must not run before every handle of the op is closed. When it ends, the op
- * reports -ECANCELED instead of starting SSH. */
+ * status request (ctl_request_start), then the SSH command (ssh_exec_start).
+ * At most one of ctl/ssh is non-NULL: `ctl` from the start until on_status
+ * runs (the request is freed right after), `ssh` in phase two. Cancelling in
+ * phase one marks the op and ends the request at once (ctl_request_cancel); its
+ * callback, after its handles are closed, reports -ECANCELED instead of
+ * starting SSH, so the user callback still follows every close. */
 struct fb_exec_op {
 	uv_loop_t *loop;
+	struct ctl_req *ctl;
 	struct ssh_exec_op *ssh;
 	bool cancelled;
 	char root[PATH_MAX];
@@ -141,6 +142,7 @@ static void on_status(void *data, int status, const char *reply, const struct er
 	struct err e = { 0 };
 	struct ssh_target t;
 	int r = status;
+	w->ctl = NULL; /* freed once we return */
 	if (w->cancelled)
 		r = err_set(&e, -ECANCELED, "command on %s cancelled", w->name);
 	else if (r < 0 && ce)
@@ -178,8 +180,8 @@ int fb_exec_async(uv_loop_t *loop, const char *rootopt, const char *name, const 
 		w->data = data;
 		snprintf(w->root, sizeof(w->root), "%s", root);
 		snprintf(w->name, sizeof(w->name), "%s", name);
-		rc = ctl_request_async(loop, root, name, "{\"cmd\":\"status\"}\n", CTL_STATUS_MS,
-				       CTL_STATUS_MS, on_status, w);
+		rc = ctl_request_start(loop, root, name, "{\"cmd\":\"status\"}\n", CTL_STATUS_MS,
+				       CTL_STATUS_MS, on_status, w, &w->ctl);
 		if (rc < 0)
 			err_set(&e, rc, "status request to %s: %s", name, strerror(-rc));
 	}
@@ -200,10 +202,12 @@ void fb_exec_cancel(fb_exec_op *op)
 {
 	if (!op)
 		return;
-	if (op->ssh)
+	if (op->ssh) {
 		ssh_exec_cancel(op->ssh);
-	else
+	} else {
 		op->cancelled = true;
+		ctl_request_cancel(op->ctl); /* NULL (no-op) inside on_status */
+	}
 }
 
 int fb_copy_to(const char *root, const char *name, const char *host_src, const char *guest_dst,

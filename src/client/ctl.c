@@ -71,7 +71,8 @@ static void req_finish(struct req *r, int status)
 	r->status = status;
 	uv_timer_stop(&r->timer);
 	uv_close((uv_handle_t *)&r->timer, req_free_cb);
-	/* Finishing happens only from pipe callbacks, so the pipe is open here. */
+	/* Callers (pipe and read-timer callbacks, ctl_request_cancel) only finish
+	 * while the pipe is open and not closing for a dial retry. */
 	uv_close((uv_handle_t *)&r->pipe, req_free_cb);
 }
 
@@ -87,6 +88,10 @@ static void on_pipe_closed_for_retry(uv_handle_t *h)
 {
 	struct req *r = h->data;
 	r->pipe_open = false;
+	if (r->done) { /* cancelled while the pipe was closing */
+		req_free_cb(h);
+		return;
+	}
 	uv_timer_start(&r->timer, on_retry_timer, 50, 0);
 }
 
@@ -184,6 +189,35 @@ static void req_dial(struct req *r)
 int ctl_request_async(uv_loop_t *loop, const char *root, const char *member, const char *line,
 		      unsigned dial_ms, unsigned read_ms, ctl_cb cb, void *data)
 {
+	return ctl_request_start(loop, root, member, line, dial_ms, read_ms, cb, data, NULL);
+}
+
+void ctl_request_cancel(struct ctl_req *cr)
+{
+	struct req *r = (struct req *)cr;
+	if (!r || r->done)
+		return;
+	err_set(&r->e, -ECANCELED, "request to %s's holder cancelled", r->member);
+	if (r->pipe_open && !uv_is_closing((uv_handle_t *)&r->pipe)) {
+		req_finish(r, -ECANCELED);
+		return;
+	}
+	/* Between dials: the pipe is closed (count it as such now) or closing
+	 * (on_pipe_closed_for_retry counts it); the retry timer must not fire. */
+	r->done = true;
+	r->status = -ECANCELED;
+	if (!r->pipe_open)
+		r->open_handles--;
+	uv_timer_stop(&r->timer);
+	uv_close((uv_handle_t *)&r->timer, req_free_cb);
+}
+
+int ctl_request_start(uv_loop_t *loop, const char *root, const char *member, const char *line,
+		      unsigned dial_ms, unsigned read_ms, ctl_cb cb, void *data,
+		      struct ctl_req **out)
+{
+	if (out)
+		*out = NULL;
 	if (!wire_name_valid(member))
 		return -EINVAL;
 	struct req *r = calloc(1, sizeof(*r));
@@ -214,6 +248,8 @@ int ctl_request_async(uv_loop_t *loop, const char *root, const char *member, con
 	r->timer.data = r;
 	r->open_handles = 2;
 	req_dial(r);
+	if (out)
+		*out = (struct ctl_req *)r;
 	return 0;
 }
 

@@ -23,6 +23,14 @@ struct err;
 typedef void (*ctl_cb)(void *data, int status, const char *reply_line, const struct err *e);
 int ctl_request_async(uv_loop_t *loop, const char *root, const char *member, const char *line,
 		      unsigned dial_ms, unsigned read_ms, ctl_cb cb, void *data);
+/* The same, with a handle for ctl_request_cancel (valid until cb has run). */
+struct ctl_req;
+int ctl_request_start(uv_loop_t *loop, const char *root, const char *member, const char *line,
+		      unsigned dial_ms, unsigned read_ms, ctl_cb cb, void *data,
+		      struct ctl_req **out);
+/* Ends the request now: cb runs (from the loop, after the handles are closed)
+ * with -ECANCELED. No-op once the request has finished. */
+void ctl_request_cancel(struct ctl_req *r);
 /* uv_run for the library's private loops, with SIGPIPE blocked in this thread
  * meanwhile (a peer closing early must not kill the caller). */
 int ctl_run_loop(uv_loop_t *loop);
