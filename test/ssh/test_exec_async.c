@@ -8,8 +8,12 @@
  * uses) as user "fleetbox" (tdb_start_as); a fake store with one "running"
  * member (config.json, pidfile naming us, .lock write-locked by us, the pinned
  * host key). Covered: concurrent runs, status errors (not running, holder error),
- * cancellation before the loop runs, during the status request and during the
- * SSH command: each callback runs exactly once, and the loop closes cleanly. */
+ * cancellation before the loop runs, during the status request (the holder
+ * answers anyway / sits on it: the op ends at once), while the status dial
+ * retries against a stale socket (a second "running" member, web-3, whose
+ * socket nobody listens on: the op ends at once, not after the 2 s dial
+ * window), and during the SSH command: each callback runs exactly once, and
+ * the loop closes cleanly. */
 #include "fleetbox.h"
 #include "rpc/msg.h"
 #include "rpc/wire.h"
@@ -28,11 +32,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #define MEMBER "web-1"
+#define STALE "web-3" /* "running", but nobody listens on its socket */
 
 static struct tdb db;
 static uv_loop_t loop;
@@ -42,6 +48,7 @@ static uv_loop_t loop;
 enum mode { M_RUNNING, M_STARTING, M_ERROR, M_CANCEL_THEN_REPLY, M_HOLD };
 static enum mode mode;
 static int requests;            /* status requests received */
+static int hangups;             /* connections closed by the client side */
 static fb_exec_op *cancel_on_request;
 static uv_pipe_t server;
 
@@ -98,6 +105,9 @@ static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	(void)b;
 	struct hconn *c = st->data;
 	if (n < 0) {
+		hangups++;
+		if (held == c)
+			held = NULL;
 		uv_close((uv_handle_t *)&c->pipe, hconn_closed);
 		return;
 	}
@@ -107,11 +117,11 @@ static void h_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		return;
 	CHECK_STREQ(c->in, "{\"cmd\":\"status\"}\n");
 	requests++;
-	uv_read_stop(st);
 	if (mode == M_HOLD) {
-		held = c;
+		held = c; /* keep reading: the client's hang-up shows as EOF */
 		return;
 	}
+	uv_read_stop(st);
 	if (mode == M_CANCEL_THEN_REPLY) {
 		/* the op is mid-request: cancel it, then answer "running" anyway */
 		fb_exec_cancel(cancel_on_request);
@@ -133,13 +143,14 @@ static void on_holder_conn(uv_stream_t *s, int status)
 
 /* ---- fake store ---- */
 
-static int lock_fd = -1;
+static int lock_fd[2] = { -1, -1 };
 
-static void make_store(void)
+/* A member that looks running: config, pinned key, pidfile naming us, lock. */
+static void make_member(const char *name, int *lock)
 {
 	const char *root = db.store;
 	char dir[PATH_MAX], p[PATH_MAX], run[PATH_MAX];
-	CHECK(wire_member_dir(root, MEMBER, dir, sizeof(dir)) == 0);
+	CHECK(wire_member_dir(root, name, dir, sizeof(dir)) == 0);
 	CHECK(mkdir_p(dir, 0700) == 0);
 	FMT(run, "%s/run", root);
 	CHECK(mkdir_p(run, 0700) == 0);
@@ -154,25 +165,47 @@ static void make_store(void)
 	free(key);
 	FMT(p, "%s/.lock", dir);
 	/* held like a holder holds it (src/loop/member.c): an OFD write lock */
-	lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	*lock = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	CHECK(lock_fd >= 0 && fcntl(lock_fd, F_OFD_SETLK, &fl) == 0);
+	CHECK(*lock >= 0 && fcntl(*lock, F_OFD_SETLK, &fl) == 0);
 	char pid[32];
 	FMT(pid, "%d\n", (int)getpid());
-	CHECK(wire_pidfile_path(root, MEMBER, p, sizeof(p)) == 0);
+	CHECK(wire_pidfile_path(root, name, p, sizeof(p)) == 0);
 	CHECK(file_write_atomic(p, pid, strlen(pid), 0600) == 0);
+}
 
-	CHECK(wire_sock_path(root, MEMBER, p, sizeof(p)) == 0);
+static void make_store(void)
+{
+	char p[PATH_MAX];
+	make_member(MEMBER, &lock_fd[0]);
+	CHECK(wire_sock_path(db.store, MEMBER, p, sizeof(p)) == 0);
 	CHECK(uv_pipe_init(&loop, &server, 0) == 0);
 	CHECK(uv_pipe_bind(&server, p) == 0);
 	CHECK(uv_listen((uv_stream_t *)&server, 16, on_holder_conn) == 0);
+
+	/* STALE: its socket file is there (bound, never listened on, closed), as
+	 * a crashed holder leaves it: every dial is refused */
+	make_member(STALE, &lock_fd[1]);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	CHECK(wire_sock_path(db.store, STALE, a.sun_path, sizeof(a.sun_path)) == 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	close(fd);
 }
 
 /* ---- ops ---- */
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 struct call {
 	int calls;
 	int status;
+	double at; /* when the callback ran */
 	int exit_status;
 	char out[256];
 	char msg[512];
@@ -184,6 +217,7 @@ static void on_done(void *data, int status, fb_exec_result *res, const fb_error 
 	struct call *c = data;
 	c->calls++;
 	c->status = status;
+	c->at = now_s();
 	c->exit_status = res->exit_status;
 	c->res_empty = !res->out || res->out_len == 0;
 	snprintf(c->out, sizeof(c->out), "%s", res->out ? res->out : "");
@@ -191,16 +225,21 @@ static void on_done(void *data, int status, fb_exec_result *res, const fb_error 
 	CHECK(status < 0 ? err && err->code == status : err == NULL);
 }
 
-static fb_exec_op *start(const char *cmd, struct call *c)
+static fb_exec_op *start_on(const char *name, const char *cmd, struct call *c)
 {
 	fb_exec_op *op = NULL;
 	fb_error err;
 	memset(c, 0, sizeof(*c));
-	int r = fb_exec_async(&loop, db.store, MEMBER, cmd, on_done, c, &op, &err);
+	int r = fb_exec_async(&loop, db.store, name, cmd, on_done, c, &op, &err);
 	if (r < 0)
 		fprintf(stderr, "fb_exec_async: %d %s\n", r, err.message);
 	CHECK(r == 0 && op != NULL);
 	return op;
+}
+
+static fb_exec_op *start(const char *cmd, struct call *c)
+{
+	return start_on(MEMBER, cmd, c);
 }
 
 /* Runs the loop until every call in cs has been called back. Bounded: the
@@ -216,13 +255,6 @@ static void run_until(struct call *cs, int n)
 		uv_run(&loop, UV_RUN_ONCE);
 	}
 	CHECK(!"ops did not finish");
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void test_run_concurrent(void)
@@ -283,8 +315,8 @@ static void test_cancel_before_run(void)
 	run_until(&c, 1);
 	CHECK(c.calls == 1 && c.status == -ECANCELED && c.res_empty);
 	CHECK_STREQ(c.msg, "command on " MEMBER " cancelled");
-	/* the request already in flight was answered; no command followed */
-	CHECK(requests == 1);
+	/* the status request ended before it was sent; no command followed */
+	CHECK(requests == 0);
 	CHECK(access(flag, F_OK) != 0);
 }
 
@@ -304,19 +336,71 @@ static void test_cancel_during_status(void)
 	CHECK(c.calls == 1 && c.status == -ECANCELED);
 	CHECK(access(flag, F_OK) != 0);
 
-	/* the holder never answers and drops the connection after the cancel */
+	/* the holder sits on the request: the cancel alone ends the op, in the
+	 * next loop iteration, without waiting for the 2 s read timeout */
 	mode = M_HOLD;
 	held = NULL;
+	hangups = 0;
 	fb_exec_op *op = start("true", &c);
 	for (int i = 0; i < 500 && !held; i++)
 		uv_run(&loop, UV_RUN_ONCE);
 	CHECK(held && c.calls == 0);
+	double t0 = now_s();
 	fb_exec_cancel(op);
 	fb_exec_cancel(op); /* idempotent before the callback */
-	uv_close((uv_handle_t *)&held->pipe, hconn_closed);
-	held = NULL;
+	CHECK(c.calls == 0); /* never from inside fb_exec_cancel */
+	uv_run(&loop, UV_RUN_NOWAIT);
+	CHECK(c.calls == 1 && c.status == -ECANCELED && c.res_empty);
+	CHECK_STREQ(c.msg, "command on " MEMBER " cancelled");
+	CHECK(c.at - t0 < 0.5);
+	/* and the holder, still holding the request, sees the client hang up */
+	for (int i = 0; i < 500 && held; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	CHECK(!held && hangups == 1);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	CHECK(c.calls == 1);
+}
+
+static struct {
+	fb_exec_op *op;
+	double at;
+} stale;
+
+static void on_stale_timer(uv_timer_t *t)
+{
+	fb_exec_cancel(stale.op);
+	stale.at = now_s();
+	uv_timer_stop(t);
+}
+
+static void test_cancel_during_dial_retry(void)
+{
+	/* control: left alone, the op retries the refused dial for the whole
+	 * status dial window (CTL_STATUS_MS, 2 s) before it gives up */
+	struct call c;
+	double t0 = now_s();
+	start_on(STALE, "true", &c);
 	run_until(&c, 1);
-	CHECK(c.calls == 1 && c.status == -ECANCELED);
+	CHECK(c.calls == 1 && c.status == -ECONNREFUSED && c.res_empty);
+	CHECK(strstr(c.msg, STALE " is not running") != NULL);
+	CHECK(c.at - t0 >= 1.9);
+
+	/* cancelled 150 ms in, i.e. in the middle of the retries: it ends at once */
+	uv_timer_t timer;
+	CHECK(uv_timer_init(&loop, &timer) == 0);
+	t0 = now_s();
+	stale.op = start_on(STALE, "true", &c);
+	stale.at = 0;
+	CHECK(uv_timer_start(&timer, on_stale_timer, 150, 0) == 0);
+	run_until(&c, 1);
+	CHECK(stale.at > 0);
+	CHECK(c.calls == 1 && c.status == -ECANCELED && c.res_empty);
+	CHECK_STREQ(c.msg, "command on " STALE " cancelled");
+	CHECK(c.at - t0 < 0.5);
+	CHECK(c.at - stale.at < 0.25);
+	uv_close((uv_handle_t *)&timer, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	CHECK(c.calls == 1);
 }
 
 static struct {
@@ -399,12 +483,14 @@ int main(void)
 	test_status_errors();
 	test_cancel_before_run();
 	test_cancel_during_status();
+	test_cancel_during_dial_retry();
 	test_cancel_during_ssh();
 
 	uv_close((uv_handle_t *)&server, NULL);
 	CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
 	CHECK(uv_loop_close(&loop) == 0);
-	close(lock_fd);
+	close(lock_fd[0]);
+	close(lock_fd[1]);
 	tdb_stop(&db);
 	printf("ok\n");
 	return 0;
