@@ -124,10 +124,6 @@ static int ch_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		free(vm);
 		return r;
 	}
-	unlink(c->ctl_path);
-	int lf = open(s.serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (lf >= 0)
-		close(lf);
 	r = vmcore_launch(c, loop, &cmd, "ch.log", &s, cb, data, e);
 	if (r < 0)
 		return r;

@@ -85,11 +85,6 @@ static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		free(vm);
 		return r;
 	}
-	unlink(c->ctl_path); /* stale socket of a previous run */
-	/* Truncate the console log so the watchdog only sees this boot. */
-	int lf = open(s.serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (lf >= 0)
-		close(lf);
 
 	struct qemu_opts o = {
 		.binary = env_or("FLEETBOX_QEMU", "qemu-system-x86_64"),

@@ -504,6 +504,11 @@ int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char
 		log_debug("vm %s: %s", s->name, str ? str : "(out of memory)");
 		free(str);
 	}
+	unlink(c->ctl_path); /* stale control socket of a previous run */
+	/* Truncate the console log so the watchdog only sees this boot. */
+	int lf = open(s->serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (lf >= 0)
+		close(lf);
 	/* The VMM's own stderr (e.g. "could not open tap") goes next to the console. */
 	char vlog[PATH_MAX];
 	snprintf(vlog, sizeof(vlog), "%s/%s", s->member_dir, log_name);

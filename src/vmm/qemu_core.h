@@ -70,8 +70,9 @@ int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 void vmcore_stop(struct vmcore *c);
 void vmcore_kill(struct vmcore *c);
 pid_t vmcore_pid(const struct vmcore *c);
-/* The common tail of both drivers' boot(): logs argv at debug, sends the
- * VMM's own stderr to <member_dir>/<log_name>, starts the core, frees cmd.
+/* The common tail of both drivers' boot(): removes a stale control socket,
+ * truncates serial.log, logs argv at debug, sends the VMM's own stderr to
+ * <member_dir>/<log_name>, starts the core, frees cmd.
  * The mini image's init marker is expected when its cmdline is used. */
 int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char *log_name,
 		  const struct vmm_boot_spec *s, const struct vmm_callbacks *cb, void *data,
