@@ -1,4 +1,5 @@
 #include "harness.h"
+#include "fleetbox.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -407,3 +408,42 @@ int h_count_records(void)
 	return n;
 }
 
+
+pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
+		    pid_t *holder)
+{
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	int pfd[2];
+	CHECK(pipe(pfd) == 0);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		close(pfd[0]);
+		fb_up_options o = { .names = names, .n_names = n, .bound = 1, .image = image };
+		fb_cluster *c;
+		fb_error e;
+		if (fb_up(&o, &c, &e) < 0) {
+			fprintf(stderr, "fb_up: %s\n", e.message);
+			_exit(3);
+		}
+		if (exec_check) {
+			fb_exec_result r;
+			if (fb_exec(NULL, names[0], exec_check, &r, &e) < 0 || r.exit_status != 0) {
+				fprintf(stderr, "fb_exec %s: %s\n", exec_check, e.message);
+				_exit(4);
+			}
+			fb_exec_result_free(&r);
+		}
+		pid_t hp = fb_cluster_holder_pid(c);
+		if (write(pfd[1], &hp, sizeof(hp)) != sizeof(hp))
+			_exit(5);
+		for (;;)
+			pause(); /* until the test kills us */
+	}
+	close(pfd[1]);
+	*holder = 0;
+	CHECK_INT(read(pfd[0], holder, sizeof(*holder)), sizeof(*holder));
+	close(pfd[0]);
+	CHECK(*holder > 0);
+	return child;
+}

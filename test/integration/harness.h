@@ -56,3 +56,8 @@ int h_count_links(const char *prefix);
 char *h_tool(const char *prog, const char *a1, const char *a2, const char *a3);
 /* Crash records in <root>/networks. */
 int h_count_records(void);
+/* Forks a process that brings names up bound to itself (optionally runs
+ * exec_check in the first member, which must exit 0), reports its holder's
+ * pid and then waits to be killed. Returns the child's pid. */
+pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
+		    pid_t *holder);

@@ -204,32 +204,9 @@ static void t_cli_errors(void)
 static void t_bound_sigkill(void)
 {
 	h_setup("sigkill");
-	setenv("FLEETBOX_HELPER", h_bin, 1);
-	int pfd[2];
-	CHECK(pipe(pfd) == 0);
-	pid_t child = fork();
-	CHECK(child >= 0);
-	if (child == 0) {
-		close(pfd[0]);
-		const char *names[] = { "sk-1", "sk-2" };
-		fb_up_options o = { .names = names, .n_names = 2, .bound = 1, .image = h_image() };
-		fb_cluster *c;
-		fb_error e;
-		if (fb_up(&o, &c, &e) < 0) {
-			fprintf(stderr, "fb_up: %s\n", e.message);
-			_exit(3);
-		}
-		pid_t hp = fb_cluster_holder_pid(c);
-		ssize_t w = write(pfd[1], &hp, sizeof(hp));
-		(void)w;
-		for (;;)
-			pause();
-	}
-	close(pfd[1]);
-	pid_t holder = 0;
-	CHECK_INT(read(pfd[0], &holder, sizeof(holder)), sizeof(holder));
-	close(pfd[0]);
-	CHECK(holder > 0);
+	const char *names[] = { "sk-1", "sk-2" };
+	pid_t holder;
+	pid_t child = h_bound_child(names, 2, h_image(), NULL, &holder);
 	pid_t vm1 = h_fake_vm_pid("sk-1"), vm2 = h_fake_vm_pid("sk-2");
 	CHECK(vm1 > 0 && vm2 > 0);
 	CHECK(h_sock_exists("sk-1"));

@@ -191,34 +191,9 @@ static void t_vm_cluster(void)
 static void t_vm_bound_kill(void)
 {
 	vm_setup("vmbound");
-	setenv("FLEETBOX_HELPER", h_bin, 1);
-	int pfd[2];
-	CHECK(pipe(pfd) == 0);
-	pid_t child = fork();
-	CHECK(child >= 0);
-	if (child == 0) {
-		close(pfd[0]);
-		const char *names[] = { "vb-1" };
-		fb_up_options o = { .names = names, .n_names = 1, .bound = 1 };
-		fb_cluster *c;
-		fb_error e;
-		if (fb_up(&o, &c, &e) < 0) {
-			fprintf(stderr, "fb_up: %s\n", e.message);
-			_exit(3);
-		}
-		fb_exec_result r;
-		if (fb_exec(NULL, "vb-1", "uname -s", &r, &e) < 0 || strcmp(r.out, "Linux\n") != 0)
-			_exit(4);
-		fb_exec_result_free(&r);
-		pid_t hp = fb_cluster_holder_pid(c);
-		ssize_t w = write(pfd[1], &hp, sizeof(hp));
-		(void)w;
-		for (;;)
-			pause();
-	}
-	close(pfd[1]);
-	pid_t holder = 0;
-	CHECK_INT(read(pfd[0], &holder, sizeof(holder)), sizeof(holder));
+	const char *names[] = { "vb-1" };
+	pid_t holder;
+	pid_t child = h_bound_child(names, 1, NULL, "test \"$(uname -s)\" = Linux", &holder);
 	pid_t q = qemu_pid("vb-1");
 	CHECK(holder > 0 && q > 0);
 	CHECK_INT(h_count_links("fbt"), 1);
