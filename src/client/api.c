@@ -40,7 +40,7 @@ static void info_apply_status(const struct rpc_status *st, fb_member_info *out)
 {
 	if (st->ip && *st->ip)
 		snprintf(out->ip, sizeof(out->ip), "%s", st->ip);
-	snprintf(out->state, sizeof(out->state), "%s", fb_state_name(st->state));
+	snprintf(out->state, sizeof(out->state), "%s", wire_state_name(st->state));
 	out->running = st->running;
 	out->holder_pid = st->pid;
 	snprintf(out->error, sizeof(out->error), "%s", st->error ? st->error : "");
@@ -236,9 +236,9 @@ int fb_wait_running(const char *rootopt, const char *const *names, size_t n, int
 		struct rpc_status *st = NULL;
 		if ((r = ctl_status(root, names[done], &st, &e)) < 0)
 			break;
-		enum fb_state s = st->state;
+		enum wire_state s = st->state;
 		if (s == FB_STATE_ERROR || s == FB_STATE_STOPPED)
-			r = err_set(&e, -EIO, "%s is %s%s%s", names[done], fb_state_name(s),
+			r = err_set(&e, -EIO, "%s is %s%s%s", names[done], wire_state_name(s),
 				    st->error && *st->error ? ": " : "", st->error ? st->error : "");
 		rpc_status_free(st);
 		if (r < 0)
@@ -251,7 +251,7 @@ int fb_wait_running(const char *rootopt, const char *const *names, size_t n, int
 		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (ms >= timeout_ms) {
 			r = err_set(&e, -ETIMEDOUT, "%s is still %s after %d ms", names[done],
-				    fb_state_name(s), timeout_ms);
+				    wire_state_name(s), timeout_ms);
 			break;
 		}
 		struct timespec ts = { 0, 50 * 1000000L };

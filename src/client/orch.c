@@ -423,7 +423,7 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 			struct rpc_status *st = NULL;
 			if ((r = ctl_status(root, p->name, &st, &e)) < 0)
 				goto fail;
-			enum fb_state state = st->state;
+			enum wire_state state = st->state;
 			rpc_status_free(st);
 			if (state == FB_STATE_RUNNING) {
 				p->kind = PLAN_RUNNING;
@@ -431,7 +431,7 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 			}
 			if (state != FB_STATE_STOPPED && state != FB_STATE_ERROR) {
 				r = err_set(&e, -EBUSY, "%s is %s in another fleetbox run; try again when it is up",
-					    p->name, fb_state_name(state));
+					    p->name, wire_state_name(state));
 				goto fail;
 			}
 			p->kind = store_member_exists(root, p->name) ? PLAN_STOPPED : PLAN_NEW;
@@ -600,7 +600,7 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 		if ((r = ctl_status(root, p->name, &st, &e)) < 0)
 			goto fail_rollback;
 		if (st->state != FB_STATE_RUNNING) {
-			r = err_set(&e, -EIO, "%s is %s%s%s", p->name, fb_state_name(st->state),
+			r = err_set(&e, -EIO, "%s is %s%s%s", p->name, wire_state_name(st->state),
 				    st->error && *st->error ? ": " : "", st->error ? st->error : "");
 			rpc_status_free(st);
 			goto fail_rollback;

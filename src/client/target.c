@@ -28,7 +28,7 @@ int target_from_status(const char *root, const char *name, const struct rpc_stat
 {
 	memset(out, 0, sizeof(*out));
 	if (st->state != FB_STATE_RUNNING || !st->ip || !*st->ip)
-		return err_set(e, -ENOTCONN, "%s is %s%s%s", name, fb_state_name(st->state),
+		return err_set(e, -ENOTCONN, "%s is %s%s%s", name, wire_state_name(st->state),
 			       st->error && *st->error ? ": " : "", st->error ? st->error : "");
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	snprintf(out->host, sizeof(out->host), "%s", st->ip);

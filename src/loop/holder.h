@@ -42,7 +42,7 @@ struct member {
 	uv_pipe_t server;
 	bool server_open;
 	int lock_fd;
-	enum fb_state state;
+	enum wire_state state;
 	char error[512];
 	char ip[FB_IP_STRLEN];
 	char mac[FB_MAC_STRLEN];
@@ -106,7 +106,7 @@ void holder_maybe_finish(struct holder *h);
 struct member *member_find(struct holder *h, const char *name);
 int member_register(struct holder *h, const char *name, struct member **out, char *errbuf,
 		    size_t errlen);
-void member_set_state(struct member *m, enum fb_state s, const char *error);
+void member_set_state(struct member *m, enum wire_state s, const char *error);
 /* Stop the member's VM (if any) and remove it once the VM is gone. */
 void member_stop(struct member *m);
 /* Unlink socket + pidfile, release the lock, close the server; frees later. */

@@ -35,10 +35,10 @@ struct reservation *reservation_find(struct holder *h, const char *name)
 	return NULL;
 }
 
-void member_set_state(struct member *m, enum fb_state s, const char *error)
+void member_set_state(struct member *m, enum wire_state s, const char *error)
 {
 	if (m->state != s)
-		log_info("%s: %s -> %s%s%s", m->name, fb_state_name(m->state), fb_state_name(s),
+		log_info("%s: %s -> %s%s%s", m->name, wire_state_name(m->state), wire_state_name(s),
 			 error && *error ? ": " : "", error ? error : "");
 	m->state = s;
 	snprintf(m->error, sizeof(m->error), "%s", error ? error : "");

@@ -135,7 +135,7 @@ static void cmd_status(struct conn *c)
 	struct rpc_status st = {
 		.name = m->name,
 		.pid = (long)getpid(),
-		.running = fb_state_is_running(m->state),
+		.running = wire_state_is_running(m->state),
 		.ip = m->ip,
 		.state = m->state,
 		.error = m->error,

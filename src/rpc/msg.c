@@ -152,7 +152,7 @@ int rpc_reply_encode(const struct rpc_reply *r, char **line, size_t *len)
 		rc |= json_object_set_new(so, "pid", json_integer(s->pid));
 		rc |= json_object_set_new(so, "running", json_boolean(s->running));
 		rc |= set_str(so, "ip", s->ip);
-		rc |= json_object_set_new(so, "state", json_string(fb_state_name(s->state)));
+		rc |= json_object_set_new(so, "state", json_string(wire_state_name(s->state)));
 		rc |= set_str(so, "error", s->error);
 		rc |= json_object_set_new(o, "status", so);
 	}
@@ -326,7 +326,7 @@ int rpc_reply_decode(const char *line, size_t len, struct rpc_reply *out, struct
 		json_t *rv = json_object_get(so, "running");
 		s->running = rv && json_is_true(rv);
 		s->state = FB_STATE_ERROR;
-		if (state && fb_state_parse(state, &s->state) < 0) {
+		if (state && wire_state_parse(state, &s->state) < 0) {
 			r = err_set(e, -EINVAL, "unknown state \"%s\"", state);
 			free(state);
 			goto fail;

@@ -39,7 +39,7 @@ struct rpc_status {
 	long pid;
 	bool running;
 	char *ip;
-	enum fb_state state;
+	enum wire_state state;
 	char *error;
 };
 

@@ -16,25 +16,25 @@ static const char *const state_names[] = {
 	[FB_STATE_ERROR] = "error",
 };
 
-const char *fb_state_name(enum fb_state s)
+const char *wire_state_name(enum wire_state s)
 {
 	if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
 		return "error";
 	return state_names[s];
 }
 
-int fb_state_parse(const char *s, enum fb_state *out)
+int wire_state_parse(const char *s, enum wire_state *out)
 {
 	for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++) {
 		if (!strcmp(s, state_names[i])) {
-			*out = (enum fb_state)i;
+			*out = (enum wire_state)i;
 			return 0;
 		}
 	}
 	return -EINVAL;
 }
 
-bool fb_state_is_running(enum fb_state s)
+bool wire_state_is_running(enum wire_state s)
 {
 	return s == FB_STATE_DOWNLOADING || s == FB_STATE_STARTING || s == FB_STATE_RUNNING;
 }

@@ -13,17 +13,17 @@
 #define FB_MAC_STRLEN 18   /* "02:aa:bb:cc:dd:ee" + NUL */
 #define FB_IP_STRLEN 16    /* "255.255.255.255" + NUL */
 
-enum fb_state {
+enum wire_state {
 	FB_STATE_DOWNLOADING,
 	FB_STATE_STARTING,
 	FB_STATE_RUNNING,
 	FB_STATE_STOPPED,
 	FB_STATE_ERROR,
 };
-const char *fb_state_name(enum fb_state s);
-int fb_state_parse(const char *s, enum fb_state *out);
+const char *wire_state_name(enum wire_state s);
+int wire_state_parse(const char *s, enum wire_state *out);
 /* The `running` boolean of a status reply. */
-bool fb_state_is_running(enum fb_state s);
+bool wire_state_is_running(enum wire_state s);
 
 /* [a-z0-9][a-z0-9-]{0,62} */
 bool wire_name_valid(const char *name);

@@ -86,15 +86,15 @@ static void test_hash_mac_paths(void)
 
 static void test_states(void)
 {
-	enum fb_state s;
-	CHECK_INT(fb_state_parse("running", &s), 0);
+	enum wire_state s;
+	CHECK_INT(wire_state_parse("running", &s), 0);
 	CHECK_INT(s, FB_STATE_RUNNING);
-	CHECK_INT(fb_state_parse("bogus", &s), -EINVAL);
-	CHECK(fb_state_is_running(FB_STATE_DOWNLOADING));
-	CHECK(fb_state_is_running(FB_STATE_STARTING));
-	CHECK(!fb_state_is_running(FB_STATE_STOPPED));
-	CHECK(!fb_state_is_running(FB_STATE_ERROR));
-	CHECK_STR(fb_state_name(FB_STATE_ERROR), "error");
+	CHECK_INT(wire_state_parse("bogus", &s), -EINVAL);
+	CHECK(wire_state_is_running(FB_STATE_DOWNLOADING));
+	CHECK(wire_state_is_running(FB_STATE_STARTING));
+	CHECK(!wire_state_is_running(FB_STATE_STOPPED));
+	CHECK(!wire_state_is_running(FB_STATE_ERROR));
+	CHECK_STR(wire_state_name(FB_STATE_ERROR), "error");
 }
 
 static void test_store_root(void)
