@@ -8,6 +8,7 @@
 #include "rpc/wire.h"
 #include "util/cmd.h"
 #include "vmm/accel.h"
+#include "vmm/vmm.h"
 #include "util/err.h"
 
 #include <dirent.h>
@@ -20,9 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -464,11 +463,9 @@ static int cmd_prune(const char *root, int argc, char **argv)
 		return cli_error("prune takes no arguments");
 	/* 1. Host network state and orphaned VMMs: the holder binary's one-shot
 	 * reconcile mode (it needs the same privileges as a holder). */
-	char self[PATH_MAX];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (sl < 0)
-		return cli_error("cannot find own executable: %s", strerror(errno));
-	self[sl] = '\0';
+	const char *self = vmm_self_exe();
+	if (!*self)
+		return cli_error("cannot find own executable");
 	struct cmd c;
 	cmd_init(&c, self);
 	cmd_add(&c, "--fleetbox-reconcile");
@@ -519,14 +516,11 @@ static int cmd_prune(const char *root, int argc, char **argv)
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof(p), "%s/%s", run, de->d_name);
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_un a = { .sun_family = AF_UNIX };
-		snprintf(a.sun_path, sizeof(a.sun_path), "%s", p);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == ECONNREFUSED &&
-		    unlink(p) == 0)
-			stale++;
+		int fd = ctl_connect_unix(p);
 		if (fd >= 0)
 			close(fd);
+		else if (fd == -ECONNREFUSED && unlink(p) == 0)
+			stale++;
 	}
 	if (d)
 		closedir(d);
@@ -588,12 +582,8 @@ int cli_main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "help"))
 		return argc > 2 ? help_for(argv[2]) : (fputs(usage_main, stdout), 0);
-	char self[PATH_MAX];
-	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (sl > 0) {
-		self[sl] = '\0';
-		ctl_set_helper(self);
-	}
+	/* The CLI is a holder too: spawn this very binary (main() recorded it). */
+	ctl_set_helper(vmm_self_exe());
 	char root[PATH_MAX];
 	if (store_root_resolve(root, sizeof(root)) < 0)
 		return cli_error("cannot determine the store root (set FLEETBOX_HOME)");

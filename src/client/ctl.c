@@ -42,7 +42,7 @@ struct req {
 	size_t len;
 	uint64_t dial_deadline;
 	unsigned read_ms;
-	bool pipe_open, retrying, done, connected;
+	bool pipe_open, done;
 	int open_handles;
 	int status;
 	char *reply;
@@ -164,7 +164,6 @@ static void on_connect(uv_connect_t *c, int status)
 		req_finish(r, transient ? -ECONNREFUSED : status);
 		return;
 	}
-	r->connected = true;
 	uv_buf_t b = uv_buf_init(r->line, (unsigned)r->len);
 	r->wr.data = r;
 	int e;
@@ -464,12 +463,9 @@ static const char *helper_path(void)
 static void log_tail(const char *path, char *out, size_t len)
 {
 	char *s;
-	size_t n;
 	out[0] = '\0';
-	if (file_read_all(path, 1 << 20, &s, &n) < 0)
+	if (file_read_trimmed(path, 1 << 20, &s, NULL) < 0)
 		return;
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
 	/* The reason is the last error line, not the "exiting" line after it. */
 	char *line = NULL;
 	for (char *p = s; (p = strstr(p, " error: ")); p++)
@@ -488,7 +484,7 @@ static void log_tail(const char *path, char *out, size_t len)
 	free(s);
 }
 
-static int connect_unix(const char *path)
+int ctl_connect_unix(const char *path)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -529,7 +525,7 @@ static int bind_handshake(const char *ctl_path, pid_t pid, const char *logpath, 
 	long deadline = now_ms() + CTL_BIND_DIAL_MS;
 	int fd;
 	for (;;) {
-		fd = connect_unix(ctl_path);
+		fd = ctl_connect_unix(ctl_path);
 		if (fd >= 0)
 			break;
 		if (holder_died(pid, logpath, e))
@@ -657,7 +653,7 @@ int ctl_spawn(const char *root, const char *const *names, size_t n, bool bound,
 	for (;;) {
 		struct rpc_status *st = NULL;
 		struct err se = { 0 };
-		int probe = connect_unix(sock); /* cheap: is anybody listening yet? */
+		int probe = ctl_connect_unix(sock); /* cheap: is anybody listening yet? */
 		if (probe >= 0)
 			close(probe);
 		if (probe >= 0 && ctl_status(root, names[0], &st, &se) == 0) {

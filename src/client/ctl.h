@@ -46,6 +46,9 @@ struct ctl_holder {
 	bool bound;
 };
 
+/* A blocking, close-on-exec connection to a unix socket: fd or -errno. */
+int ctl_connect_unix(const char *path);
+
 /* The binary used as holder: FLEETBOX_HELPER, else the path given here (the
  * CLI passes its own executable), else the installed fleetbox, else PATH. */
 void ctl_set_helper(const char *path);

@@ -95,10 +95,6 @@ static void image_progress(void *data, const char *line)
 
 /* --- concurrent boot-member on a private loop --- */
 
-struct boot_ctx {
-	struct plan *p;
-};
-
 static void boot_cb(void *data, int status, const char *reply, const struct err *e)
 {
 	struct plan *p = data;
@@ -151,17 +147,6 @@ static int boot_all(const char *root, const char *via, struct plan *plans, size_
 
 /* --- helpers --- */
 
-static int read_file_str(const char *path, char **out)
-{
-	size_t n;
-	int r = file_read_all(path, 1 << 16, out, &n);
-	if (r < 0)
-		return r;
-	while (n > 0 && ((*out)[n - 1] == '\n' || (*out)[n - 1] == '\r'))
-		(*out)[--n] = '\0';
-	return 0;
-}
-
 static void nameservers_from_host(char ns[][FB_IP_STRLEN], size_t *n)
 {
 	*n = 0;
@@ -189,8 +174,9 @@ static int write_seed(const char *root, struct plan *p, const char *mac, const c
 	snprintf(ipub, sizeof(ipub), "%s/id_ed25519.pub", root);
 	char *priv = NULL, *hpub = NULL, *auth = NULL;
 	int r;
-	if ((r = read_file_str(key, &priv)) < 0 || (r = read_file_str(pub, &hpub)) < 0 ||
-	    (r = read_file_str(ipub, &auth)) < 0) {
+	if ((r = file_read_trimmed(key, 1 << 16, &priv, NULL)) < 0 ||
+	    (r = file_read_trimmed(pub, 1 << 16, &hpub, NULL)) < 0 ||
+	    (r = file_read_trimmed(ipub, 1 << 16, &auth, NULL)) < 0) {
 		free(priv);
 		free(hpub);
 		free(auth);
@@ -464,7 +450,6 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	}
 
 	if (to_boot > 0) {
-		bool spawned = false;
 		if (!via) {
 			const char **bn = calloc(to_boot, sizeof(char *));
 			if (!bn) {
@@ -479,7 +464,6 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 			free(bn);
 			if (r < 0)
 				goto fail_rollback;
-			spawned = true;
 			for (size_t i = 0; i < n; i++)
 				if (plans[i].kind != PLAN_RUNNING) {
 					snprintf(via_buf, sizeof(via_buf), "%s", plans[i].name);
@@ -487,7 +471,6 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 					break;
 				}
 		}
-		(void)spawned;
 		/* Network first: it fails fast (no root, no nf_tables) before any
 		 * download or disk work. */
 		struct rpc_request req = { .cmd = (char *)"createnetwork" };

@@ -38,12 +38,9 @@ int target_from_status(const char *root, const char *name, const struct rpc_stat
 	char pub[PATH_MAX];
 	store_member_file(root, name, "ssh_host_ed25519_key.pub", pub, sizeof(pub));
 	char *s;
-	size_t n;
 	int r;
-	if ((r = file_read_all(pub, 4096, &s, &n)) < 0)
+	if ((r = file_read_trimmed(pub, 4096, &s, NULL)) < 0)
 		return err_set(e, r, "%s: no pinned host key (%s: %s)", name, pub, strerror(-r));
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
 	snprintf(out->hostkey_pub, sizeof(out->hostkey_pub), "%s", s);
 	free(s);
 	out->connect_timeout_ms = SSH_DEFAULT_CONNECT_TIMEOUT_MS;

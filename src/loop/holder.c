@@ -44,17 +44,15 @@ static void finish_close_cb(uv_handle_t *hd)
 	(void)hd;
 }
 
-static bool finished;
-
 void holder_maybe_finish(struct holder *h)
 {
-	if (finished || h->n_members > 0 || h->members)
+	if (h->finished || h->n_members > 0 || h->members)
 		return;
 	if (!h->shutting_down) {
 		holder_shutdown(h, "last member stopped");
 		return;
 	}
-	finished = true;
+	h->finished = true;
 	if (h->net) {
 		struct err e = { 0 };
 		if (net_destroy(h->net, &e) < 0) {

@@ -94,6 +94,7 @@ struct holder {
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t shutdown_timer;
 	bool shutting_down;
+	bool finished;          /* final teardown ran (network, parent watch, signals) */
 	int vms_running;
 	int exit_code;
 };

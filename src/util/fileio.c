@@ -122,6 +122,19 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len_out)
 	return 0;
 }
 
+int file_read_trimmed(const char *path, size_t max, char **out, size_t *len_out)
+{
+	size_t n;
+	int r = file_read_all(path, max, out, &n);
+	if (r < 0)
+		return r;
+	while (n > 0 && ((*out)[n - 1] == '\n' || (*out)[n - 1] == '\r'))
+		(*out)[--n] = '\0';
+	if (len_out)
+		*len_out = n;
+	return 0;
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];

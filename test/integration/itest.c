@@ -423,8 +423,6 @@ static void t_fake_record(void)
 	CHECK_INT(rc, 0);
 	CHECK_INT(h_run(NULL, "down", "fr-1", NULL), 0);
 	CHECK(h_wait_until(member_gone, "fr-1", 5000));
-	pid_t none = 0;
-	(void)none;
 	/* the holder appends "close" as its last act; wait for the holder to exit */
 	char *s = NULL;
 	for (int i = 0; i < 400; i++) {
