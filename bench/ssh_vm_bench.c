@@ -33,6 +33,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "dropbear.h"
 #include "t.h"
 #include "tree.h"
 
@@ -97,23 +98,6 @@ static void teardown(void)
 	if (home[0])
 		rm_rf(home);
 	home[0] = '\0';
-}
-
-static int lo_up(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct ifreq ifr = { 0 };
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	if (r == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	r = r < 0 ? -errno : 0;
-	close(fd);
-	return r;
 }
 
 static bool is_dir(const char *p)
@@ -621,11 +605,10 @@ int main(int argc, char **argv)
 	unsetenv("FLEETBOX_NET"); /* QEMU implies the bridge network */
 	prepare_image();
 
-	if (unshare(CLONE_NEWNET) < 0) {
-		fprintf(stderr, "skip: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+	if (tdb_private_netns() < 0) {
+		fprintf(stderr, "skip: no private network namespace: %s\n", strerror(errno));
 		return TEST_SKIP;
 	}
-	CHECK(lo_up() == 0);
 
 	double t0 = now_ms();
 	vm_up = true; /* from here on, teardown removes it (also a half-made one) */

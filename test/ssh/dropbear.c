@@ -1,5 +1,7 @@
 /* dropbear.c - see dropbear.h. */
 #include "dropbear.h"
+#include <sys/ioctl.h>
+#include <net/if.h>
 #include "client/keys.h"
 #include "util/cmd.h"
 #include "util/err.h"
@@ -233,4 +235,24 @@ void tdb_other_key(struct tdb *d, char *out, size_t len)
 	CHECK(snprintf(out, len, "%s", line) < (int)len);
 	free(pem);
 	free(line);
+}
+
+int tdb_private_netns(void)
+{
+	if (unshare(CLONE_NEWNET) < 0)
+		return -1;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (r == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r < 0 ? -1 : 0;
 }

@@ -24,6 +24,10 @@ struct tdb {
 
 /* Returns 0, or 77 (skip) when not root / namespaces are unavailable; exits the
  * test with a message on any other failure. */
+/* Moves this process into a new network namespace with lo up (so a test may
+ * bind 127.0.0.1:22 and never touches the host's interfaces). 0 or -1 with
+ * errno set. */
+int tdb_private_netns(void);
 int tdb_start(struct tdb *d);
 /* Like tdb_start, on a given port (0 = a free one) and as a given user (NULL =
  * root). A user other than root is added in the private mount namespace as a
