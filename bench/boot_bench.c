@@ -16,7 +16,7 @@
  *   {"summary":true,"driver_median_s":..,"raw_median_s":..,"ratio":..}. */
 #include "../test/vm/vmtest.h"
 
-#include "client/ssh.h"
+#include "client/ssh/ssh.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "vmm/accel.h"

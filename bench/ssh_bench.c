@@ -3,9 +3,9 @@
  * time: dial + handshake + auth + exec) and a 64 MiB file copied in and out,
  * ours vs OpenSSH ssh / scp -O (when openssh-client is installed).
  * Usage: ssh_bench [rounds] [MiB] */
-#include "client/copy.h"
-#include "client/ssh.h"
-#include "client/sshconfig.h"
+#include "client/ssh/copy.h"
+#include "client/ssh/ssh.h"
+#include "client/ssh/config.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

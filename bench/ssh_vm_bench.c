@@ -28,8 +28,8 @@
  * Teardown: `fleetbox rm -f bench` and the private store are removed at exit,
  * also after a failed check. */
 #include "fleetbox.h"
-#include "client/ssh.h"
-#include "client/target.h"
+#include "client/ssh/ssh.h"
+#include "client/ssh/target.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

@@ -3,11 +3,11 @@
  * An async op owns its result until the user callback returns; fb_exec_async
  * never blocks on the holder (its status request runs on the caller's loop). */
 #include "fleetbox.h"
-#include "client/copy.h"
+#include "client/ssh/copy.h"
 #include "client/ctl.h"
 #include "client/orch.h"
-#include "client/ssh.h"
-#include "client/target.h"
+#include "client/ssh/ssh.h"
+#include "client/ssh/target.h"
 #include "rpc/msg.h"
 #include "util/err.h"
 

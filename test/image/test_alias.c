@@ -1,7 +1,7 @@
 /* test_alias.c - catalog, URL parsing, cache names, partition tables, cmdline. */
 #include "../unit/check.h"
 
-#include "client/image_remote.h"
+#include "client/image/remote.h"
 #include "util/err.h"
 
 #include <errno.h>

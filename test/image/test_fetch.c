@@ -4,7 +4,7 @@
 #include "../unit/check.h"
 #include "disk.h"
 
-#include "client/image_remote.h"
+#include "client/image/remote.h"
 #include "util/err.h"
 #include "util/fileio.h"
 

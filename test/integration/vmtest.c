@@ -5,8 +5,8 @@
  * never written (member disks are qcow2 overlays). Usage: vmtest <case>. */
 #include "harness.h"
 #include "fleetbox.h"
-#include "client/image.h"
-#include "client/keys.h"
+#include "client/image/image.h"
+#include "client/ssh/keys.h"
 #include "rpc/wire.h"
 #include "util/cmd.h"
 #include "util/err.h"

@@ -2,7 +2,7 @@
 #include "dropbear.h"
 #include <sys/ioctl.h>
 #include <net/if.h>
-#include "client/keys.h"
+#include "client/ssh/keys.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

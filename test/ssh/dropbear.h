@@ -10,7 +10,7 @@
 #include <limits.h>
 #include <sys/types.h>
 
-#include "client/target.h"
+#include "client/ssh/target.h"
 
 struct tdb {
 	char dir[PATH_MAX];      /* scratch directory */

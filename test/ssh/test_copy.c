@@ -2,7 +2,7 @@
  * "guest" is this machine seen through SSH): a sample tree goes to the guest and
  * back with GNU tar and with busybox tar as the remote tar, bytes and modes
  * compared; cp -r destination semantics; errors carry the remote tar's words. */
-#include "client/copy.h"
+#include "client/ssh/copy.h"
 #include "util/err.h"
 #include "util/fileio.h"
 #include "dropbear.h"

@@ -2,7 +2,7 @@
  * tree extracts identically with our extractor, GNU tar and busybox tar; archives
  * made by GNU tar and busybox tar extract identically with ours; and every
  * malicious archive is refused with nothing written outside the destination. */
-#include "client/copy.h"
+#include "client/ssh/copy.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

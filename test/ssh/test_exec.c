@@ -3,8 +3,8 @@
  * authentication and connect failures, and the async API on a uv loop
  * (concurrency, cancellation, timeouts; the loop closes cleanly). Successful runs
  * also prove libssh2 accepts our generated private key. */
-#include "client/ssh.h"
-#include "client/keys.h"
+#include "client/ssh/ssh.h"
+#include "client/ssh/keys.h"
 #include "util/err.h"
 #include "dropbear.h"
 #include "t.h"

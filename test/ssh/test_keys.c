@@ -2,7 +2,7 @@
  * file modes, idempotency, .pub re-derivation, and acceptance by dropbearconvert
  * (and ssh-keygen when installed). libssh2 acceptance is checked by test_exec
  * (authentication against dropbear). */
-#include "client/keys.h"
+#include "client/ssh/keys.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

@@ -1,7 +1,7 @@
 /* test_quote.c - pure helpers of ssh.c: shell quoting, the CLI's command-word
  * rule, pinned key decoding and fingerprints. */
-#include "client/keys.h"
-#include "client/ssh.h"
+#include "client/ssh/keys.h"
+#include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "t.h"
 

@@ -2,7 +2,7 @@
  * side of a pty runs ssh_shell() against dropbear; we type into the master like
  * a user, check the remote sees our window size (and a resize), the output comes
  * back, the child exits with the remote status, and the tty is restored. */
-#include "client/ssh.h"
+#include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "dropbear.h"
 #include "t.h"

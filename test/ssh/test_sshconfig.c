@@ -1,7 +1,7 @@
 /* test_sshconfig.c - ssh-config rendering, and the proof that matters: plain
  * OpenSSH `ssh -F <rendered>` reaches dropbear with StrictHostKeyChecking ON
  * through our known_hosts, and refuses when the pinned key is wrong. */
-#include "client/sshconfig.h"
+#include "client/ssh/config.h"
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"

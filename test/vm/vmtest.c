@@ -1,9 +1,9 @@
 /* vmtest.c - see vmtest.h. */
 #include "vmtest.h"
 
-#include "client/keys.h"
+#include "client/ssh/keys.h"
 #include "client/seed.h"
-#include "client/ssh.h"
+#include "client/ssh/ssh.h"
 #include "rpc/wire.h"
 #include "util/cmd.h"
 #include "util/err.h"

@@ -3,8 +3,8 @@
  * tests may use it, the product does not), a mini image in a temp
  * FLEETBOX_HOME, one member's disk + seed + keys, and a loop-driven boot. */
 #pragma once
-#include "client/image.h"
-#include "client/target.h"
+#include "client/image/image.h"
+#include "client/ssh/target.h"
 #include "vmm/vmm.h"
 
 #include <limits.h>

@@ -1,19 +1,19 @@
-/* image_mini.c - builds the embedded default image "mini" from Debian packages.
+/* image/mini.c - builds the embedded default image "mini" from Debian packages.
  *
  * Kernel: the Debian cloud kernel package, fetched with `apt-get download`
  * and unpacked with `dpkg-deb -x` into a scratch directory (never installed
  * on the host); fallback: the host's /boot/vmlinuz-$(uname -r) and its
  * /lib/modules. Userland: the host's busybox-static, dropbear, mke2fs (and
  * their libraries), openssh's sftp-server from its package when apt can get
- * it, and our init (src/client/mini/init.sh, embedded at build time).
+ * it, and our init (src/client/image/mini/init.sh, embedded at build time).
  *
  * Result in <root>/images/mini/: vmlinux (uncompressed ELF, PVH-bootable),
  * initrd (cpio), base.raw (1 MiB of zeros: the member disk's backing file;
  * init formats the member's own overlay on first boot), manifest.json.
  * Everything is built in images/.mini-build-<pid>/ and renamed into place, so
  * a failed or interrupted build leaves no "mini" behind. */
-#include "client/image.h"
-#include "client/image_int.h"
+#include "client/image/image.h"
+#include "client/image/int.h"
 
 #include "util/cmd.h"
 #include "util/err.h"

@@ -1,6 +1,6 @@
-#include "client/target.h"
+#include "client/ssh/target.h"
 #include "client/ctl.h"
-#include "client/ssh.h"
+#include "client/ssh/ssh.h"
 #include "client/store.h"
 #include "util/err.h"
 #include "util/fileio.h"

@@ -1,8 +1,8 @@
-/* cli.h - the fleetbox command line. Only cli_*.c files print. */
+/* cli/cli.h - the fleetbox command line. Only the files in cli/ print. */
 #pragma once
 
 int cli_main(int argc, char **argv);
-/* Implemented in cli_ssh.c */
+/* Implemented in cli/ssh.c */
 int cli_ssh(const char *root, int argc, char **argv);
 int cli_cp(const char *root, int argc, char **argv);
 int cli_ssh_config(const char *root, int argc, char **argv);

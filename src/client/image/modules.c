@@ -1,4 +1,4 @@
-/* image_modules.c - the kernel modules the mini image loads, with their
+/* image/modules.c - the kernel modules the mini image loads, with their
  * dependencies, in load order.
  *
  * A Debian kernel package carries no modules.dep (depmod runs at install,
@@ -7,7 +7,7 @@
  * Modules listed in modules.builtin are compiled in and skipped. The result
  * is a flat /lib/modules/<kver>/<name>.ko set plus load.list, which init
  * feeds to insmod line by line (no modprobe, no depmod in the guest). */
-#include "client/image_int.h"
+#include "client/image/int.h"
 
 #include "util/err.h"
 #include "util/fileio.h"

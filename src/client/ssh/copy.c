@@ -14,8 +14,8 @@
  *    set-id bits are dropped; ownership is never applied;
  *  - directories are created 0700 and get their real mode (and mtime) at the
  *    end, deepest first, so read-only directories can still be filled. */
-#include "client/copy.h"
-#include "client/ssh.h"
+#include "client/ssh/copy.h"
+#include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "util/fileio.h"
 

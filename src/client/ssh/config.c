@@ -1,5 +1,5 @@
-/* sshconfig.c - see sshconfig.h. Pure rendering plus one atomic write. */
-#include "client/sshconfig.h"
+/* ssh/config.c - see config.h. Pure rendering plus one atomic write. */
+#include "client/ssh/config.h"
 #include "util/err.h"
 #include "util/fileio.h"
 

@@ -1,4 +1,4 @@
-/* image_remote.h - catalog aliases, downloaded images, and boot files read
+/* image/remote.h - catalog aliases, downloaded images, and boot files read
  * from a disk image's own filesystem.
  *
  * Downloads land in <root>/images/<key>-<basename>, where key is a prefix of
@@ -8,7 +8,7 @@
  * image they came from: <image>.vmlinuz, <image>.initrd, and <image>.bootinfo,
  * which is written last and marks the set complete. */
 #pragma once
-#include "client/image.h"
+#include "client/image/image.h"
 
 #include <stdbool.h>
 #include <stddef.h>

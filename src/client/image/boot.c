@@ -1,4 +1,4 @@
-/* image_boot.c - the kernel and initrd of a disk image, read from its own ext
+/* image/boot.c - the kernel and initrd of a disk image, read from its own ext
  * filesystem without mounting anything.
  *
  * How: parse the MBR/GPT ourselves, then ask e2fsprogs' debugfs (read-only,
@@ -20,7 +20,7 @@
  * means the set is complete; the whole extraction runs under an exclusive
  * flock on the image file itself. A kernel already sitting at <image>.vmlinuz
  * without bootinfo was put there by the user and is never overwritten. */
-#include "client/image_remote.h"
+#include "client/image/remote.h"
 
 #include "util/cmd.h"
 #include "util/err.h"

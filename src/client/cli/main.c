@@ -2,7 +2,7 @@
  * (--fleetbox-runner), the one-shot reconciler (--fleetbox-reconcile), and two
  * internal helpers (--fleetbox-pdeath-exec, --fleetbox-fake-vm). The holder
  * flags are recognised anywhere in argv (protocol.md). */
-#include "client/cli.h"
+#include "client/cli/cli.h"
 #include "loop/runner.h"
 #include "vmm/fake.h"
 #include "vmm/vmm.h"

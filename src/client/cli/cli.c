@@ -1,8 +1,8 @@
 /* cli.c - `fleetbox` subcommands built on the public API (include/fleetbox.h),
  * the same one a C test harness uses. Errors print `error: <msg>`, exit 1. */
-#include "client/cli.h"
+#include "client/cli/cli.h"
 #include "client/ctl.h"
-#include "client/image.h"
+#include "client/image/image.h"
 #include "client/store.h"
 #include "fleetbox.h"
 #include "rpc/wire.h"

@@ -10,7 +10,7 @@
  * a CLOSE and ignores the failure).
  * Invariants: the fd is closed only after libssh2 is freed (and, async, after the
  * uv_poll handle is closed); the op's memory is freed in the last close callback. */
-#include "client/ssh.h"
+#include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "util/hash.h"
 

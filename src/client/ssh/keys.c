@@ -11,7 +11,7 @@
  * Invariants: private material is wiped from our buffers before they are freed;
  * the private file is always written after the public one, so an existing private
  * key means the pair was completed (a .pub can always be re-derived from it). */
-#include "client/keys.h"
+#include "client/ssh/keys.h"
 #include "util/err.h"
 #include "util/fileio.h"
 

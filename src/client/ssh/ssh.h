@@ -16,7 +16,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "client/target.h"
+#include "client/ssh/target.h"
 
 struct err;
 

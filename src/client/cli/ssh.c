@@ -1,12 +1,12 @@
-/* cli_ssh.c - `fleetbox ssh`, `fleetbox cp`, `fleetbox ssh-config`.
+/* cli/ssh.c - `fleetbox ssh`, `fleetbox cp`, `fleetbox ssh-config`.
  * Exit codes: the remote command's status for `ssh NAME -- CMD` (128+N when it
  * was killed by signal N), 0/1 otherwise; errors print "error: <msg>". */
-#include "client/cli.h"
-#include "client/copy.h"
-#include "client/ssh.h"
-#include "client/sshconfig.h"
+#include "client/cli/cli.h"
+#include "client/ssh/copy.h"
+#include "client/ssh/ssh.h"
+#include "client/ssh/config.h"
 #include "client/store.h"
-#include "client/target.h"
+#include "client/ssh/target.h"
 #include "rpc/wire.h"
 #include "util/err.h"
 

@@ -1,4 +1,4 @@
-/* image_remote.c - catalog aliases and downloads into <root>/images/.
+/* image/remote.c - catalog aliases and downloads into <root>/images/.
  *
  * Invariants:
  * - A file under its final name in images/ was completely downloaded, fsynced
@@ -10,7 +10,7 @@
  *   (Ubuntu SHA256SUMS, Debian SHA512SUMS -- Debian publishes no SHA-256 for
  *   its cloud images). An alias with an empty digest is refused, never
  *   downloaded unverified. */
-#include "client/image_remote.h"
+#include "client/image/remote.h"
 
 #include "util/err.h"
 #include "util/fileio.h"

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "client/target.h"
+#include "client/ssh/target.h"
 
 struct err;
 

@@ -1,4 +1,4 @@
-/* image_kernel.c - bzImage -> vmlinux (ELF) extraction.
+/* image/kernel.c - bzImage -> vmlinux (ELF) extraction.
  *
  * A bzImage is a real-mode setup block followed by the protected-mode part,
  * whose header (boot protocol >= 2.08) gives payload_offset/payload_length of
@@ -6,7 +6,7 @@
  * format and its decompression filters, so no extra library is needed for
  * Debian's LZ4 (or xz/zstd/gzip) kernels. Booting the ELF via its PVH entry
  * point skips the in-guest decompressor, which is slow under TCG. */
-#include "client/image_int.h"
+#include "client/image/int.h"
 
 #include "util/err.h"
 #include "util/fileio.h"

@@ -1,4 +1,4 @@
-/* sshconfig.h - `fleetbox ssh-config`: OpenSSH client configuration for the
+/* ssh/config.h - `fleetbox ssh-config`: OpenSSH client configuration for the
  * members, with host key checking ON through a known_hosts file of pinned keys
  * (keyed by the alias fleetbox-<member>, so addresses reused by later clusters
  * never collide with stale entries). */

@@ -1,18 +1,18 @@
-/* image.c - resolving an image name to bootable files, and member disks.
+/* image/image.c - resolving an image name to bootable files, and member disks.
  *
  * "" and "mini" resolve to the embedded image (built on first use into
  * <root>/images/mini/). A local path is accepted when it is a qcow2 or raw
  * disk and a kernel (and optionally an initrd) sits next to it, as
  * <path>.vmlinuz / <path>.initrd or vmlinuz / initrd.img in its directory.
  * When no kernel sits next to it, the kernel and initrd are read out of the
- * image's own root filesystem (image_boot.c, no mount). Catalog aliases and
- * URLs are downloaded once and verified (image_remote.c), then treated like a
+ * image's own root filesystem (boot.c, no mount). Catalog aliases and
+ * URLs are downloaded once and verified (remote.c), then treated like a
  * local path.
  *
  * Member disks are qcow2 overlays on the cached base (O(1), thin); an existing
  * disk is never touched. */
-#include "client/image.h"
-#include "client/image_remote.h"
+#include "client/image/image.h"
+#include "client/image/remote.h"
 
 #include "util/cmd.h"
 #include "util/err.h"

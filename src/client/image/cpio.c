@@ -1,11 +1,11 @@
-/* image_cpio.c - the initramfs writer (libarchive cpio "newc", uncompressed:
+/* image/cpio.c - the initramfs writer (libarchive cpio "newc", uncompressed:
  * under TCG the kernel unpacks a plain archive faster than it can inflate
  * one, and the file is only read once into guest RAM).
  *
  * Invariants: every path is absolute in the caller's view and stored without
  * the leading '/'; a path is added at most once (later adds of the same path
  * are no-ops), and parents are added (0755) before children. */
-#include "client/image_int.h"
+#include "client/image/int.h"
 
 #include "util/cmd.h"
 #include "util/err.h"

@@ -1,4 +1,4 @@
-/* image_int.h - internals of the image module shared by image*.c (not a public
+/* image/int.h - internals of the image module shared by the files in image/ (not a public
  * module API: only image.c's functions are called from elsewhere). */
 #pragma once
 #include <stdbool.h>
@@ -14,13 +14,13 @@ extern const unsigned long mini_init_sh_len;
 extern const unsigned char mini_sudo_sh[];
 extern const unsigned long mini_sudo_sh_len;
 
-/* image_kernel.c: writes the uncompressed ELF vmlinux held in a bzImage
+/* kernel.c: writes the uncompressed ELF vmlinux held in a bzImage
  * (whatever compression the kernel used: libarchive's filters decode gzip, xz,
  * lzma, lz4, zstd, bzip2). The ELF keeps its PVH note, so QEMU can boot it
  * directly without the decompression stage. */
 int image_kernel_extract(const char *bzimage, const char *vmlinux, struct err *e);
 
-/* image_cpio.c: an initramfs writer (cpio newc) that remembers what it added,
+/* cpio.c: an initramfs writer (cpio newc) that remembers what it added,
  * so parents are created once and shared libraries are added once. */
 struct cpio;
 int cpio_open(const char *path, struct cpio **out, struct err *e);
@@ -41,7 +41,7 @@ bool cpio_has(const struct cpio *c, const char *path);
 int cpio_close(struct cpio *c, struct err *e);
 void cpio_abort(struct cpio *c);
 
-/* image_modules.c: adds the wanted kernel modules and their dependencies
+/* modules.c: adds the wanted kernel modules and their dependencies
  * (from each module's .modinfo "depends=") under /lib/modules/<kver>/, plus
  * load.list naming them in load order. moddir is the directory holding
  * kernel/ and modules.builtin. */
