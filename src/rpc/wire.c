@@ -122,34 +122,60 @@ int wire_pidfile_path(const char *root, const char *member, char *out, size_t le
 	return fmt_path(out, len, 0, "%s%s%s", dir, "/", "pid");
 }
 
-int wire_store_root(char *out, size_t len)
+/* Under sudo (root with SUDO_USER set to someone else) the invoking user's
+ * home, else $HOME, else the passwd entry of the effective user. */
+static const char *invoking_home(bool *sudo)
 {
-	const char *env = getenv("FLEETBOX_HOME");
-	int n;
-	if (env && *env) {
-		n = snprintf(out, len, "%s", env);
-	} else {
-		const char *home = NULL;
-		const char *sudo_user = getenv("SUDO_USER");
-		if (geteuid() == 0 && sudo_user && *sudo_user && strcmp(sudo_user, "root") != 0) {
-			struct passwd *pw = getpwnam(sudo_user);
-			if (pw)
-				home = pw->pw_dir;
+	const char *sudo_user = getenv("SUDO_USER");
+	*sudo = false;
+	if (geteuid() == 0 && sudo_user && *sudo_user && strcmp(sudo_user, "root") != 0) {
+		struct passwd *pw = getpwnam(sudo_user);
+		if (pw) {
+			*sudo = true;
+			return pw->pw_dir;
 		}
-		if (!home)
-			home = getenv("HOME");
-		if (!home || !*home) {
-			struct passwd *pw = getpwuid(geteuid());
-			home = pw ? pw->pw_dir : NULL;
-		}
-		if (!home)
-			return -ENOENT;
-		n = snprintf(out, len, "%s/.fleetbox", home);
 	}
+	const char *home = getenv("HOME");
+	if (home && *home)
+		return home;
+	struct passwd *pw = getpwuid(geteuid());
+	return pw ? pw->pw_dir : NULL;
+}
+
+static int finish_root(char *out, size_t len, int n)
+{
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
 	/* No trailing slash: paths are joined with '/'. */
 	while (n > 1 && out[n - 1] == '/')
 		out[--n] = '\0';
 	return 0;
+}
+
+int wire_store_root(char *out, size_t len)
+{
+	const char *env = getenv("FLEETBOX_HOME");
+	if (env && *env)
+		return finish_root(out, len, snprintf(out, len, "%s", env));
+	bool sudo;
+	const char *home = invoking_home(&sudo);
+	if (!home)
+		return -ENOENT;
+	return finish_root(out, len, snprintf(out, len, "%s/.fleetbox", home));
+}
+
+int wire_cache_root(char *out, size_t len)
+{
+	const char *env = getenv("FLEETBOX_CACHE");
+	if (env && *env)
+		return finish_root(out, len, snprintf(out, len, "%s", env));
+	bool sudo;
+	const char *home = invoking_home(&sudo);
+	/* root's XDG_CACHE_HOME says nothing about the invoking user's cache. */
+	const char *xdg = sudo ? NULL : getenv("XDG_CACHE_HOME");
+	if (xdg && *xdg == '/')
+		return finish_root(out, len, snprintf(out, len, "%s/fleetbox", xdg));
+	if (!home)
+		return -ENOENT;
+	return finish_root(out, len, snprintf(out, len, "%s/.cache/fleetbox", home));
 }

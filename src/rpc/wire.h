@@ -45,3 +45,8 @@ int wire_pidfile_path(const char *root, const char *member, char *out, size_t le
 /* Store root: $FLEETBOX_HOME, else $HOME/.fleetbox; under sudo (root with
  * SUDO_USER set), SUDO_USER's home. 0 or -ENOENT/-ENAMETOOLONG. */
 int wire_store_root(char *out, size_t len);
+/* The per-user image cache, shared by every store of that user (behaviour.md
+ * "Images"): $FLEETBOX_CACHE, else $XDG_CACHE_HOME/fleetbox (absolute only),
+ * else ~/.cache/fleetbox; under sudo, the invoking user's ~/.cache/fleetbox.
+ * Only resolves the path; creating and locking it is the image module's job. */
+int wire_cache_root(char *out, size_t len);

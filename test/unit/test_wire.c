@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void test_cluster_names(void)
 {
@@ -108,6 +109,35 @@ static void test_store_root(void)
 	setenv("HOME", "/home/tester", 1);
 	CHECK_INT(wire_store_root(r, sizeof(r)), 0);
 	CHECK_STR(r, "/home/tester/.fleetbox");
+	/* Under sudo the invoking user's store (root is uid 0 in the test run). */
+	if (geteuid() == 0) {
+		setenv("SUDO_USER", "root", 1);  /* sudo to root itself: $HOME */
+		CHECK_INT(wire_store_root(r, sizeof(r)), 0);
+		CHECK_STR(r, "/home/tester/.fleetbox");
+		unsetenv("SUDO_USER");
+	}
+}
+
+static void test_cache_root(void)
+{
+	char r[256];
+	unsetenv("SUDO_USER");
+	setenv("HOME", "/home/tester", 1);
+	setenv("FLEETBOX_CACHE", "/var/cache/fb//", 1);
+	CHECK_INT(wire_cache_root(r, sizeof(r)), 0);
+	CHECK_STR(r, "/var/cache/fb");
+	unsetenv("FLEETBOX_CACHE");
+	setenv("XDG_CACHE_HOME", "/home/tester/.xdg", 1);
+	CHECK_INT(wire_cache_root(r, sizeof(r)), 0);
+	CHECK_STR(r, "/home/tester/.xdg/fleetbox");
+	setenv("XDG_CACHE_HOME", "relative", 1);  /* the XDG spec: ignore relative */
+	CHECK_INT(wire_cache_root(r, sizeof(r)), 0);
+	CHECK_STR(r, "/home/tester/.cache/fleetbox");
+	unsetenv("XDG_CACHE_HOME");
+	CHECK_INT(wire_cache_root(r, sizeof(r)), 0);
+	CHECK_STR(r, "/home/tester/.cache/fleetbox");
+	char tiny[8];
+	CHECK_INT(wire_cache_root(tiny, sizeof(tiny)), -ENAMETOOLONG);
 }
 
 int main(void)
@@ -117,6 +147,7 @@ int main(void)
 	test_hash_mac_paths();
 	test_states();
 	test_store_root();
+	test_cache_root();
 	printf("wire: ok\n");
 	return 0;
 }
