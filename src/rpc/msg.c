@@ -112,6 +112,8 @@ static json_t *spec_to_json(const struct rpc_spec *s)
 	r |= set_str(o, "kernel_path", s->kernel_path);
 	r |= set_str(o, "initrd_path", s->initrd_path);
 	r |= set_str(o, "cmdline", s->cmdline);
+	if (s->ephemeral)
+		r |= json_object_set_new(o, "ephemeral", json_true());
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -190,6 +192,17 @@ static int get_str(json_t *o, const char *k, char **out, struct err *e)
 	return *out ? 0 : err_set(e, -ENOMEM, "out of memory");
 }
 
+static int get_bool(json_t *o, const char *k, bool *out, struct err *e)
+{
+	json_t *v = json_object_get(o, k);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return err_set(e, -EINVAL, "%s must be a boolean", k);
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int get_int(json_t *o, const char *k, json_int_t *out, struct err *e)
 {
 	json_t *v = json_object_get(o, k);
@@ -235,7 +248,8 @@ static int spec_from_json(json_t *so, struct rpc_spec **out, struct err *e)
 	    (r = get_str(so, "initrd_path", &s->initrd_path, e)) < 0 ||
 	    (r = get_str(so, "cmdline", &s->cmdline, e)) < 0 ||
 	    (r = get_int(so, "cpus", &cpus, e)) < 0 ||
-	    (r = get_int(so, "memory_bytes", &mem, e)) < 0)
+	    (r = get_int(so, "memory_bytes", &mem, e)) < 0 ||
+	    (r = get_bool(so, "ephemeral", &s->ephemeral, e)) < 0)
 		goto fail;
 	if (cpus < 0 || cpus > 1024 || mem < 0) {
 		r = err_set(e, -EINVAL, "cpus/memory_bytes out of range");

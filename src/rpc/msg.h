@@ -25,6 +25,10 @@ struct rpc_spec {
 	char *kernel_path;
 	char *initrd_path;
 	char *cmdline;
+	/* ours (optional): the holder deletes the member's directory (disk and
+	 * all) once its VM has exited, whenever it stops serving it (stop,
+	 * teardown, parent gone). Encoded as "ephemeral":true only when set. */
+	bool ephemeral;
 };
 
 struct rpc_request {

@@ -64,8 +64,21 @@ static void test_requests(void)
 	CHECK(d.spec->memory_bytes == 4294967296ull);
 	CHECK_STR(d.spec->serial_log_path, "/a/serial.log");
 	CHECK(d.spec->kernel_path == NULL);
+	CHECK(!d.spec->ephemeral);
 	rpc_request_fini(&d);
 	free(l);
+
+	/* The optional ephemeral key: only when set, and last. */
+	struct rpc_spec es = { .name = "t-1", .ephemeral = true };
+	struct rpc_request eb = { .cmd = "boot-member", .spec = &es };
+	l = enc_req(&eb);
+	CHECK_STR(l, "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"t-1\",\"ephemeral\":true}}\n");
+	CHECK_INT(rpc_request_decode(l, strlen(l), &d, &e), 0);
+	CHECK(d.spec->ephemeral);
+	rpc_request_fini(&d);
+	free(l);
+	const char *bad_eph = "{\"cmd\":\"boot-member\",\"spec\":{\"ephemeral\":1}}";
+	CHECK_INT(rpc_request_decode(bad_eph, strlen(bad_eph), &d, &e), -EBADMSG);
 }
 
 static void test_decode_errors(void)
