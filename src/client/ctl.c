@@ -4,6 +4,7 @@
 #include "rpc/wire.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -588,6 +589,13 @@ int ctl_spawn(const char *root, const char *const *names, size_t n, bool bound,
 	}
 	char logpath[PATH_MAX];
 	snprintf(logpath, sizeof(logpath), "%s/runner-%s.log", root, names[0]);
+	/* Created here rather than by the spawn so that, under sudo, it is the
+	 * invoking user's (the spawn truncates it and keeps the owner). */
+	int lfd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd >= 0) {
+		(void)owner_claim_fd(lfd); /* a log: best effort */
+		close(lfd);
+	}
 
 	/* Environment: ours, plus the store root and (bound) our PID. */
 	size_t nenv = 0;

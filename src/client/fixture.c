@@ -10,6 +10,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -156,7 +157,12 @@ int fixture_build_image(const struct fixture *f, const char *img_path, struct er
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return err_set(e, -errno, "create %s: %s", tmp, strerror(errno));
+	r = owner_claim_fd(fd); /* mke2fs writes into it: the owner stays */
 	close(fd);
+	if (r < 0) {
+		unlink(tmp);
+		return err_set(e, r, "chown %s: %s", tmp, strerror(-r));
+	}
 
 	struct cmd c;
 	cmd_init(&c, "mke2fs");

@@ -11,6 +11,7 @@
 
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -219,7 +220,7 @@ int seed_write(const char *path, const struct seed_params *p, struct err *e)
 	}
 	archive_write_free(a);
 	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
+	if (fd < 0 || fsync(fd) < 0 || owner_claim_fd(fd) < 0)
 		r = err_set(e, -errno, "fsync %s: %s", tmp, strerror(errno));
 	if (fd >= 0)
 		close(fd);

@@ -6,6 +6,7 @@
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/owner.h"
 #include "vmm/fake.h"
 #include "vmm/vmm.h"
 
@@ -21,11 +22,9 @@
 
 void holder_chown_invoker(const char *path)
 {
-	const char *uid = getenv("SUDO_UID"), *gid = getenv("SUDO_GID");
-	if (geteuid() != 0 || !uid || !gid)
-		return;
-	if (chown(path, (uid_t)strtoul(uid, NULL, 10), (gid_t)strtoul(gid, NULL, 10)) < 0)
-		log_errno(LOG_WARN, -errno, "chown %s", path);
+	int r = owner_claim(path);
+	if (r < 0)
+		log_errno(LOG_WARN, r, "chown %s", path);
 }
 
 static void on_shutdown_timer(uv_timer_t *t)

@@ -15,6 +15,7 @@
 
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 void record_fini(struct net_record *r)
 {
@@ -289,6 +290,10 @@ int record_lock(const char *root)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
+	if ((rc = owner_claim_fd(fd)) < 0) {
+		close(fd);
+		return rc;
+	}
 	/* Holders only keep it for milliseconds; blocking is the simplest correct wait. */
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {

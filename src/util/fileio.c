@@ -1,4 +1,5 @@
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +45,8 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	int r = 0;
 	if (fchmod(fd, mode) < 0)
 		r = -errno;
+	if (r == 0)
+		r = owner_claim_fd(fd); /* under sudo: the invoking user's */
 	const char *p = data;
 	while (r == 0 && len > 0) {
 		ssize_t w = write(fd, p, len);
@@ -144,8 +147,13 @@ int mkdir_p(const char *path, mode_t mode)
 		if (*p == '/' || *p == '\0') {
 			char c = *p;
 			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			if (mkdir(buf, mode) == 0) {
+				int r = owner_claim(buf); /* under sudo: the invoking user's */
+				if (r < 0)
+					return r;
+			} else if (errno != EEXIST) {
 				return -errno;
+			}
 			*p = c;
 			if (c == '\0')
 				break;

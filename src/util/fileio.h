@@ -1,7 +1,8 @@
 /* fileio.h - small file helpers shared by every module.
  * All return 0 or -errno. Writes are atomic: a unique <path>.tmp.XXXXXX, fsync,
  * rename, fsync dir, so a crash never leaves a half-written file under the
- * final name and concurrent writers never mix. */
+ * final name and concurrent writers never mix. Under sudo, the files and
+ * directories these create belong to the invoking user (owner.h). */
 #pragma once
 #include <stddef.h>
 #include <sys/types.h>

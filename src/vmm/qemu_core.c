@@ -9,6 +9,7 @@
 #include "rpc/wire.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/owner.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -507,13 +508,15 @@ int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char
 	unlink(c->ctl_path); /* stale control socket of a previous run */
 	/* Truncate the console log so the watchdog only sees this boot. */
 	int lf = open(s->serial_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (lf >= 0)
+	if (lf >= 0) {
+		(void)owner_claim_fd(lf); /* a log: best effort */
 		close(lf);
+	}
 	/* The VMM's own stderr (e.g. "could not open tap") goes next to the console. */
 	char vlog[PATH_MAX];
 	snprintf(vlog, sizeof(vlog), "%s/%s", s->member_dir, log_name);
 	int log_fd = open(vlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd >= 0)
+	if (log_fd >= 0 && owner_claim_fd(log_fd) == 0)
 		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", vlog);
 	bool mini = s->cmdline && strstr(s->cmdline, "rdinit=/init");
 	int r = vmcore_start(c, loop, cmd_argv(cmd), log_fd, s, mini, cb, data, e);

@@ -25,6 +25,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -567,7 +568,7 @@ static int dump_file(const struct fs *fs, const char *in, uint64_t size, const c
 	else if ((uint64_t)st.st_size != size)
 		r = err_set(e, -EIO, "extract %s: got %lld of %llu bytes", in,
 			    (long long)st.st_size, (unsigned long long)size);
-	else if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
+	else if (fchmod(fd, 0644) < 0 || owner_claim_fd(fd) < 0 || fsync(fd) < 0)
 		r = err_set(e, -errno, "extract %s: %s", in, strerror(errno));
 	if (fd >= 0)
 		close(fd);

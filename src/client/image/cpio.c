@@ -10,6 +10,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -65,7 +66,7 @@ int cpio_open(const char *path, struct cpio **out, struct err *e)
 	}
 	if (archive_write_set_format_cpio_newc(c->a) != ARCHIVE_OK ||
 	    archive_write_add_filter_none(c->a) != ARCHIVE_OK ||
-	    archive_write_open_filename(c->a, path) != ARCHIVE_OK) {
+	    archive_write_open_filename(c->a, path) != ARCHIVE_OK || owner_claim(path) < 0) {
 		int r = err_set(e, -EIO, "initramfs %s: %s", path, archive_error_string(c->a));
 		cpio_abort(c);
 		return r;

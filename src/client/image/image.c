@@ -17,6 +17,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -156,7 +157,12 @@ int disk_create(const struct image_info *img, const char *disk_path, uint64_t si
 			return err_set(e, -EEXIST, "disk %s already exists", disk_path);
 		return err_set(e, -errno, "create %s: %s", disk_path, strerror(errno));
 	}
+	int r = owner_claim_fd(fd);
 	close(fd);
+	if (r < 0) {
+		unlink(disk_path);
+		return err_set(e, r, "chown %s: %s", disk_path, strerror(-r));
+	}
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", disk_path) >= (int)sizeof(tmp)) {
 		unlink(disk_path);
@@ -175,12 +181,14 @@ int disk_create(const struct image_info *img, const char *disk_path, uint64_t si
 	cmd_add(&c, img->base);
 	cmd_add(&c, tmp);
 	cmd_addf(&c, "%lluM", (unsigned long long)size_mb);
-	int r = cmd_run(&c, NULL, e);
+	r = cmd_run(&c, NULL, e);
 	cmd_fini(&c);
 	if (r == 0) {
 		int tfd = open(tmp, O_RDONLY | O_CLOEXEC);
 		if (tfd < 0 || fsync(tfd) < 0)
 			r = err_set(e, -errno, "fsync %s: %s", tmp, strerror(errno));
+		else if ((r = owner_claim_fd(tfd)) < 0) /* qemu-img created it */
+			err_set(e, r, "chown %s: %s", tmp, strerror(-r));
 		if (tfd >= 0)
 			close(tfd);
 	}

@@ -10,6 +10,7 @@
 
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -114,7 +115,10 @@ int image_kernel_extract(const char *bzimage, const char *vmlinux, struct err *e
 		free(img);
 		return err_set(e, r, "create %s: %s", vmlinux, strerror(-r));
 	}
-	r = decode(p + pm + off, plen, fd, e);
+	if ((r = owner_claim_fd(fd)) < 0)
+		err_set(e, r, "chown %s: %s", vmlinux, strerror(-r));
+	else
+		r = decode(p + pm + off, plen, fd, e);
 	free(img);
 	if (r == 0 && fsync(fd) < 0)
 		r = err_set(e, -errno, "fsync %s: %s", vmlinux, strerror(errno));

@@ -19,6 +19,7 @@
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/hash.h"
+#include "util/owner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -369,7 +370,7 @@ static int build_into(const char *tmp, image_progress_fn progress, void *data, s
 		return r;
 	snprintf(p, sizeof(p), "%s/base.raw", tmp);
 	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 || fsync(fd) < 0) {
+	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 || fsync(fd) < 0 || owner_claim_fd(fd) < 0) {
 		r = err_set(e, -errno, "create %s: %s", p, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -412,7 +413,7 @@ int image_mini_build(const char *root, bool force, image_progress_fn progress, v
 	if (r < 0)
 		return err_set(e, r, "mkdir %s: %s", images, strerror(-r));
 	rm_rf(tmp);
-	if (mkdir(tmp, 0755) < 0)
+	if (mkdir(tmp, 0755) < 0 || (r = owner_claim(tmp)) < 0)
 		return err_set(e, -errno, "mkdir %s: %s", tmp, strerror(errno));
 	say(progress, data, stale ? "rebuilding the mini image (built by another fleetbox version)"
 				  : "building the mini image (first use; takes a few seconds)");

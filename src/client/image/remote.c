@@ -15,6 +15,7 @@
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/hash.h"
+#include "util/owner.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -372,8 +373,12 @@ static int lock_file(const char *lock, const char *label, image_progress_fn prog
 		     void *data, struct err *e)
 {
 	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return err_set(e, -errno, "open %s: %s", lock, strerror(errno));
+	if (fd < 0 || owner_claim_fd(fd) < 0) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err_set(e, r, "open %s: %s", lock, strerror(-r));
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 		return fd;
 	if (errno != EWOULDBLOCK) {
@@ -405,7 +410,11 @@ static int download(const struct image_source *src, const char *final,
 	if (fd < 0)
 		return err_set(e, -errno, "create %s: %s", tmp, strerror(errno));
 	char got[129] = "";
-	int r = transfer(src, fd, progress, data, got, e);
+	int r = owner_claim_fd(fd);
+	if (r < 0)
+		err_set(e, r, "chown %s: %s", tmp, strerror(-r));
+	else
+		r = transfer(src, fd, progress, data, got, e);
 	if (r == 0 && src->algo[0] && strcmp(got, src->digest) != 0)
 		r = err_set(e, -EBADMSG, "download %s: checksum mismatch: want %s:%s, got %s:%s",
 			    src->label, src->algo, src->digest, src->algo, got);

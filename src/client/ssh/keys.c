@@ -14,6 +14,7 @@
 #include "client/ssh/keys.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -379,7 +380,11 @@ static int ensure_pair(const char *priv_path, const char *comment, struct err *e
 	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(e, -errno, "open %s: %s", lock, strerror(errno));
-	int r;
+	int r = owner_claim_fd(fd);
+	if (r < 0) {
+		close(fd);
+		return err_set(e, r, "chown %s: %s", lock, strerror(-r));
+	}
 	while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
 		;
 	if (r < 0) {
