@@ -1,12 +1,16 @@
 /* test_shell.c - the interactive shell through a real PTY: a child on the slave
  * side of a pty runs ssh_shell() against dropbear; we type into the master like
  * a user, check the remote sees our window size (and a resize), the output comes
- * back, the child exits with the remote status, and the tty is restored. */
+ * back, the child exits with the remote status, and the tty is restored.
+ * Then session liveness: a command on a pty (ssh -t), a server that stops
+ * answering (frozen with SIGSTOP) ends the session after dead_after_s, and
+ * the caller's gone() check ends it at once. */
 #include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "dropbear.h"
 #include "t.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pty.h>
@@ -62,6 +66,115 @@ static void type(int fd, const char *s)
 	CHECK(write(fd, s, strlen(s)) == (ssize_t)strlen(s));
 }
 
+/* The per-connection dropbear processes (children of the listener). */
+static int signal_sessions(pid_t listener, int sig)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char p[300], buf[512];
+		snprintf(p, sizeof(p), "/proc/%s/stat", de->d_name);
+		FILE *f = fopen(p, "re");
+		if (!f)
+			continue;
+		int ppid = 0;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *rp = strrchr(buf, ')');
+			if (rp)
+				sscanf(rp + 2, "%*c %d", &ppid);
+		}
+		fclose(f);
+		if (ppid == listener && kill(atoi(de->d_name), sig) == 0)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static volatile sig_atomic_t gone_flag;
+
+static bool gone(void *data)
+{
+	(void)data;
+	return gone_flag;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	gone_flag = 1;
+}
+
+/* A child runs cmd on a pty with short liveness limits; returns its pid. */
+static pid_t start_session(int *master, const char *cmd)
+{
+	pid_t pid = forkpty(master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		signal(SIGUSR1, on_usr1);
+		struct ssh_session_opts o = { .cmd = cmd, .pty = true, .in_fd = 0, .out_fd = 1,
+					      .err_fd = 2, .keepalive_s = 1, .dead_after_s = 3,
+					      .gone = gone, .gone_why = "went away" };
+		struct ssh_status st;
+		struct err e = { 0 };
+		int rc = ssh_session(&db.target, &o, &st, &e);
+		if (rc == -ETIMEDOUT && strstr(e.msg, "no answer for 3 s"))
+			_exit(110);
+		if (rc == -ESHUTDOWN && strstr(e.msg, "went away: session closed"))
+			_exit(111);
+		fprintf(stderr, "ssh_session: %d %s\n", rc, e.msg);
+		_exit(rc < 0 ? 100 : st.exit_status);
+	}
+	return pid;
+}
+
+static int wait_child(pid_t pid, int master, double deadline)
+{
+	read_until(master, NULL, deadline);
+	int st = 0;
+	pid_t w;
+	while ((w = waitpid(pid, &st, WNOHANG)) == 0 && now_s() < deadline)
+		read_until(master, NULL, now_s() + 0.2);
+	close(master);
+	if (w != pid) { /* still running: the session did not end */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void t_liveness(void)
+{
+	int master;
+	/* a command on a pty: the remote sees a terminal */
+	out_len = 0;
+	pid_t pid = start_session(&master, "tty; exit 4");
+	CHECK(wait_child(pid, master, now_s() + 20) == 4);
+	CHECK(memmem(out, out_len, "/dev/pts/", 9) != NULL);
+	/* the server stops answering: the session ends after dead_after_s */
+	out_len = 0;
+	pid = start_session(&master, "echo started; sleep 60");
+	expect(master, "started", now_s() + 20);
+	double t0 = now_s();
+	CHECK(signal_sessions(db.pid, SIGSTOP) > 0);
+	int rc = wait_child(pid, master, now_s() + 20);
+	signal_sessions(db.pid, SIGCONT);
+	printf("dead peer noticed after %.1f s\n", now_s() - t0);
+	CHECK(rc == 110);
+	CHECK(now_s() - t0 < 8);
+	/* the caller's check ends a session at once */
+	out_len = 0;
+	pid = start_session(&master, "echo started; sleep 60");
+	expect(master, "started", now_s() + 20);
+	t0 = now_s();
+	CHECK(kill(pid, SIGUSR1) == 0);
+	CHECK(wait_child(pid, master, now_s() + 20) == 111);
+	CHECK(now_s() - t0 < 3);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -112,6 +225,7 @@ int main(void)
 		CHECK(0);
 	}
 	close(master);
+	t_liveness();
 	tdb_stop(&db);
 	printf("ok\n");
 	return 0;

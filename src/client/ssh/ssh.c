@@ -51,6 +51,7 @@ struct ssh_conn {
 	enum conn_phase phase;
 	bool dead;  /* transport callbacks fail: nothing more is sent or read */
 	short want; /* POLLIN/POLLOUT the last -EAGAIN waits for */
+	int64_t last_rx_ms; /* when bytes last arrived (keepalive: is the peer there?) */
 };
 
 /* One command (or shell) on a channel, with its I/O routing. */
@@ -290,6 +291,8 @@ static void collect_free(struct collect *c)
 
 /* ---------- connection ---------- */
 
+static int64_t now_ms(void);
+
 static pthread_once_t ssh2_once = PTHREAD_ONCE_INIT;
 static int ssh2_init_rc;
 
@@ -317,6 +320,8 @@ static LIBSSH2_RECV_FUNC(conn_recv)
 	ssize_t n = recv(socket, buffer, length, flags);
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (n > 0)
+		c->last_rx_ms = now_ms();
 	return n;
 }
 
@@ -737,12 +742,51 @@ static int conn_open_sync(struct ssh_conn *c, struct err *e)
 	}
 }
 
+/* Liveness of an interactive session: keepalives, a silence limit, and a
+ * caller's check (e.g. "was the member stopped?"). */
+struct keepalive {
+	int interval_s;
+	int dead_after_ms;   /* nothing received for this long: the peer is gone */
+	bool (*gone)(void *data);
+	void *data;
+	const char *gone_why;
+	bool configured;
+	int64_t next_check_ms;
+};
+
 /* Extra fds the blocking driver watches besides the socket. */
 struct drive_fds {
 	int in_fd;    /* stdin to forward, -1 none */
 	int winch_fd; /* self-pipe written on SIGWINCH, -1 none */
 	int tty_fd;   /* where to read the window size from */
+	struct keepalive *ka; /* NULL: none */
 };
+
+/* Called after every wait of a running session (at least once a second). */
+static int keepalive_tick(struct run *r, struct keepalive *ka, struct err *e)
+{
+	struct ssh_conn *c = r->c;
+	int64_t now = now_ms();
+	if (c->phase != C_READY || r->phase != R_IO)
+		return 0;
+	if (!ka->configured) {
+		libssh2_keepalive_config(c->s, 1, (unsigned)ka->interval_s);
+		c->last_rx_ms = now;
+		ka->configured = true;
+	}
+	int next = 0;
+	(void)libssh2_keepalive_send(c->s, &next); /* a failed send shows as silence */
+	if (now - c->last_rx_ms > ka->dead_after_ms)
+		return err_set(e, -ETIMEDOUT, "connection to %s lost: no answer for %d s", c->t.name,
+			       ka->dead_after_ms / 1000);
+	if (ka->gone && now >= ka->next_check_ms) {
+		ka->next_check_ms = now + 1000;
+		if (ka->gone(ka->data))
+			return err_set(e, -ESHUTDOWN, "%s %s: session closed", c->t.name,
+				       ka->gone_why ? ka->gone_why : "went away");
+	}
+	return 0;
+}
 
 static void read_winsize(int fd, int *cols, int *rows)
 {
@@ -778,6 +822,8 @@ static int run_sync(struct run *r, const struct drive_fds *fds, struct err *e)
 		} else if ((rc = wait_sock(r->c, r->c->phase == C_READY ? 0 : deadline, x, nx, e)) < 0) {
 			return rc;
 		}
+		if (fds && fds->ka && (rc = keepalive_tick(r, fds->ka, e)) < 0)
+			return rc;
 		if (in_i >= 0 && x[in_i].revents) {
 			ssize_t n = read(fds->in_fd, r->inbuf, sizeof(r->inbuf));
 			if (n > 0)
@@ -888,9 +934,133 @@ static void out_write(int fd, const char *buf, size_t len)
 	}
 }
 
-static void shell_out(void *data, const char *buf, size_t len)
+struct session_io {
+	int out_fd, err_fd;
+};
+
+static void session_out(void *data, const char *buf, size_t len)
 {
-	out_write(*(int *)data, buf, len);
+	out_write(((struct session_io *)data)->out_fd, buf, len);
+}
+
+static void session_err(void *data, const char *buf, size_t len)
+{
+	out_write(((struct session_io *)data)->err_fd, buf, len);
+}
+
+/* The remote terminal's type and size: TERM, and the size of whichever local
+ * fd is a terminal (80x24 otherwise). */
+static void pty_setup(struct run *r, const struct ssh_session_opts *o)
+{
+	const char *term = getenv("TERM");
+	r->pty = true;
+	snprintf(r->term, sizeof(r->term), "%s", term && *term ? term : "vt100");
+	r->cols = 80;
+	r->rows = 24;
+	read_winsize(isatty(o->in_fd) ? o->in_fd : o->out_fd, &r->cols, &r->rows);
+}
+
+struct tty_state {
+	bool raw;
+	struct sigaction winch, term, hup, quit;
+};
+
+/* Raw mode on the local terminal, restored on return and on fatal signals;
+ * SIGWINCH feeds winch_pipe. */
+static int tty_enter(int fd, struct tty_state *ts, struct err *e)
+{
+	memset(ts, 0, sizeof(*ts));
+	if (tcgetattr(fd, &saved_tio) < 0)
+		return err_set(e, -errno, "tcgetattr: %s", strerror(errno));
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_winch;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGWINCH, &sa, &ts->winch);
+	sa.sa_handler = on_fatal_signal;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGTERM, &sa, &ts->term);
+	sigaction(SIGHUP, &sa, &ts->hup);
+	sigaction(SIGQUIT, &sa, &ts->quit);
+	struct termios raw = saved_tio;
+	cfmakeraw(&raw);
+	tio_fd = fd;
+	ts->raw = true;
+	if (tcsetattr(fd, TCSADRAIN, &raw) < 0) {
+		tio_fd = -1;
+		return err_set(e, -errno, "cannot put the terminal in raw mode: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static void tty_leave(struct tty_state *ts)
+{
+	if (!ts->raw)
+		return;
+	tty_restore();
+	sigaction(SIGWINCH, &ts->winch, NULL);
+	sigaction(SIGTERM, &ts->term, NULL);
+	sigaction(SIGHUP, &ts->hup, NULL);
+	sigaction(SIGQUIT, &ts->quit, NULL);
+	ts->raw = false;
+}
+
+/* The I/O phase: on a raw local terminal when there is a pty and stdin is one. */
+static int session_drive(struct run *r, const struct ssh_session_opts *o, struct keepalive *ka,
+			 struct err *e)
+{
+	struct drive_fds fds = { .in_fd = o->in_fd, .winch_fd = -1, .tty_fd = -1, .ka = ka };
+	if (!r->pty || !isatty(o->in_fd))
+		return run_sync(r, &fds, e);
+	if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	struct tty_state ts;
+	int rc = tty_enter(o->in_fd, &ts, e);
+	if (rc == 0) {
+		fds.winch_fd = winch_pipe[0];
+		fds.tty_fd = o->in_fd;
+		rc = run_sync(r, &fds, e);
+	}
+	tty_leave(&ts);
+	close(winch_pipe[0]);
+	close(winch_pipe[1]);
+	winch_pipe[0] = winch_pipe[1] = -1;
+	return rc;
+}
+
+int ssh_session(const struct ssh_target *t, const struct ssh_session_opts *o,
+		struct ssh_status *st, struct err *e)
+{
+	struct ssh_conn c;
+	int rc = conn_init(&c, t, e);
+	if (rc < 0)
+		return rc;
+	/* Connect before touching the terminal so errors print in cooked mode. */
+	struct run *r = NULL;
+	if ((rc = conn_open_sync(&c, e)) < 0 || !(r = malloc(sizeof(*r)))) {
+		conn_release(&c, true);
+		return rc < 0 ? rc : err_set(e, -ENOMEM, "out of memory");
+	}
+	run_init(r, &c, o->cmd);
+	if (o->pty)
+		pty_setup(r, o);
+	struct session_io io = { o->out_fd, o->pty ? o->out_fd : o->err_fd };
+	r->on_out = session_out;
+	r->on_err = session_err;
+	r->data = &io;
+	r->in_eof = o->in_fd < 0;
+	struct keepalive ka = {
+		.interval_s = o->keepalive_s > 0 ? o->keepalive_s : SSH_KEEPALIVE_S,
+		.dead_after_ms = (o->dead_after_s > 0 ? o->dead_after_s : SSH_DEAD_AFTER_S) * 1000,
+		.gone = o->gone, .data = o->data, .gone_why = o->gone_why,
+	};
+	rc = session_drive(r, o, &ka, e);
+	if (rc == 0 && st)
+		*st = r->st;
+	run_release(r);
+	conn_release(&c, true);
+	free(r);
+	return rc;
 }
 
 int ssh_shell(const struct ssh_target *t, int in_fd, int out_fd, struct ssh_status *st,
@@ -898,77 +1068,8 @@ int ssh_shell(const struct ssh_target *t, int in_fd, int out_fd, struct ssh_stat
 {
 	if (!isatty(in_fd))
 		return err_set(e, -ENOTTY, "an interactive shell needs a terminal on stdin");
-	struct ssh_conn c;
-	int rc = conn_init(&c, t, e);
-	if (rc < 0)
-		return rc;
-	/* Connect before touching the terminal so errors print in cooked mode. */
-	if ((rc = conn_open_sync(&c, e)) < 0) {
-		conn_release(&c, true);
-		return rc;
-	}
-	struct run *r = malloc(sizeof(*r));
-	if (!r) {
-		conn_release(&c, true);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	run_init(r, &c, NULL);
-	r->pty = true;
-	const char *term = getenv("TERM");
-	snprintf(r->term, sizeof(r->term), "%s", term && *term ? term : "vt100");
-	r->cols = 80;
-	r->rows = 24;
-	read_winsize(in_fd, &r->cols, &r->rows);
-	r->on_out = shell_out;
-	r->on_err = shell_out;
-	r->data = &out_fd;
-	r->in_eof = false;
-
-	struct sigaction sa = { 0 }, old_winch, old_term, old_hup, old_quit;
-	if (pipe2(winch_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		rc = err_set(e, -errno, "pipe: %s", strerror(errno));
-		goto out_noterm;
-	}
-	struct termios raw;
-	if (tcgetattr(in_fd, &saved_tio) < 0) {
-		rc = err_set(e, -errno, "tcgetattr: %s", strerror(errno));
-		goto out_pipe;
-	}
-	sa.sa_handler = on_winch;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGWINCH, &sa, &old_winch);
-	sa.sa_handler = on_fatal_signal;
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGTERM, &sa, &old_term);
-	sigaction(SIGHUP, &sa, &old_hup);
-	sigaction(SIGQUIT, &sa, &old_quit);
-	raw = saved_tio;
-	cfmakeraw(&raw);
-	tio_fd = in_fd;
-	if (tcsetattr(in_fd, TCSADRAIN, &raw) < 0) {
-		tio_fd = -1;
-		rc = err_set(e, -errno, "cannot put the terminal in raw mode: %s", strerror(errno));
-	} else {
-		struct drive_fds fds = { .in_fd = in_fd, .winch_fd = winch_pipe[0], .tty_fd = in_fd };
-		rc = run_sync(r, &fds, e);
-	}
-	tty_restore();
-	sigaction(SIGWINCH, &old_winch, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	sigaction(SIGHUP, &old_hup, NULL);
-	sigaction(SIGQUIT, &old_quit, NULL);
-out_pipe:
-	close(winch_pipe[0]);
-	close(winch_pipe[1]);
-	winch_pipe[0] = winch_pipe[1] = -1;
-out_noterm:
-	if (rc == 0 && st)
-		*st = r->st;
-	run_release(r);
-	conn_release(&c, true);
-	free(r);
-	return rc;
+	struct ssh_session_opts o = { .pty = true, .in_fd = in_fd, .out_fd = out_fd, .err_fd = out_fd };
+	return ssh_session(t, &o, st, e);
 }
 
 /* ---------- connections and channels for copy ---------- */

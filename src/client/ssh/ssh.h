@@ -12,6 +12,7 @@
  * status; the status (and signal) is in the result. Errors (< 0) are transport,
  * host key, authentication or local failures. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -65,9 +66,31 @@ struct ssh_io {
 int ssh_exec_stream(const struct ssh_target *t, const char *cmd, const struct ssh_io *io,
 		    struct ssh_status *st, struct err *e);
 
-/* Interactive shell on a PTY: in_fd must be a terminal (put in raw mode, restored
- * on return and on SIGTERM/SIGHUP/SIGQUIT); window size follows SIGWINCH; TERM is
- * taken from the environment. Output goes to out_fd, remote stderr included. */
+#define SSH_KEEPALIVE_S 3     /* interactive sessions: keepalive interval */
+#define SSH_DEAD_AFTER_S 15   /* ... and silence after which the peer is gone */
+
+/* An interactive session (`fleetbox ssh`): a command or login shell, with or
+ * without a remote terminal, stdin forwarded until EOF.
+ * With pty: TERM from the environment, the window size of in_fd (or out_fd)
+ * following SIGWINCH; when in_fd is a terminal it is put in raw mode (restored
+ * on return and on SIGTERM/SIGHUP/SIGQUIT), so Ctrl-C reaches the remote
+ * command. The remote terminal merges stderr into out_fd.
+ * Liveness: keepalives every keepalive_s; nothing received for dead_after_s
+ * ends the session with -ETIMEDOUT; gone(data), asked about once a second,
+ * ends it with -ESHUTDOWN ("<name> <gone_why>: session closed"). */
+struct ssh_session_opts {
+	const char *cmd;     /* NULL: the user's login shell */
+	bool pty;
+	int in_fd;           /* -1: none (EOF at once) */
+	int out_fd, err_fd;
+	int keepalive_s, dead_after_s; /* 0: the defaults above */
+	bool (*gone)(void *data);      /* NULL: not asked */
+	void *data;
+	const char *gone_why;          /* e.g. "was stopped" */
+};
+int ssh_session(const struct ssh_target *t, const struct ssh_session_opts *o,
+		struct ssh_status *st, struct err *e);
+/* A login shell on a PTY: ssh_session with pty; in_fd must be a terminal. */
 int ssh_shell(const struct ssh_target *t, int in_fd, int out_fd, struct ssh_status *st,
 	      struct err *e);
 
