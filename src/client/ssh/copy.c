@@ -18,6 +18,7 @@
 #include "client/ssh/ssh.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -662,56 +663,112 @@ out:
 
 /* ---------- over SSH ---------- */
 
+/* The channel plus what progress reporting needs. */
+struct stream {
+	struct ssh_chan *ch;
+	const struct copy_opts *o;
+	uint64_t bytes, total;
+};
+
+static void stream_count(struct stream *s, size_t n)
+{
+	s->bytes += n;
+	if (s->o && s->o->progress)
+		s->o->progress(s->o->progress_data, s->bytes, s->total, false);
+}
+
+static void stream_done(struct stream *s)
+{
+	if (s->o && s->o->progress)
+		s->o->progress(s->o->progress_data, s->bytes, s->total, true);
+}
+
 static int chan_write_cb(void *arg, const void *buf, size_t len, struct err *e)
 {
-	return ssh_chan_write(arg, buf, len, e);
+	struct stream *s = arg;
+	int r = ssh_chan_write(s->ch, buf, len, e);
+	if (r == 0)
+		stream_count(s, len);
+	return r;
 }
 
 static ssize_t chan_read_cb(void *arg, void *buf, size_t len, struct err *e)
 {
-	return ssh_chan_read(arg, buf, len, e);
+	struct stream *s = arg;
+	ssize_t n = ssh_chan_read(s->ch, buf, len, e);
+	if (n > 0)
+		stream_count(s, (size_t)n);
+	return n;
 }
 
-/* Runs a short command and returns its trimmed stdout in out. */
-static int probe(struct ssh_conn *c, const char *cmd, char *out, size_t len, struct err *e)
+/* cmd as the guest user o->sudo_user (sudo -n: never a password prompt), or
+ * as it is. Caller frees. */
+static char *remote_cmd(const struct copy_opts *o, const char *cmd)
 {
-	struct ssh_chan *ch;
-	int r = ssh_chan_exec(c, cmd, &ch, e);
-	if (r < 0)
-		return r;
-	size_t o = 0;
-	for (;;) {
-		char buf[256];
-		ssize_t n = ssh_chan_read(ch, buf, sizeof(buf), e);
-		if (n < 0) {
-			ssh_chan_free(ch);
-			return (int)n;
-		}
-		if (n == 0)
-			break;
-		for (ssize_t i = 0; i < n && o + 1 < len; i++)
-			out[o++] = buf[i];
-	}
-	out[o] = '\0';
-	while (o > 0 && (out[o - 1] == '\n' || out[o - 1] == ' '))
-		out[--o] = '\0';
-	struct ssh_status st;
-	r = ssh_chan_finish(ch, &st, e);
-	ssh_chan_free(ch);
-	return r;
+	char *out = NULL;
+	if (!o || !o->sudo_user)
+		return strdup(cmd);
+	char *qu = ssh_quote(o->sudo_user), *qc = ssh_quote(cmd);
+	if (!qu || !qc || asprintf(&out, "sudo -n -u %s -- sh -c %s", qu, qc) < 0)
+		out = NULL;
+	free(qu);
+	free(qc);
+	return out;
 }
 
-static int tar_status(const struct ssh_target *t, struct ssh_chan *ch, const struct ssh_status *st,
-		      struct err *e)
+/* The guest side failed: a plain sentence for the usual causes (permission,
+ * sudo), else tar's own message. path/writing say what was being done. */
+static int tar_status(const struct ssh_target *t, const struct copy_opts *o, struct ssh_chan *ch,
+		      const struct ssh_status *st, const char *path, bool writing, struct err *e)
 {
 	if (st->exit_status == 0)
 		return 0;
 	const char *msg = ssh_chan_stderr(ch);
+	const char *as = o && o->sudo_user ? o->sudo_user : t->user;
+	if (o && o->sudo_user && strstr(msg, "sudo:"))
+		return err_set(e, -EACCES, "cannot act as %s on %s through sudo (it needs passwordless "
+			       "sudo for %s): %s", as, t->name, t->user, msg);
+	char line[256];
+	if (text_line_with(msg, strlen(msg), "Permission denied", line, sizeof(line)) ||
+	    text_line_with(msg, strlen(msg), "Operation not permitted", line, sizeof(line)))
+		return err_set(e, -EACCES, "permission denied %s %s on %s as user %s%s (%s)",
+			       writing ? "writing" : "reading", path, t->name, as,
+			       o && o->sudo_user ? "" : "; use --root", line);
+	if (text_line_with(msg, strlen(msg), "Read-only file system", line, sizeof(line)))
+		return err_set(e, -EROFS, "%s on %s is on a read-only file system (%s)", path, t->name,
+			       line);
 	if (st->exit_signal)
 		return err_set(e, -EIO, "remote tar on %s killed by SIG%s%s%s", t->name, st->signame,
 			       *msg ? ": " : "", msg);
 	return err_set(e, -EIO, "remote tar on %s failed (exit %d)%s%s", t->name, st->exit_status,
 		       *msg ? ": " : "", msg);
+}
+
+/* Bytes of regular files under a host path (not following symlinks), for a
+ * percentage; best effort. */
+static uint64_t tree_bytes_at(int dfd, const char *name, int depth)
+{
+	struct stat st;
+	if (depth > 64 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (S_ISREG(st.st_mode))
+		return (uint64_t)st.st_size;
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	uint64_t sum = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			sum += tree_bytes_at(dirfd(d), de->d_name, depth + 1);
+	closedir(d);
+	return sum;
 }
 
 static int host_basename(const char *src, char *out, size_t len, struct err *e)
@@ -736,154 +793,217 @@ static int host_basename(const char *src, char *out, size_t len, struct err *e)
 	return 0;
 }
 
+/* Runs a short command and returns its trimmed stdout in out; a failure is
+ * explained as tar_status does (about path). */
+static int probe(struct ssh_conn *c, const struct ssh_target *t, const struct copy_opts *o,
+		 const char *cmd, const char *path, char *out, size_t len, struct err *e)
+{
+	struct ssh_chan *ch;
+	char *rc = remote_cmd(o, cmd);
+	if (!rc)
+		return err_set(e, -ENOMEM, "out of memory");
+	int r = ssh_chan_exec(c, rc, &ch, e);
+	free(rc);
+	if (r < 0)
+		return r;
+	size_t n = 0;
+	for (;;) {
+		char buf[256];
+		ssize_t got = ssh_chan_read(ch, buf, sizeof(buf), e);
+		if (got < 0) {
+			ssh_chan_free(ch);
+			return (int)got;
+		}
+		if (got == 0)
+			break;
+		for (ssize_t i = 0; i < got && n + 1 < len; i++)
+			out[n++] = buf[i];
+	}
+	out[n] = '\0';
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = '\0';
+	struct ssh_status st;
+	r = ssh_chan_finish(ch, &st, e);
+	if (r == 0)
+		r = tar_status(t, o, ch, &st, path, true, e);
+	ssh_chan_free(ch);
+	return r;
+}
+
+/* Finishes a stream whose local half ended with r: on success, and when the
+ * guest side went away early (-EPIPE writing, -EIO reading a bad stream), its
+ * status and stderr explain best; a local failure just drops the channel. */
+static int finish_stream(const struct ssh_target *t, const struct copy_opts *o,
+			 struct stream *s, int r, const char *path, bool writing, struct err *e)
+{
+	if (r != 0 && r != (writing ? -EPIPE : -EIO))
+		return r;
+	struct err e2 = { 0 };
+	struct ssh_status sst;
+	int r2 = r == 0 && writing ? ssh_chan_send_eof(s->ch, &e2) : 0;
+	if (r2 == 0)
+		r2 = ssh_chan_finish(s->ch, &sst, &e2);
+	if (r2 == 0 && sst.exit_status != 0)
+		return tar_status(t, o, s->ch, &sst, path, writing, e);
+	if (r == 0 && r2 < 0)
+		return err_set(e, r2, "%s", e2.msg);
+	if (r == 0)
+		stream_done(s);
+	return r;
+}
+
+struct to_plan {
+	char dst[PATH_MAX], arc[NAME_MAX + 1], xdir[PATH_MAX];
+	bool slash, src_dir;
+};
+
+/* Where SRC lands, like cp -r: into an existing directory DST, or as DST. */
+static int probe_dest(struct ssh_conn *c, const struct ssh_target *t, const struct copy_opts *o,
+		      struct to_plan *p, const char *host_src, struct err *e)
+{
+	char *qd = ssh_quote(p->dst), *cmd = NULL, kind[32];
+	if (!qd || asprintf(&cmd, "if [ -d %s ]; then echo dir; elif [ -e %s ] || [ -L %s ]; then "
+				  "echo other; else echo none; fi", qd, qd, qd) < 0) {
+		free(qd);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	free(qd);
+	int r = probe(c, t, o, cmd, p->dst, kind, sizeof(kind), e);
+	free(cmd);
+	if (r < 0)
+		return r;
+	if (!strcmp(kind, "dir") || (!strcmp(kind, "none") && p->slash)) {
+		snprintf(p->xdir, sizeof(p->xdir), "%s", p->dst);
+		return 0;
+	}
+	if (strcmp(kind, "other") != 0 && strcmp(kind, "none") != 0)
+		return err_set(e, -EIO, "unexpected answer from %s while probing %s: '%s'", t->name,
+			       p->dst, kind);
+	if (!strcmp(kind, "other") && p->src_dir)
+		return err_set(e, -ENOTDIR, "cannot overwrite non-directory %s:%s with directory %s",
+			       t->name, p->dst, host_src);
+	parent_of(p->dst, p->xdir, sizeof(p->xdir));
+	snprintf(p->arc, sizeof(p->arc), "%s", base_of(p->dst));
+	return 0;
+}
+
+static int send_tree(struct ssh_conn *c, const struct ssh_target *t, const struct copy_opts *o,
+		     const struct to_plan *p, const char *host_src, struct err *e)
+{
+	const char *tar = o && o->tar ? o->tar : "tar";
+	char *qx = ssh_quote(p->xdir), *cmd = NULL, *rc = NULL;
+	/* umask 000 after mkdir: GNU tar run by a non-root user applies the umask
+	 * to archived modes (busybox tar does not); tar -o: don't chown. */
+	if (!qx || asprintf(&cmd, "mkdir -p %s && umask 000 && %s -x -o -f - -C %s", qx, tar, qx) < 0)
+		cmd = NULL;
+	free(qx);
+	if (!cmd || !(rc = remote_cmd(o, cmd))) {
+		free(cmd);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	free(cmd);
+	struct stream s = { .o = o, .total = tree_bytes_at(AT_FDCWD, host_src, 0) };
+	int r = ssh_chan_exec(c, rc, &s.ch, e);
+	free(rc);
+	if (r < 0)
+		return r;
+	r = copy_tar_create(host_src, p->arc, chan_write_cb, &s, e);
+	r = finish_stream(t, o, &s, r, p->dst, true, e);
+	ssh_chan_free(s.ch);
+	return r;
+}
+
 int copy_to_guest(const struct ssh_target *t, const char *host_src, const char *guest_dst,
 		  const struct copy_opts *o, struct err *e)
 {
-	const char *tar = o && o->tar ? o->tar : "tar";
-	char dst[PATH_MAX], arc[NAME_MAX + 1], xdir[PATH_MAX];
-	bool slash;
+	struct to_plan p;
 	struct stat st;
 	if (guest_dst[0] != '/')
 		return err_set(e, -EINVAL, "guest path must be absolute: '%s'", guest_dst);
-	if (strip_slashes(guest_dst, dst, sizeof(dst), &slash) < 0)
+	if (strip_slashes(guest_dst, p.dst, sizeof(p.dst), &p.slash) < 0)
 		return err_set(e, -EINVAL, "bad guest path '%s'", guest_dst);
 	if (lstat(host_src, &st) < 0)
 		return err_set(e, -errno, "%s: %s", host_src, strerror(errno));
-	int r = host_basename(host_src, arc, sizeof(arc), e);
+	p.src_dir = S_ISDIR(st.st_mode);
+	int r = host_basename(host_src, p.arc, sizeof(p.arc), e);
 	if (r < 0)
 		return r;
-
 	struct ssh_conn *c = NULL;
-	struct ssh_chan *ch = NULL;
-	char *qd = ssh_quote(dst), *cmd = NULL, *qx = NULL;
-	if (!qd)
-		return err_set(e, -ENOMEM, "out of memory");
-	if ((r = ssh_conn_open(t, &c, e)) < 0)
-		goto out;
-	char kind[32];
-	if (asprintf(&cmd, "if [ -d %s ]; then echo dir; elif [ -e %s ] || [ -L %s ]; then echo "
-			   "other; else echo none; fi", qd, qd, qd) < 0) {
-		cmd = NULL;
-		r = err_set(e, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = probe(c, cmd, kind, sizeof(kind), e)) < 0)
-		goto out;
-	free(cmd);
-	cmd = NULL;
-	if (!strcmp(kind, "dir") || (!strcmp(kind, "none") && slash)) {
-		snprintf(xdir, sizeof(xdir), "%s", dst);
-	} else if (!strcmp(kind, "other") || !strcmp(kind, "none")) {
-		if (!strcmp(kind, "other") && S_ISDIR(st.st_mode)) {
-			r = err_set(e, -ENOTDIR, "cannot overwrite non-directory %s:%s with directory %s",
-				    t->name, dst, host_src);
-			goto out;
-		}
-		parent_of(dst, xdir, sizeof(xdir));
-		snprintf(arc, sizeof(arc), "%s", base_of(dst));
-	} else {
-		r = err_set(e, -EIO, "unexpected answer from %s while probing %s: '%s'", t->name, dst,
-			    kind);
-		goto out;
-	}
-	qx = ssh_quote(xdir);
-	/* umask 000 after mkdir: GNU tar run by a non-root user applies the umask
-	 * to archived modes (busybox tar does not); tar -o: don't chown. */
-	if (!qx || asprintf(&cmd, "mkdir -p %s && umask 000 && %s -x -o -f - -C %s", qx, tar, qx) < 0) {
-		cmd = NULL;
-		r = err_set(e, -ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((r = ssh_chan_exec(c, cmd, &ch, e)) < 0)
-		goto out;
-	r = copy_tar_create(host_src, arc, chan_write_cb, ch, e);
-	/* Finish on success, and when the remote tar went away early (-EPIPE): its
-	 * status and stderr explain best. A local failure just drops the channel. */
-	if (r == 0 || r == -EPIPE) {
-		struct err e2 = { 0 };
-		struct ssh_status sst;
-		int r2 = r == 0 ? ssh_chan_send_eof(ch, &e2) : 0;
-		if (r2 == 0)
-			r2 = ssh_chan_finish(ch, &sst, &e2);
-		if (r2 == 0 && sst.exit_status != 0)
-			r = tar_status(t, ch, &sst, e);
-		else if (r == 0 && r2 < 0)
-			r = err_set(e, r2, "%s", e2.msg);
-	}
-out:
-	ssh_chan_free(ch);
+	if ((r = ssh_conn_open(t, &c, e)) == 0 && (r = probe_dest(c, t, o, &p, host_src, e)) == 0)
+		r = send_tree(c, t, o, &p, host_src, e);
 	ssh_conn_free(c);
-	free(qd);
-	free(qx);
-	free(cmd);
 	return r;
+}
+
+struct from_plan {
+	char src[PATH_MAX], sparent[PATH_MAX], xdir[PATH_MAX], top_to[NAME_MAX + 1];
+	const char *sbase;
+};
+
+/* Where the copy lands on the host, like cp -r (parents are created). */
+static int plan_from(struct from_plan *p, const char *guest_src, const char *host_dst,
+		     struct err *e)
+{
+	char dst[PATH_MAX];
+	bool slash;
+	if (guest_src[0] != '/')
+		return err_set(e, -EINVAL, "guest path must be absolute: '%s'", guest_src);
+	if (strip_slashes(guest_src, p->src, sizeof(p->src), &slash) < 0)
+		return err_set(e, -EINVAL, "bad guest path '%s'", guest_src);
+	p->sbase = base_of(p->src);
+	if (!*p->sbase || !strcmp(p->sbase, ".") || !strcmp(p->sbase, ".."))
+		return err_set(e, -EINVAL, "cannot copy '%s': name a file or directory", guest_src);
+	parent_of(p->src, p->sparent, sizeof(p->sparent));
+	if (strip_slashes(host_dst, dst, sizeof(dst), &slash) < 0)
+		return err_set(e, -EINVAL, "bad host path '%s'", host_dst);
+	struct stat st;
+	int r, sr = stat(dst, &st) == 0 ? 0 : -errno;
+	if ((sr == 0 && S_ISDIR(st.st_mode)) || (sr == -ENOENT && slash)) {
+		if (sr < 0 && (r = mkdir_p(dst, 0755)) < 0)
+			return err_set(e, r, "mkdir %s: %s", dst, strerror(-r));
+		snprintf(p->xdir, sizeof(p->xdir), "%s", dst);
+		snprintf(p->top_to, sizeof(p->top_to), "%s", p->sbase);
+		return 0;
+	}
+	const char *b = base_of(dst);
+	if (!*b || !strcmp(b, ".") || !strcmp(b, ".."))
+		return err_set(e, -EINVAL, "bad destination '%s'", host_dst);
+	parent_of(dst, p->xdir, sizeof(p->xdir));
+	if ((r = mkdir_p(p->xdir, 0755)) < 0)
+		return err_set(e, r, "mkdir %s: %s", p->xdir, strerror(-r));
+	snprintf(p->top_to, sizeof(p->top_to), "%s", b);
+	return 0;
 }
 
 int copy_from_guest(const struct ssh_target *t, const char *guest_src, const char *host_dst,
 		    const struct copy_opts *o, struct err *e)
 {
 	const char *tar = o && o->tar ? o->tar : "tar";
-	char src[PATH_MAX], dst[PATH_MAX], sparent[PATH_MAX], xdir[PATH_MAX], top_to[NAME_MAX + 1];
-	bool slash;
-	if (guest_src[0] != '/')
-		return err_set(e, -EINVAL, "guest path must be absolute: '%s'", guest_src);
-	if (strip_slashes(guest_src, src, sizeof(src), &slash) < 0)
-		return err_set(e, -EINVAL, "bad guest path '%s'", guest_src);
-	const char *sbase = base_of(src);
-	if (!*sbase || !strcmp(sbase, ".") || !strcmp(sbase, ".."))
-		return err_set(e, -EINVAL, "cannot copy '%s': name a file or directory", guest_src);
-	parent_of(src, sparent, sizeof(sparent));
-	if (strip_slashes(host_dst, dst, sizeof(dst), &slash) < 0)
-		return err_set(e, -EINVAL, "bad host path '%s'", host_dst);
-
-	struct stat st;
-	int r;
-	int sr = stat(dst, &st) == 0 ? 0 : -errno;
-	if (sr == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(xdir, sizeof(xdir), "%s", dst);
-		snprintf(top_to, sizeof(top_to), "%s", sbase);
-	} else if (sr == -ENOENT && slash) {
-		if ((r = mkdir_p(dst, 0755)) < 0)
-			return err_set(e, r, "mkdir %s: %s", dst, strerror(-r));
-		snprintf(xdir, sizeof(xdir), "%s", dst);
-		snprintf(top_to, sizeof(top_to), "%s", sbase);
-	} else {
-		const char *b = base_of(dst);
-		if (!*b || !strcmp(b, ".") || !strcmp(b, ".."))
-			return err_set(e, -EINVAL, "bad destination '%s'", host_dst);
-		parent_of(dst, xdir, sizeof(xdir));
-		if ((r = mkdir_p(xdir, 0755)) < 0)
-			return err_set(e, r, "mkdir %s: %s", xdir, strerror(-r));
-		snprintf(top_to, sizeof(top_to), "%s", b);
-	}
-
+	struct from_plan p;
+	int r = plan_from(&p, guest_src, host_dst, e);
+	if (r < 0)
+		return r;
 	struct ssh_conn *c = NULL;
-	struct ssh_chan *ch = NULL;
-	char *qp = ssh_quote(sparent), *qb = ssh_quote(sbase), *cmd = NULL;
-	if (!qp || !qb || asprintf(&cmd, "%s -c -f - -C %s %s", tar, qp, qb) < 0) {
+	struct stream s = { .o = o };
+	char *qp = ssh_quote(p.sparent), *qb = ssh_quote(p.sbase), *cmd = NULL, *rc = NULL;
+	if (!qp || !qb || asprintf(&cmd, "%s -c -f - -C %s %s", tar, qp, qb) < 0)
 		cmd = NULL;
+	if (!cmd || !(rc = remote_cmd(o, cmd))) {
 		r = err_set(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = ssh_conn_open(t, &c, e)) < 0 || (r = ssh_chan_exec(c, cmd, &ch, e)) < 0)
+	if ((r = ssh_conn_open(t, &c, e)) < 0 || (r = ssh_chan_exec(c, rc, &s.ch, e)) < 0)
 		goto out;
-	r = copy_tar_extract(chan_read_cb, ch, xdir, sbase, top_to, e);
 	/* Refusals and local failures drop the connection rather than drain the
 	 * stream; a bad or empty stream (-EIO) is most likely explained by tar. */
-	if (r == 0 || r == -EIO) {
-		struct err e2 = { 0 };
-		struct ssh_status sst;
-		int r2 = ssh_chan_finish(ch, &sst, &e2);
-		if (r2 == 0 && sst.exit_status != 0)
-			r = tar_status(t, ch, &sst, e);
-		else if (r == 0 && r2 < 0)
-			r = err_set(e, r2, "%s", e2.msg);
-	}
+	r = copy_tar_extract(chan_read_cb, &s, p.xdir, p.sbase, p.top_to, e);
+	r = finish_stream(t, o, &s, r, p.src, false, e);
 out:
-	ssh_chan_free(ch);
+	ssh_chan_free(s.ch);
 	ssh_conn_free(c);
 	free(qp);
 	free(qb);
 	free(cmd);
+	free(rc);
 	return r;
 }

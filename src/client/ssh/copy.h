@@ -11,17 +11,32 @@
  * Host-side extraction never writes outside the destination: it works from an
  * opened directory fd with openat(O_NOFOLLOW) per component and refuses
  * absolute names, ".." components, symlinks pointing outside the destination,
- * entries under a symlinked parent, hardlinks to outside, and device nodes. */
+ * entries under a symlinked parent, hardlinks to outside, and device nodes.
+ *
+ * A guest-side failure to read or write for lack of permission is reported
+ * plainly ("permission denied writing /etc/app on web-2 as user fleetbox;
+ * use --root"), not as tar's own message. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "client/ssh/target.h"
 
 struct err;
 
+/* Progress of a copy: bytes of the tar stream so far, the expected total (0
+ * when unknown: copies out of the guest), done on the last call. */
+typedef void (*copy_progress_fn)(void *data, uint64_t bytes, uint64_t total, bool done);
+
 struct copy_opts {
 	const char *tar; /* remote tar invocation, "tar" when NULL ("busybox tar" in tests) */
+	/* Run the guest side as this user through the guest's passwordless sudo
+	 * ("root" for --root); NULL: as the login user. */
+	const char *sudo_user;
+	copy_progress_fn progress; /* NULL: none */
+	void *progress_data;
 };
 
 int copy_to_guest(const struct ssh_target *t, const char *host_src, const char *guest_dst,
