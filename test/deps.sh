@@ -8,6 +8,7 @@ pkgs=(
   libmnl-dev libnftables-dev libssl-dev
   qemu-system-x86 qemu-utils e2fsprogs busybox-static dropbear-bin cpio
   iproute2 nftables socat valgrind util-linux procps kmod openssh-client python3
+  sudo passwd
 )
 missing=()
 for p in "${pkgs[@]}"; do

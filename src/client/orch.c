@@ -353,10 +353,10 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	cl->holder.ctl_fd = -1;
 	snprintf(cl->root, sizeof(cl->root), "%s", root);
 	for (size_t i = 0; i < n; i++) {
-		if (!wire_name_valid(o->names[i])) {
-			r = err_set(&e, -EINVAL, "invalid name \"%s\": use [a-z0-9][a-z0-9-]{0,62}", o->names[i]);
+		/* New members need a hostname (no trailing '-'); older ones still boot. */
+		bool known = wire_name_valid(o->names[i]) && store_member_exists(root, o->names[i]);
+		if (!known && (r = store_name_check(o->names[i], &e)) < 0)
 			goto fail;
-		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(o->names[i], o->names[j])) {
 				r = err_set(&e, -EINVAL, "duplicate name \"%s\"", o->names[i]);

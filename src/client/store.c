@@ -1,6 +1,7 @@
 #include "client/store.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/owner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -321,6 +322,10 @@ int store_lock_clusters(const char *root, const char *const *names, size_t n, in
 		snprintf(p, sizeof(p), "%s/.%s.lock", dir, cl[i]);
 		int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		int lr = -1;
+		if (fd >= 0 && owner_claim_fd(fd) < 0) {
+			close(fd);
+			fd = -1;
+		}
 		if (fd >= 0)
 			while ((lr = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
 				;
@@ -345,6 +350,80 @@ void store_unlock_clusters(int *fds, size_t n)
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
 	free(fds);
+}
+
+int store_name_check(const char *name, struct err *e)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (!name || !wire_name_valid(name))
+		return err_set(e, -EINVAL, "invalid name \"%s\": use [a-z0-9][a-z0-9-]{0,62}",
+			       name ? name : "");
+	if (name[n - 1] == '-')
+		return err_set(e, -EINVAL, "invalid name \"%s\": a member name is its hostname and "
+			       "cannot end in '-'", name);
+	return 0;
+}
+
+/* Reports path when it exists but opening it as wanted fails. */
+static void probe_entry(const char *path, int flags, store_problem_fn cb, void *data)
+{
+	int fd = open(path, flags | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != ENOENT && errno != ELOOP)
+		cb(data, path, -errno);
+}
+
+static void scan_cluster(const char *cdir, store_problem_fn cb, void *data)
+{
+	DIR *d = opendir(cdir);
+	if (!d) {
+		if (errno != ENOENT)
+			cb(data, cdir, -errno);
+		return;
+	}
+	struct dirent *me;
+	while ((me = readdir(d))) {
+		if (me->d_name[0] == '.')
+			continue;
+		char mdir[PATH_MAX], cfg[PATH_MAX + 16];
+		if (snprintf(mdir, sizeof(mdir), "%s/%s", cdir, me->d_name) >= (int)sizeof(mdir))
+			continue;
+		snprintf(cfg, sizeof(cfg), "%s/config.json", mdir);
+		probe_entry(mdir, O_DIRECTORY, cb, data);
+		if (access(mdir, X_OK) == 0)
+			probe_entry(cfg, 0, cb, data);
+	}
+	closedir(d);
+}
+
+void store_scan_unreadable(const char *root, store_problem_fn cb, void *data)
+{
+	char top[PATH_MAX];
+	snprintf(top, sizeof(top), "%s/clusters", root);
+	DIR *d = opendir(top);
+	if (!d) {
+		if (errno != ENOENT)
+			cb(data, top, -errno);
+		return;
+	}
+	struct dirent *ce;
+	while ((ce = readdir(d))) {
+		if (ce->d_name[0] == '.')
+			continue;
+		char cdir[PATH_MAX];
+		if (snprintf(cdir, sizeof(cdir), "%s/%s", top, ce->d_name) < (int)sizeof(cdir))
+			scan_cluster(cdir, cb, data);
+	}
+	closedir(d);
+}
+
+void store_logs_hint(const char *root, const char *name, char *out, size_t len)
+{
+	char serial[PATH_MAX];
+	if (store_member_file(root, name, "serial.log", serial, sizeof(serial)) < 0)
+		snprintf(serial, sizeof(serial), "%s", "serial.log");
+	snprintf(out, len, "fleetbox logs %s; console: %s", name, serial);
 }
 
 int store_member_delete(const char *root, const char *name, struct err *e)

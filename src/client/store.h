@@ -53,6 +53,20 @@ int store_lock_clusters(const char *root, const char *const *names, size_t n, in
 			size_t *nfds, struct err *e);
 void store_unlock_clusters(int *fds, size_t n);
 
+/* Names a new member may have: wire_name_valid() and no trailing '-' (a
+ * member name is its hostname). The holder stays as permissive as the
+ * protocol; clients refuse at creation. 0, or -EINVAL with a message. */
+int store_name_check(const char *name, struct err *e);
+
+/* Store entries that exist but cannot be read (for example left behind by a
+ * root process): cb gets each path and its -errno. Missing entries are fine. */
+typedef void (*store_problem_fn)(void *data, const char *path, int err);
+void store_scan_unreadable(const char *root, store_problem_fn cb, void *data);
+
+/* Where a member's logs are, for messages: "fleetbox logs NAME; console:
+ * <member dir>/serial.log". */
+void store_logs_hint(const char *root, const char *name, char *out, size_t len);
+
 /* Deletes the member dir (and the cluster dir when it becomes empty). */
 int store_member_delete(const char *root, const char *name, struct err *e);
 

@@ -6,11 +6,13 @@
 #include "rpc/wire.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -140,6 +142,123 @@ int h_run_input(const char *input, char **out, const char *arg, ...)
 	int r = run_v(input, out, arg, ap);
 	va_end(ap);
 	return r;
+}
+
+static void pty_io(int master, const char *prompt, const char *input, char **out)
+{
+	size_t cap = 8192, len = 0;
+	char *buf = malloc(cap);
+	CHECK(buf != NULL);
+	bool typed = input == NULL;
+	long deadline = h_now_ms() + 120000;
+	while (h_now_ms() < deadline) {
+		buf[len] = '\0';
+		if (!typed && (!prompt || strstr(buf, prompt))) {
+			CHECK(write(master, input, strlen(input)) == (ssize_t)strlen(input));
+			typed = true;
+		}
+		struct pollfd p = { .fd = master, .events = POLLIN };
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		if (len + 1024 > cap)
+			CHECK((buf = realloc(buf, cap *= 2)) != NULL);
+		ssize_t r = read(master, buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break; /* EIO: every slave fd is closed */
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	*out = buf;
+}
+
+int h_run_pty(const char *prompt, const char *input, char **out, const char *arg, ...)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)h_bin;
+	va_list ap;
+	va_start(ap, arg);
+	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execv(h_bin, argv);
+		_exit(127);
+	}
+	char *buf;
+	pty_io(master, prompt, input, &buf);
+	close(master);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	fprintf(stderr, "$ fleetbox (pty)");
+	for (int i = 1; i < n; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n%s\n", buf);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int h_run_as(uid_t uid, gid_t gid, char **out, const char *arg, ...)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)h_bin;
+	va_list ap;
+	va_start(ap, arg);
+	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	int outp[2];
+	CHECK(pipe2(outp, O_CLOEXEC) == 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(outp[1], 1) < 0 || dup2(outp[1], 2) < 0 ||
+		    setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(126);
+		setenv("HOME", h_root, 1);
+		execv(h_bin, argv);
+		_exit(127);
+	}
+	close(outp[1]);
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t r;
+	while (buf && (r = read(outp[0], buf + len, cap - len - 1)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		len += (size_t)r;
+		if (len + 1024 > cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	CHECK(buf != NULL);
+	buf[len] = '\0';
+	close(outp[0]);
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	fprintf(stderr, "$ (uid %u) fleetbox", (unsigned)uid);
+	for (int i = 1; i < n; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n%s", buf);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 int h_connect_path(const char *path)

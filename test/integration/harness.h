@@ -23,6 +23,17 @@ int h_run(char **out, const char *arg, ...) __attribute__((sentinel));
 /* Same with stdin fed from a string. */
 int h_run_input(const char *input, char **out, const char *arg, ...) __attribute__((sentinel));
 
+/* Runs `fleetbox args...` on a pseudo-terminal (its stdin, stdout and
+ * stderr), types input once prompt appears in its output (at once when
+ * prompt is NULL; nothing when input is NULL), and returns the exit status;
+ * what the terminal showed in *out (caller frees). Bounded: 120 s. */
+int h_run_pty(const char *prompt, const char *input, char **out, const char *arg, ...)
+	__attribute__((sentinel));
+
+/* Runs `fleetbox args...` as uid/gid (no supplementary groups, HOME=h_root,
+ * stdin /dev/null, this process's other environment); like h_run. */
+int h_run_as(uid_t uid, gid_t gid, char **out, const char *arg, ...) __attribute__((sentinel));
+
 /* One raw request on a member socket; returns the reply line (caller frees) or NULL. */
 char *h_request(const char *member, const char *bytes, size_t len, int timeout_ms);
 #define h_req(member, str, timeout_ms) h_request((member), (str), strlen(str), (timeout_ms))

@@ -404,11 +404,146 @@ static void t_vm_ssh(void)
 	write_file(pub, other, 0644);
 	free(priv);
 	free(other);
-	CHECK_INT(ssh_run(&out, "sx", "true"), 1);
+	CHECK_INT(ssh_run(&out, "sx", "true"), 255); /* a fleetbox error, like OpenSSH */
 	CHECK(strstr(out, "host key") != NULL);
 	free(out);
 	CHECK_INT(rename(saved, pub), 0);
 	CHECK_INT(ssh_run(NULL, "sx", "true"), 0);
+	h_teardown();
+}
+
+/* ---- a program on a pseudo-terminal, driven like a user ---- */
+
+struct pty {
+	pid_t pid;
+	int master;
+	char buf[65536];
+	size_t len;
+};
+
+static void pty_start(struct pty *p, char *const argv[])
+{
+	memset(p, 0, sizeof(*p));
+	struct winsize ws = { .ws_row = 40, .ws_col = 120 };
+	p->pid = forkpty(&p->master, NULL, NULL, &ws);
+	CHECK(p->pid >= 0);
+	if (p->pid == 0) {
+		setenv("TERM", "xterm", 1);
+		execv(h_bin, argv);
+		_exit(127);
+	}
+}
+
+/* Reads until needle shows up (true), EOF or the deadline (false). */
+static bool pty_expect(struct pty *p, const char *needle, int timeout_ms)
+{
+	long deadline = h_now_ms() + timeout_ms;
+	while (h_now_ms() < deadline) {
+		p->buf[p->len] = '\0';
+		if (needle && strstr(p->buf, needle))
+			return true;
+		struct pollfd pf = { .fd = p->master, .events = POLLIN };
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		ssize_t n = read(p->master, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+		if (n <= 0)
+			return false;
+		p->len += (size_t)n;
+	}
+	return false;
+}
+
+static void pty_type(struct pty *p, const char *s)
+{
+	CHECK_INT(write(p->master, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Drains output until the program exits; its status (-1 on timeout). */
+static int pty_wait(struct pty *p, int timeout_ms)
+{
+	long deadline = h_now_ms() + timeout_ms;
+	int st = 0;
+	pid_t w = 0;
+	while ((w = waitpid(p->pid, &st, WNOHANG)) == 0 && h_now_ms() < deadline)
+		pty_expect(p, NULL, 200);
+	pty_expect(p, NULL, 300); /* what was written just before exit */
+	fprintf(stderr, "pty output:\n%s\n", p->buf);
+	close(p->master);
+	if (w != p->pid) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Root in the guest (cp --root into /etc, plain messages without it), a
+ * real terminal (ssh -t runs tty on /dev/pts, Ctrl-C reaches the command),
+ * logs showing the console, and down ending an open session. */
+static void t_vm_cli(void)
+{
+	vm_setup("vmcli");
+	char *out;
+	CHECK_INT(h_run(&out, "up", "vc", NULL), 0);
+	free(out);
+	/* cp into /etc as the guest user: a plain message, nothing half-done */
+	char conf[400], p[600];
+	snprintf(conf, sizeof(conf), "%s/conf", h_root);
+	CHECK_INT(mkdir_p(conf, 0755), 0);
+	snprintf(p, sizeof(p), "%s/app.ini", conf);
+	write_file(p, "[app]\nport = 8080\n", 0640);
+	CHECK_INT(h_run(&out, "cp", conf, "vc:/etc/app/", NULL), 1);
+	CHECK(strstr(out, "error: permission denied writing /etc/app on vc as user fleetbox; use --root") != NULL);
+	free(out);
+	/* the README's example */
+	CHECK_INT(h_run(NULL, "cp", "--root", conf, "vc:/etc/app/", NULL), 0);
+	CHECK_INT(h_run(&out, "ssh", "--root", "vc", "--", "stat -c '%U %a' /etc/app/conf/app.ini; cat /etc/app/conf/app.ini", NULL), 0);
+	CHECK(strstr(out, "root 640\n[app]\nport = 8080\n") != NULL);
+	free(out);
+	/* and out of a root-only file */
+	snprintf(p, sizeof(p), "%s/shadow-copy", h_root);
+	CHECK_INT(h_run(&out, "cp", "vc:/etc/shadow", p, NULL), 1);
+	CHECK(strstr(out, "permission denied reading /etc/shadow on vc as user fleetbox; use --root") != NULL);
+	free(out);
+	CHECK_INT(h_run(NULL, "cp", "-u", "root", "vc:/etc/shadow", p, NULL), 0);
+	char *sh = h_read_file(p);
+	CHECK(sh && strstr(sh, "fleetbox:") != NULL);
+	free(sh);
+	CHECK_INT(h_run(&out, "ssh", "--root", "vc", "--", "id", "-u", NULL), 0);
+	CHECK(strstr(out, "0\n") != NULL);
+	free(out);
+
+	/* a terminal: -t runs tty on a pty; -T does not; Ctrl-C reaches the command */
+	struct pty t;
+	pty_start(&t, (char *[]){ (char *)h_bin, (char *)"ssh", (char *)"-t", (char *)"vc", (char *)"--", (char *)"tty", NULL });
+	CHECK_INT(pty_wait(&t, 60000), 0);
+	CHECK(strstr(t.buf, "/dev/pts/") != NULL);
+	pty_start(&t, (char *[]){ (char *)h_bin, (char *)"ssh", (char *)"-T", (char *)"vc", (char *)"--", (char *)"tty", NULL });
+	CHECK_INT(pty_wait(&t, 60000), 1);
+	CHECK(strstr(t.buf, "not a tty") != NULL);
+	pty_start(&t, (char *[]){ (char *)h_bin, (char *)"ssh", (char *)"vc", (char *)"--", (char *)"echo started; sleep 60", NULL });
+	CHECK(pty_expect(&t, "started", 60000));
+	long t0 = h_now_ms();
+	pty_type(&t, "\003");
+	CHECK_INT(pty_wait(&t, 20000), 130); /* 128 + SIGINT, from the remote */
+	printf("bench vm_ssh_ctrl_c_ms=%ld\n", h_now_ms() - t0);
+
+	/* the console and the holder's lines */
+	CHECK_INT(h_run(&out, "logs", "vc", NULL), 0);
+	CHECK(strstr(out, "(console) <==") && strstr(out, "fleetbox-mini:"));
+	CHECK(strstr(out, "vc: starting -> running") != NULL);
+	free(out);
+
+	/* down ends an open interactive session instead of leaving it hanging */
+	pty_start(&t, (char *[]){ (char *)h_bin, (char *)"ssh", (char *)"vc", NULL });
+	pty_type(&t, "echo in-$((40+2))\r");
+	CHECK(pty_expect(&t, "in-42", 60000));
+	CHECK_INT(h_run(NULL, "down", "vc", NULL), 0);
+	t0 = h_now_ms();
+	CHECK_INT(pty_wait(&t, 30000), 255);
+	printf("bench vm_session_end_after_down_ms=%ld\n", h_now_ms() - t0);
+	CHECK(strstr(t.buf, "error: vc ") != NULL);
+	CHECK(strstr(t.buf, "session closed") || strstr(t.buf, "connection to vc lost"));
 	h_teardown();
 }
 
@@ -418,7 +553,7 @@ static const struct {
 } cases[] = {
 	{ "vm-lifecycle", t_vm_lifecycle }, { "vm-cluster", t_vm_cluster },
 	{ "vm-bound-kill", t_vm_bound_kill }, { "vm-kill-qemu", t_vm_kill_qemu },
-	{ "vm-ssh", t_vm_ssh },
+	{ "vm-ssh", t_vm_ssh },	      { "vm-cli", t_vm_cli },
 };
 
 int main(int argc, char **argv)

@@ -1,6 +1,6 @@
 /* test_cli.c - the fleetbox binary's ssh / cp / ssh-config argument handling
- * and error reporting ("error: <msg>", exit 1) without any VM: an empty store
- * in a scratch FLEETBOX_HOME. argv[1] is the fleetbox binary. */
+ * and error reporting ("error: <msg>"; exit 1, ssh 255 like OpenSSH) without
+ * any VM: an empty store in a scratch FLEETBOX_HOME. argv[1] is the binary. */
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -55,14 +55,22 @@ int main(int argc, char **argv)
 	CHECK(mkdtemp(home));
 	CHECK(setenv("FLEETBOX_HOME", home, 1) == 0);
 
-	expect(1, "error: exactly one of SRC and DST", "cp", "a", "b", NULL, NULL);
-	expect(1, "error: exactly one of SRC and DST", "cp", "web-1:/a", "web-2:/b", NULL, NULL);
-	expect(1, "error: guest path must be absolute", "cp", "web-1:rel", "/tmp/x", NULL, NULL);
-	expect(1, "error: usage: fleetbox cp", "cp", "only-one", NULL, NULL, NULL);
+	expect(1, "error: cp: exactly one of SRC and DST", "cp", "a", "b", NULL, NULL);
+	expect(1, "error: cp: exactly one of SRC and DST", "cp", "web-1:/a", "web-2:/b", NULL, NULL);
+	expect(1, "error: cp: guest path must be absolute", "cp", "web-1:rel", "/tmp/x", NULL, NULL);
+	expect(1, "error: cp: want SRC DST", "cp", "only-one", NULL, NULL, NULL);
+	expect(1, "error: cp: unexpected argument \"c\"", "cp", "a", "b", "c", NULL);
+	expect(1, "error: cp: unknown option \"--rot\" (did you mean --root?)", "cp", "--rot", "a",
+	       "b:/c", NULL);
 	expect(1, "error: no such member: nosuch", "cp", "./x", "nosuch:/x", NULL, NULL);
-	expect(1, "error: no such member: nosuch", "ssh", "nosuch", "--", "true", NULL);
-	expect(1, "error: usage: fleetbox ssh", "ssh", NULL, NULL, NULL, NULL);
-	expect(1, "error: invalid name", "ssh", "Bad_Name", "--", "true", NULL);
+	/* ssh: every fleetbox error is 255, like OpenSSH */
+	expect(255, "error: no such member: nosuch", "ssh", "nosuch", "--", "true", NULL);
+	expect(255, "error: ssh: missing NAME", "ssh", NULL, NULL, NULL, NULL);
+	expect(255, "error: invalid name", "ssh", "Bad_Name", "--", "true", NULL);
+	expect(255, "error: ssh: missing value for -u", "ssh", "-u", NULL, NULL, NULL);
+	expect(255, "error: ssh: unknown option \"-x\"", "ssh", "-x", "web-1", NULL, NULL);
+	/* options after NAME are options; the first word after it starts the command */
+	expect(255, "error: no such member: nosuch", "ssh", "nosuch", "-t", "ls", "-x");
 
 	/* ssh-config on an empty store: nothing to print, known_hosts written */
 	char *out;
@@ -73,6 +81,12 @@ int main(int argc, char **argv)
 	FMT(kh, "%s/known_hosts", home);
 	struct stat st;
 	CHECK(stat(kh, &st) == 0 && st.st_size == 0 && (st.st_mode & 0777) == 0644);
+	/* and <root>/ssh_config, for Include from ~/.ssh/config */
+	char sc[PATH_MAX], *txt = NULL;
+	FMT(sc, "%s/ssh_config", home);
+	CHECK(file_read_all(sc, 1 << 16, &txt, NULL) == 0);
+	CHECK(strstr(txt, "Include ") != NULL);
+	free(txt);
 
 	CHECK(rm_rf(home) == 0);
 	printf("ok\n");

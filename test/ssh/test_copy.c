@@ -122,6 +122,68 @@ static void semantics(void)
 	CHECK(copy_from_guest(&db.target, "relative/x", h, NULL, &e) == -EINVAL);
 }
 
+struct prog {
+	int calls, done;
+	uint64_t last, total;
+	bool monotonic;
+};
+
+static void on_prog(void *data, uint64_t bytes, uint64_t total, bool done)
+{
+	struct prog *p = data;
+	p->monotonic &= bytes >= p->last;
+	p->calls++;
+	p->done += done;
+	p->last = bytes;
+	p->total = total;
+}
+
+/* Progress reports, the guest side as another user (through sudo), and a
+ * refusal said plainly. */
+static void options(void)
+{
+	struct err e = { 0 };
+	char g[PATH_MAX], h[PATH_MAX], big[PATH_MAX];
+	FMT(big, "%s/big.bin", src);
+	struct stat st;
+	CHECK(stat(big, &st) == 0);
+	struct prog pr = { .monotonic = true };
+	struct copy_opts o = { .progress = on_prog, .progress_data = &pr };
+	FMT(g, "%s/progress/", base);
+	CHECK_OK(copy_to_guest(&db.target, src, g, &o, &e), &e);
+	printf("progress in: %d calls, %llu of %llu bytes\n", pr.calls, (unsigned long long)pr.last,
+	       (unsigned long long)pr.total);
+	CHECK(pr.calls > 2 && pr.done == 1 && pr.monotonic);
+	CHECK(pr.total >= (uint64_t)st.st_size && pr.last >= pr.total);
+	memset(&pr, 0, sizeof(pr));
+	pr.monotonic = true;
+	FMT(g, "%s/progress/src/big.bin", base);
+	FMT(h, "%s/big-back.bin", base);
+	CHECK_OK(copy_from_guest(&db.target, g, h, &o, &e), &e);
+	CHECK(pr.done == 1 && pr.total == 0 && pr.last >= (uint64_t)st.st_size);
+	tree_compare(big, h);
+	if (access("/usr/bin/sudo", X_OK) != 0)
+		return;
+	/* as nobody through sudo: a root-only directory refuses, plainly */
+	char closed[PATH_MAX], a[PATH_MAX];
+	FMT(closed, "%s/closed", base);
+	CHECK(mkdir(closed, 0700) == 0);
+	FMT(a, "%s/a.txt", src);
+	struct copy_opts as = { .sudo_user = "nobody" };
+	FMT(g, "%s/closed/sub/", base);
+	int r = copy_to_guest(&db.target, a, g, &as, &e);
+	printf("as nobody: %s\n", e.msg);
+	CHECK(r == -EACCES);
+	char want[PATH_MAX + 64];
+	FMT(want, "permission denied writing %s/closed/sub on ", base);
+	CHECK(strstr(e.msg, want) && strstr(e.msg, "as user nobody (") && !strstr(e.msg, "--root"));
+	/* as root through sudo: works */
+	struct copy_opts asroot = { .sudo_user = "root" };
+	CHECK_OK(copy_to_guest(&db.target, a, g, &asroot, &e), &e);
+	FMT(g, "%s/closed/sub/a.txt", base);
+	tree_compare(a, g);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -139,6 +201,7 @@ int main(void)
 		roundtrip("busybox", &bb);
 	}
 	semantics();
+	options();
 	tdb_stop(&db);
 	printf("ok\n");
 	return 0;

@@ -1,5 +1,8 @@
-/* cli.c - `fleetbox` subcommands built on the public API (include/fleetbox.h),
- * the same one a C test harness uses. Errors print `error: <msg>`, exit 1. */
+/* cli.c - the dispatcher (global options, environment check, sudo, help) and
+ * the `up`, `prune` and `image` commands, built on the public API
+ * (include/fleetbox.h), the same one a C test harness uses. Errors print
+ * `error: <msg>` and exit 1. The other commands live in members.c, ssh.c,
+ * logs.c; their descriptions in commands.c. */
 #include "client/cli/cli.h"
 #include "client/ctl.h"
 #include "client/image/image.h"
@@ -10,6 +13,7 @@
 #include "vmm/accel.h"
 #include "vmm/vmm.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,98 +29,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static const char *usage_main =
-	"usage: fleetbox <command> [args]\n"
-	"\n"
-	"Real Linux VMs as fixtures for tests and for manual work.\n"
-	"\n"
-	"commands:\n"
-	"  up [NAME...] [-n N] [--cpus N] [--mem GB] [--disk GB] [--image ALIAS|URL|PATH]\n"
-	"     [--fixture HOST:GUEST]...   create and/or boot members on one network\n"
-	"  down NAME...|--all             stop members, keep their disks\n"
-	"  rm NAME...|--all [-f]          stop and delete members and their disks\n"
-	"  ls [-q] [-o table|json]        list members\n"
-	"  status NAME                    live status of a member as JSON\n"
-	"  ssh NAME [-- CMD...]           shell, or run a command and exit with its status\n"
-	"  cp SRC DST                     copy files; one side is NAME:/abs/path\n"
-	"  ssh-config                     Host blocks for OpenSSH\n"
-	"  prune                          reclaim state left by crashed holders\n"
-	"  image build mini               (re)build the embedded default image\n"
-	"  image prepare [IMAGE]          build or download an image now (default mini)\n"
-	"  help [COMMAND]                 help for a command\n"
-	"\n"
-	"A NAME pattern matches an exact member, else every member of that cluster\n"
-	"(web matches web-1 and web-2, never web-prod).\n"
-	"Environment: FLEETBOX_HOME (store root), FLEETBOX_VMM (fake|qemu|cloud-hypervisor|auto),\n"
-	"FLEETBOX_ACCEL (auto|kvm|tcg), FLEETBOX_LOG (error|warn|info|debug).\n";
-
-static const struct {
-	const char *cmd, *text;
-} help_texts[] = {
-	{ "up", "usage: fleetbox up [NAME...] [-n N] [--cpus N] [--mem GB] [--disk GB]\n"
-		"                   [--image ALIAS|URL|PATH] [--fixture HOST:GUEST]...\n"
-		"Creates missing members and boots stopped ones, all on one private network in\n"
-		"one detached holder. -n N with one NAME gives NAME-1..NAME-N; no NAME gives\n"
-		"\"default\". Members of a cluster that is already running join its network.\n"
-		"Create options are ignored for members that exist. All-or-nothing: on failure,\n"
-		"members created by this call are destroyed, pre-existing ones only stopped.\n"
-		"Defaults: --cpus 2, --mem 1 (mini image) or 4, --disk 20, --image mini.\n"
-		"--fixture HOST:GUEST mounts the host directory read-only at GUEST (repeatable).\n" },
-	{ "down", "usage: fleetbox down NAME...|--all\nStops members gracefully; disks are kept.\n" },
-	{ "rm", "usage: fleetbox rm NAME...|--all [-f]\n"
-		"Stops and deletes members with their disks. Asks for confirmation unless -f.\n" },
-	{ "ls", "usage: fleetbox ls [-q] [-o table|json]\n"
-		"Columns: NAME IP STATE CPUS MEM DISK AGE. -q prints names only.\n" },
-	{ "status", "usage: fleetbox status NAME\nPrints the member's live status as JSON.\n" },
-	{ "ssh", "usage: fleetbox ssh NAME [-- CMD...]\n"
-		 "Without CMD: an interactive shell. One word after -- is a shell command line\n"
-		 "(-- 'ls | wc -l'); several words are passed as an exact argv\n"
-		 "(-- sh -c 'exit 7' exits 7). Exits with the command's status.\n" },
-	{ "cp", "usage: fleetbox cp SRC DST\n"
-		"Exactly one side is NAME:/abs/path. Files and directory trees, modes and\n"
-		"symlinks kept.\n" },
-	{ "ssh-config", "usage: fleetbox ssh-config\n"
-			"Prints Host blocks so plain OpenSSH connects with host key checking on.\n" },
-	{ "prune", "usage: fleetbox prune\n"
-		   "Kills VMM processes, removes taps, bridges, firewall tables and stale\n"
-		   "sockets left by holders that died.\n" },
-	{ "image", "usage: fleetbox image build mini | fleetbox image prepare [IMAGE]\n"
-		   "build mini rebuilds the embedded default image. prepare builds or downloads\n"
-		   "IMAGE (mini, a catalog alias, a URL or a path) if it is not ready yet.\n" },
-};
-
-int cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("error: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return 1;
-}
-
-static int help_for(const char *cmd)
-{
-	for (size_t i = 0; i < sizeof(help_texts) / sizeof(help_texts[0]); i++)
-		if (!strcmp(help_texts[i].cmd, cmd)) {
-			fputs(help_texts[i].text, stdout);
-			return 0;
-		}
-	return cli_error("unknown command \"%s\" (see fleetbox --help)", cmd);
-}
-
-static bool wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			return false;
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return true;
-	}
-	return false;
-}
 
 static int parse_int(const char *opt, const char *s, int min, int max, int *out)
 {
@@ -163,7 +75,7 @@ static int add_fixture(const char *arg, fb_fixture_spec **fx, char ***bufs, size
 	return 0;
 }
 
-static int cmd_up(const char *root, int argc, char **argv)
+int cmd_up(const char *root, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cpus", required_argument, NULL, 'c' },  { "mem", required_argument, NULL, 'm' },
@@ -269,194 +181,9 @@ out:
 	return rc;
 }
 
-/* --- down / rm --- */
-
-static int cmd_down_rm(const char *root, int argc, char **argv, bool rm)
-{
-	bool all = false, force = false;
-	const char **pats = calloc((size_t)argc, sizeof(char *));
-	size_t n = 0;
-	if (!pats)
-		return cli_error("out of memory");
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--all") || !strcmp(argv[i], "-a"))
-			all = true;
-		else if (rm && (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--force")))
-			force = true;
-		else if (argv[i][0] == '-') {
-			free(pats);
-			return cli_error("%s: unknown option \"%s\"", argv[0], argv[i]);
-		} else
-			pats[n++] = argv[i];
-	}
-	if (all == (n > 0)) {
-		free(pats);
-		return cli_error("%s: give NAME... or --all", argv[0]);
-	}
-	fb_error fe = { 0 };
-	int r;
-	if (rm && !force) {
-		/* Show exactly what will be deleted, then ask. */
-		char **names = NULL;
-		size_t nn = 0;
-		if (all) {
-			store_list_members(root, &names, &nn);
-		} else {
-			for (size_t i = 0; i < n; i++) {
-				char **m;
-				size_t nm;
-				if (!wire_name_valid(pats[i])) {
-					int rc = cli_error("invalid name \"%s\"", pats[i]);
-					store_names_free(names, nn);
-					free(pats);
-					return rc;
-				}
-				if (store_match(root, pats[i], &m, &nm) < 0)
-					continue;
-				char **nv = realloc(names, (nn + nm) * sizeof(char *));
-				if (!nv) {
-					store_names_free(m, nm);
-					break;
-				}
-				names = nv;
-				memcpy(names + nn, m, nm * sizeof(char *));
-				nn += nm;
-				free(m);
-			}
-		}
-		if (nn == 0) {
-			free(pats);
-			return 0; /* nothing to delete: rm is idempotent */
-		}
-		fprintf(stderr, "This deletes %zu member%s and their disks:", nn, nn == 1 ? "" : "s");
-		for (size_t i = 0; i < nn; i++)
-			fprintf(stderr, " %s", names[i]);
-		fprintf(stderr, "\nContinue? [y/N] ");
-		fflush(stderr);
-		store_names_free(names, nn);
-		char line[32] = "";
-		if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
-			free(pats);
-			fprintf(stderr, "aborted\n");
-			return 1;
-		}
-	}
-	if (rm)
-		r = all ? fb_rm_all(root, &fe) : fb_rm(root, pats, n, &fe);
-	else
-		r = all ? fb_down_all(root, &fe) : fb_down(root, pats, n, &fe);
-	free(pats);
-	if (r < 0)
-		return cli_error("%s", fe.message);
-	return 0;
-}
-
-/* --- ls / status --- */
-
-static void fmt_age(const char *created, char *out, size_t len)
-{
-	struct tm tm = { 0 };
-	if (!strptime(created, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
-		snprintf(out, len, "-");
-		return;
-	}
-	long s = (long)difftime(time(NULL), timegm(&tm));
-	if (s < 0)
-		s = 0;
-	if (s < 120)
-		snprintf(out, len, "%lds", s);
-	else if (s < 7200)
-		snprintf(out, len, "%ldm", s / 60);
-	else if (s < 172800)
-		snprintf(out, len, "%ldh", s / 3600);
-	else
-		snprintf(out, len, "%ldd", s / 86400);
-}
-
-static json_t *info_json(const fb_member_info *m, bool live)
-{
-	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:s}", "name", m->name, "ip",
-			      m->ip, "state", m->state, "cpus", m->cpus, "memory_mb", m->memory_mb,
-			      "disk_mb", m->disk_mb, "image", m->image, "created_at", m->created_at);
-	if (o && live) {
-		json_object_set_new(o, "running", json_boolean(m->running));
-		json_object_set_new(o, "pid", json_integer(m->holder_pid));
-		if (m->error[0])
-			json_object_set_new(o, "error", json_string(m->error));
-	}
-	return o;
-}
-
-static int cmd_ls(const char *root, int argc, char **argv)
-{
-	bool quiet = false, json = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-			quiet = true;
-		else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-			const char *f = argv[++i];
-			if (!strcmp(f, "json"))
-				json = true;
-			else if (strcmp(f, "table") != 0)
-				return cli_error("ls: -o takes table or json, not \"%s\"", f);
-		} else if (!strcmp(argv[i], "-ojson") || !strcmp(argv[i], "--output=json"))
-			json = true;
-		else
-			return cli_error("ls: unknown argument \"%s\"", argv[i]);
-	}
-	fb_member_info *list;
-	size_t n;
-	fb_error fe = { 0 };
-	if (fb_list(root, &list, &n, &fe) < 0)
-		return cli_error("%s", fe.message);
-	if (json) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, info_json(&list[i], false));
-		char *s = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(a);
-		printf("%s\n", s ? s : "[]");
-		free(s);
-	} else if (quiet) {
-		for (size_t i = 0; i < n; i++)
-			printf("%s\n", list[i].name);
-	} else {
-		printf("%-20s %-15s %-8s %4s %6s %6s %5s\n", "NAME", "IP", "STATE", "CPUS", "MEM", "DISK",
-		       "AGE");
-		for (size_t i = 0; i < n; i++) {
-			char age[16], mem[16], disk[16];
-			fmt_age(list[i].created_at, age, sizeof(age));
-			snprintf(mem, sizeof(mem), "%dG", list[i].memory_mb / 1024);
-			if (list[i].memory_mb % 1024)
-				snprintf(mem, sizeof(mem), "%dM", list[i].memory_mb);
-			snprintf(disk, sizeof(disk), "%dG", list[i].disk_mb / 1024);
-			printf("%-20s %-15s %-8s %4d %6s %6s %5s\n", list[i].name,
-			       list[i].ip[0] ? list[i].ip : "-", list[i].state, list[i].cpus, mem, disk, age);
-		}
-	}
-	fb_list_free(list);
-	return 0;
-}
-
-static int cmd_status(const char *root, int argc, char **argv)
-{
-	if (argc != 2)
-		return cli_error("status: want exactly one NAME");
-	fb_member_info info;
-	fb_error fe = { 0 };
-	if (fb_status(root, argv[1], &info, &fe) < 0)
-		return cli_error("%s", fe.message);
-	json_t *o = info_json(&info, true);
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	printf("%s\n", s ? s : "{}");
-	free(s);
-	return 0;
-}
-
 /* --- prune --- */
 
-static int cmd_prune(const char *root, int argc, char **argv)
+int cmd_prune(const char *root, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 1)
@@ -543,7 +270,7 @@ static void image_progress(void *data, const char *line)
 	fprintf(stderr, "%s\n", line);
 }
 
-static int cmd_image(const char *root, int argc, char **argv)
+int cmd_image(const char *root, int argc, char **argv)
 {
 	struct err e = { 0 };
 	if (argc == 3 && !strcmp(argv[1], "build") && !strcmp(argv[2], "mini")) {
@@ -563,57 +290,138 @@ static int cmd_image(const char *root, int argc, char **argv)
 	return cli_error("usage: fleetbox image build mini | fleetbox image prepare [IMAGE]");
 }
 
-int cli_main(int argc, char **argv)
+/* --- dispatch --- */
+
+/* -h/--help among the command's own options (before "--"; for ssh, before
+ * the remote command that follows NAME). */
+static bool wants_help(const struct cli_command *c, int argc, char **argv)
 {
-	signal(SIGPIPE, SIG_IGN); /* a peer closing early is an error, not a death */
-	if (argc < 2) {
-		cli_error("no command given");
-		fputs(usage_main, stderr);
-		return 1;
+	bool seen_word = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+		if (argv[i][0] != '-' && !strcmp(c->name, "ssh")) {
+			if (seen_word)
+				return false;
+			seen_word = true;
+		}
 	}
-	const char *cmd = argv[1];
-	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		fputs(usage_main, stdout);
-		return 0;
+	return false;
+}
+
+/* Global options before the command: --debug, --help, --version. Returns the
+ * index of the command word, or -1 with *rc set (help, version, errors). */
+static int global_options(int argc, char **argv, int *rc)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--debug")) {
+			setenv("FLEETBOX_LOG", "debug", 1);
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			cli_usage_main(stdout);
+			return *rc = 0, -1;
+		} else if (!strcmp(a, "--version")) {
+			printf("fleetbox %s (protocol %s)\n", fb_version(), FB_PROTOCOL_VERSION);
+			return *rc = 0, -1;
+		} else {
+			*rc = cli_error("unknown option \"%s\" before the command (see fleetbox --help)", a);
+			return -1;
+		}
 	}
-	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("fleetbox %s (protocol %s)\n", fb_version(), FB_PROTOCOL_VERSION);
-		return 0;
+	if (i >= argc) {
+		*rc = cli_error("no command given");
+		cli_usage_main(stderr);
+		return -1;
 	}
-	if (!strcmp(cmd, "help"))
-		return argc > 2 ? help_for(argv[2]) : (fputs(usage_main, stdout), 0);
+	return i;
+}
+
+/* --debug after the command word, before "--": also global. */
+static void strip_debug(int *argc, char **argv)
+{
+	int o = 1;
+	bool rest = false;
+	for (int i = 1; i < *argc; i++) {
+		rest |= !strcmp(argv[i], "--");
+		if (!rest && !strcmp(argv[i], "--debug")) {
+			setenv("FLEETBOX_LOG", "debug", 1);
+			continue;
+		}
+		argv[o++] = argv[i];
+	}
+	argv[o] = NULL;
+	*argc = o;
+}
+
+static int unknown_command(const char *cmd)
+{
+	const char *names[64];
+	size_t n = 0;
+	for (const struct cli_command *c = cli_commands; c->name && n < 62; c++)
+		names[n++] = c->name;
+	names[n++] = "version";
+	names[n] = NULL;
+	const char *near = cli_nearest(cmd, names);
+	if (near)
+		return cli_error("unknown command \"%s\" (did you mean %s?)", cmd, near);
+	return cli_error("unknown command \"%s\" (see fleetbox --help)", cmd);
+}
+
+static int run_command(const struct cli_command *c, int argc, char **argv)
+{
+	if (c->flags & CLI_NO_STORE)
+		return c->run(NULL, argc, argv);
 	/* The CLI is a holder too: spawn this very binary (main() recorded it). */
 	ctl_set_helper(vmm_self_exe());
 	char root[PATH_MAX];
 	if (store_root_resolve(root, sizeof(root)) < 0)
 		return cli_error("cannot determine the store root (set FLEETBOX_HOME)");
-	int sub_argc = argc - 1;
-	char **sub = argv + 1;
-	bool known = !strcmp(cmd, "up") || !strcmp(cmd, "down") || !strcmp(cmd, "rm") ||
-		     !strcmp(cmd, "ls") || !strcmp(cmd, "status") || !strcmp(cmd, "ssh") ||
-		     !strcmp(cmd, "cp") || !strcmp(cmd, "ssh-config") || !strcmp(cmd, "prune") ||
-		     !strcmp(cmd, "image");
-	if (!known)
-		return cli_error("unknown command \"%s\" (see fleetbox --help)", cmd);
-	if (wants_help(sub_argc, sub))
-		return help_for(cmd);
-	if (!strcmp(cmd, "up"))
-		return cmd_up(root, sub_argc, sub);
-	if (!strcmp(cmd, "down"))
-		return cmd_down_rm(root, sub_argc, sub, false);
-	if (!strcmp(cmd, "rm"))
-		return cmd_down_rm(root, sub_argc, sub, true);
-	if (!strcmp(cmd, "ls"))
-		return cmd_ls(root, sub_argc, sub);
-	if (!strcmp(cmd, "status"))
-		return cmd_status(root, sub_argc, sub);
-	if (!strcmp(cmd, "ssh"))
-		return cli_ssh(root, sub_argc, sub);
-	if (!strcmp(cmd, "cp"))
-		return cli_cp(root, sub_argc, sub);
-	if (!strcmp(cmd, "ssh-config"))
-		return cli_ssh_config(root, sub_argc, sub);
-	if (!strcmp(cmd, "prune"))
-		return cmd_prune(root, sub_argc, sub);
-	return cmd_image(root, sub_argc, sub);
+	if (cli_sudo_check_paths(root))
+		return 1;
+	bool handled;
+	int rc = cli_sudo_reexec(c, root, argc, argv, &handled);
+	if (handled)
+		return rc;
+	log_debug("%s: store %s, euid %d%s", c->name, root, (int)geteuid(),
+		  getenv("SUDO_UID") ? " (under sudo)" : "");
+	rc = c->run(root, argc, argv);
+	if (rc == 0 && c->run == cmd_up)
+		cli_ssh_config_refresh(root);
+	return rc;
+}
+
+int cli_main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN); /* a peer closing early is an error, not a death */
+	if (argc > 1 && !strcmp(argv[1], "--fleetbox-sudo") && cli_sudo_inner(&argc, &argv))
+		return 1;
+	if (argc > 1 && !strcmp(argv[1], "--fleetbox-man"))
+		return cli_man();
+	int rc = 0, first = global_options(argc, argv, &rc);
+	if (first < 0)
+		return rc;
+	argc -= first;
+	argv += first;
+	strip_debug(&argc, argv);
+	if (cli_env_validate())
+		return 1;
+	log_init("fleetbox");
+	const char *cmd = argv[0];
+	if (!strcmp(cmd, "help")) {
+		bool self = argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+		return cli_help(self ? "help" : argc > 1 ? argv[1] : NULL);
+	}
+	if (!strcmp(cmd, "version")) {
+		printf("fleetbox %s (protocol %s)\n", fb_version(), FB_PROTOCOL_VERSION);
+		return 0;
+	}
+	const struct cli_command *c = cli_command_find(cmd);
+	if (!c)
+		return unknown_command(cmd);
+	if (wants_help(c, argc, argv))
+		return cli_help(cmd);
+	return run_command(c, argc, argv);
 }

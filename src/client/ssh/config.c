@@ -90,3 +90,24 @@ int sshconfig_write_known_hosts(const char *root, const struct sshconfig_member 
 		return err_set(e, r, "write %s: %s", path, strerror(-r));
 	return 0;
 }
+
+int sshconfig_write_file(const char *root, const struct sshconfig_member *m, size_t n,
+			 struct err *e)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/ssh_config", root) >= (int)sizeof(path))
+		return err_set(e, -ENAMETOOLONG, "store root path too long");
+	char *body = sshconfig_render(root, m, n), *txt = NULL;
+	if (!body || asprintf(&txt, "# Written by fleetbox (ssh-config, up): do not edit, it is "
+				    "rewritten.\n# Use it with a first line in ~/.ssh/config:\n"
+				    "#   Include %s\n\n%s", path, body) < 0) {
+		free(body);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	free(body);
+	int r = file_write_atomic(path, txt, strlen(txt), 0644);
+	free(txt);
+	if (r < 0)
+		return err_set(e, r, "write %s: %s", path, strerror(-r));
+	return 0;
+}

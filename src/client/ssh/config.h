@@ -23,3 +23,7 @@ char *sshconfig_known_hosts(const struct sshconfig_member *m, size_t n);
 /* Writes <root>/known_hosts (0644) atomically. */
 int sshconfig_write_known_hosts(const char *root, const struct sshconfig_member *m, size_t n,
 				struct err *e);
+/* Writes <root>/ssh_config (0644) atomically: a header, then the Host blocks,
+ * for `Include` from ~/.ssh/config. */
+int sshconfig_write_file(const char *root, const struct sshconfig_member *m, size_t n,
+			 struct err *e);
