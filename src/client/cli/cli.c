@@ -183,13 +183,12 @@ out:
 
 /* --- prune --- */
 
-int cmd_prune(const char *root, int argc, char **argv)
+/* Host network state and orphaned VMMs: the holder binary's one-shot
+ * reconcile mode (it needs the same privileges as a holder). Its last output
+ * line is a JSON report, returned in *rep. */
+static int prune_network(const char *root, json_t **rep)
 {
-	(void)argv;
-	if (argc != 1)
-		return cli_error("prune takes no arguments");
-	/* 1. Host network state and orphaned VMMs: the holder binary's one-shot
-	 * reconcile mode (it needs the same privileges as a holder). */
+	*rep = NULL;
 	const char *self = vmm_self_exe();
 	if (!*self)
 		return cli_error("cannot find own executable");
@@ -201,38 +200,43 @@ int cmd_prune(const char *root, int argc, char **argv)
 	setenv("FLEETBOX_HOME", root, 1);
 	int r = cmd_run(&c, &out, &e);
 	cmd_fini(&c);
-	/* The last line of its output is the JSON report. */
-	json_t *rep = NULL;
 	if (out) {
 		char *last = out + strlen(out);
 		while (last > out && last[-1] == '\n')
 			*--last = '\0';
 		char *nl = strrchr(out, '\n');
-		rep = json_loads(nl ? nl + 1 : out, 0, NULL);
+		*rep = json_loads(nl ? nl + 1 : out, 0, NULL);
 	}
 	free(out);
-	if (r < 0) {
-		json_decref(rep);
-		return cli_error("prune: %s", e.msg);
-	}
-	/* 2. Stale sockets and pidfiles of members whose holder is gone. */
+	return r < 0 ? cli_error("prune: %s", e.msg) : 0;
+}
+
+/* Sockets and pidfiles of members whose holder is gone. */
+static int prune_member_files(const char *root)
+{
 	int stale = 0;
 	char **names;
 	size_t n;
-	if (store_list_members(root, &names, &n) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			char sock[WIRE_SUN_PATH_MAX], pid[PATH_MAX];
-			if (store_member_running(root, names[i], NULL))
-				continue;
-			if (wire_sock_path(root, names[i], sock, sizeof(sock)) == 0 && unlink(sock) == 0)
-				stale++;
-			if (wire_pidfile_path(root, names[i], pid, sizeof(pid)) == 0 && unlink(pid) == 0)
-				stale++;
-		}
-		store_names_free(names, n);
+	if (store_list_members(root, &names, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char sock[WIRE_SUN_PATH_MAX], pid[PATH_MAX];
+		if (store_member_running(root, names[i], NULL))
+			continue;
+		if (wire_sock_path(root, names[i], sock, sizeof(sock)) == 0 && unlink(sock) == 0)
+			stale++;
+		if (wire_pidfile_path(root, names[i], pid, sizeof(pid)) == 0 && unlink(pid) == 0)
+			stale++;
 	}
-	/* 3. Sockets in run/ nobody listens on (a holder killed mid-up, before
-	 * any config existed): connect() is refused on a dead socket file. */
+	store_names_free(names, n);
+	return stale;
+}
+
+/* Sockets in run/ nobody listens on (a holder killed mid-up, before any
+ * config existed): connect() is refused on a dead socket file. */
+static int prune_dead_sockets(const char *root)
+{
+	int stale = 0;
 	char run[PATH_MAX];
 	snprintf(run, sizeof(run), "%s/run", root);
 	DIR *d = opendir(run);
@@ -251,12 +255,32 @@ int cmd_prune(const char *root, int argc, char **argv)
 	}
 	if (d)
 		closedir(d);
-	json_int_t nets = rep ? json_integer_value(json_object_get(rep, "records_reclaimed")) : 0;
-	json_int_t procs = rep ? json_integer_value(json_object_get(rep, "processes_killed")) : 0;
-	json_int_t taps = rep ? json_integer_value(json_object_get(rep, "taps_removed")) : 0;
-	json_int_t kept = rep ? json_integer_value(json_object_get(rep, "records_kept")) : 0;
+	return stale;
+}
+
+static json_int_t rep_int(json_t *rep, const char *key)
+{
+	return rep ? json_integer_value(json_object_get(rep, key)) : 0;
+}
+
+int cmd_prune(const char *root, int argc, char **argv)
+{
+	struct cli_parse p;
+	cli_parse_init(&p, "prune", cli_command_find("prune")->opts, argc, argv);
+	int c;
+	while ((c = cli_next(&p)) != CLI_END)
+		if (c == CLI_BAD || c == CLI_WORD)
+			return c == CLI_BAD ? 1 : cli_usage_error("prune", "unexpected argument \"%s\"", p.value);
+	json_t *rep;
+	if (prune_network(root, &rep)) {
+		json_decref(rep);
+		return 1;
+	}
+	int stale = prune_member_files(root) + prune_dead_sockets(root);
 	printf("pruned: %lld network(s), %lld tap(s), %lld orphaned VMM process(es), %d stale file(s)\n",
-	       (long long)nets, (long long)taps, (long long)procs, stale);
+	       (long long)rep_int(rep, "records_reclaimed"), (long long)rep_int(rep, "taps_removed"),
+	       (long long)rep_int(rep, "processes_killed"), stale);
+	json_int_t kept = rep_int(rep, "records_kept");
 	json_decref(rep);
 	if (kept)
 		return cli_error("%lld network record(s) could not be reclaimed; see the messages above",
