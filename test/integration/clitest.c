@@ -578,10 +578,7 @@ static void t_completion(void)
 	h_teardown();
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct h_case cases[] = {
 	{ "cli-sudo", t_sudo },		  { "cli-unreadable", t_unreadable },
 	{ "cli-help", t_help },		  { "cli-errors-token", t_errors },
 	{ "cli-ls", t_ls },		  { "cli-logs", t_logs },
@@ -590,17 +587,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: clitest CASE\n");
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[1])) {
-			cases[i].fn();
-			printf("%s: ok\n", argv[1]);
-			return 0;
-		}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+	return h_run_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

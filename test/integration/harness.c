@@ -73,14 +73,58 @@ void h_teardown(void)
 	rm_rf(h_root);
 }
 
-static int run_v(const char *input, char **out, const char *arg, va_list ap)
+/* argv for `fleetbox arg...` into argv[64]; returns argc. */
+static int build_argv(char **argv, const char *arg, va_list ap)
 {
-	char *argv[64];
 	int n = 0;
 	argv[n++] = (char *)h_bin;
 	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
 		argv[n++] = (char *)a;
 	argv[n] = NULL;
+	return n;
+}
+
+/* Everything fd gives until EOF (or EIO: a pty whose slave side closed). */
+static char *read_all_fd(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	CHECK(buf != NULL);
+	for (;;) {
+		if (len + 1024 > cap)
+			CHECK((buf = realloc(buf, cap *= 2)) != NULL);
+		ssize_t r = read(fd, buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Waits for pid, echoes the command and its output to stderr (the test log),
+ * hands the output over; the exit status (128+N for signal N). */
+static int reap(pid_t pid, const char *how, char **argv, int n, char *buf, char **out)
+{
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	fprintf(stderr, "$ %sfleetbox", how);
+	for (int i = 1; i < n; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n%s%s", buf, *buf && buf[strlen(buf) - 1] != '\n' ? "\n" : "");
+	if (out)
+		*out = buf;
+	else
+		free(buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int run_v(const char *input, char **out, const char *arg, va_list ap)
+{
+	char *argv[64];
+	int n = build_argv(argv, arg, ap);
 	int outp[2], inp[2];
 	CHECK(pipe2(outp, O_CLOEXEC) == 0);
 	CHECK(pipe2(inp, O_CLOEXEC) == 0);
@@ -99,31 +143,9 @@ static int run_v(const char *input, char **out, const char *arg, va_list ap)
 		(void)w;
 	}
 	close(inp[1]);
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (len + 1024 > cap)
-			buf = realloc(buf, cap *= 2);
-		ssize_t r = read(outp[0], buf + len, cap - len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	buf[len] = '\0';
+	char *buf = read_all_fd(outp[0]);
 	close(outp[0]);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid);
-	fprintf(stderr, "$ fleetbox");
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, "\n%s", buf);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return reap(pid, "", argv, n, buf, out);
 }
 
 int h_run(char **out, const char *arg, ...)
@@ -144,7 +166,8 @@ int h_run_input(const char *input, char **out, const char *arg, ...)
 	return r;
 }
 
-static void pty_io(int master, const char *prompt, const char *input, char **out)
+/* Types input once prompt shows up, then reads to EOF; bounded. */
+static char *pty_io(int master, const char *prompt, const char *input)
 {
 	size_t cap = 8192, len = 0;
 	char *buf = malloc(cap);
@@ -170,20 +193,16 @@ static void pty_io(int master, const char *prompt, const char *input, char **out
 		len += (size_t)r;
 	}
 	buf[len] = '\0';
-	*out = buf;
+	return buf;
 }
 
 int h_run_pty(const char *prompt, const char *input, char **out, const char *arg, ...)
 {
 	char *argv[64];
-	int n = 0;
-	argv[n++] = (char *)h_bin;
 	va_list ap;
 	va_start(ap, arg);
-	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
-		argv[n++] = (char *)a;
+	int n = build_argv(argv, arg, ap);
 	va_end(ap);
-	argv[n] = NULL;
 	int master;
 	pid_t pid = forkpty(&master, NULL, NULL, NULL);
 	CHECK(pid >= 0);
@@ -191,33 +210,18 @@ int h_run_pty(const char *prompt, const char *input, char **out, const char *arg
 		execv(h_bin, argv);
 		_exit(127);
 	}
-	char *buf;
-	pty_io(master, prompt, input, &buf);
+	char *buf = pty_io(master, prompt, input);
 	close(master);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid);
-	fprintf(stderr, "$ fleetbox (pty)");
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, "\n%s\n", buf);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return reap(pid, "(pty) ", argv, n, buf, out);
 }
 
 int h_run_as(uid_t uid, gid_t gid, char **out, const char *arg, ...)
 {
 	char *argv[64];
-	int n = 0;
-	argv[n++] = (char *)h_bin;
 	va_list ap;
 	va_start(ap, arg);
-	for (const char *a = arg; a && n < 63; a = va_arg(ap, const char *))
-		argv[n++] = (char *)a;
+	int n = build_argv(argv, arg, ap);
 	va_end(ap);
-	argv[n] = NULL;
 	int outp[2];
 	CHECK(pipe2(outp, O_CLOEXEC) == 0);
 	pid_t pid = fork();
@@ -233,32 +237,28 @@ int h_run_as(uid_t uid, gid_t gid, char **out, const char *arg, ...)
 		_exit(127);
 	}
 	close(outp[1]);
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t r;
-	while (buf && (r = read(outp[0], buf + len, cap - len - 1)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			break;
-		len += (size_t)r;
-		if (len + 1024 > cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	CHECK(buf != NULL);
-	buf[len] = '\0';
+	char *buf = read_all_fd(outp[0]);
 	close(outp[0]);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid);
-	fprintf(stderr, "$ (uid %u) fleetbox", (unsigned)uid);
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, "\n%s", buf);
-	if (out)
-		*out = buf;
-	else
-		free(buf);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	char how[32];
+	snprintf(how, sizeof(how), "(uid %u) ", (unsigned)uid);
+	return reap(pid, how, argv, n, buf, out);
+}
+
+int h_run_cases(int argc, char **argv, const struct h_case *cases, size_t n)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s CASE\n", argv[0]);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN); /* a holder may close on us mid-write: that is the point */
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(cases[i].name, argv[1])) {
+			cases[i].fn();
+			printf("%s: ok\n", argv[1]);
+			return 0;
+		}
+	fprintf(stderr, "unknown case %s\n", argv[1]);
+	return 2;
 }
 
 int h_connect_path(const char *path)

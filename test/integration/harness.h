@@ -72,3 +72,11 @@ int h_count_records(void);
  * pid and then waits to be killed. Returns the child's pid. */
 pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
 		    pid_t *holder);
+
+/* A test program's cases: main() is `return h_run_cases(argc, argv, cases, n)`,
+ * which runs the one named by argv[1] (SIGPIPE ignored) and prints "<case>: ok". */
+struct h_case {
+	const char *name;
+	void (*fn)(void);
+};
+int h_run_cases(int argc, char **argv, const struct h_case *cases, size_t n);

@@ -1143,10 +1143,7 @@ static void t_net_notroot(void)
 	h_teardown();
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct h_case cases[] = {
 	{ "happy", t_happy },	      { "cli-errors", t_cli_errors },
 	{ "bound-sigkill", t_bound_sigkill }, { "bound-close", t_bound_close },
 	{ "version-mismatch", t_version_mismatch }, { "ctl-ack", t_ctl_ack },
@@ -1162,17 +1159,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: itest CASE\n");
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN); /* the holder may close on us mid-write: that is the point */
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[1])) {
-			cases[i].fn();
-			printf("%s: ok\n", argv[1]);
-			return 0;
-		}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+	return h_run_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -547,10 +547,7 @@ static void t_vm_cli(void)
 	h_teardown();
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct h_case cases[] = {
 	{ "vm-lifecycle", t_vm_lifecycle }, { "vm-cluster", t_vm_cluster },
 	{ "vm-bound-kill", t_vm_bound_kill }, { "vm-kill-qemu", t_vm_kill_qemu },
 	{ "vm-ssh", t_vm_ssh },	      { "vm-cli", t_vm_cli },
@@ -558,14 +555,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2)
-		return 2;
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[1])) {
-			cases[i].fn();
-			printf("%s: ok\n", argv[1]);
-			return 0;
-		}
-	return 2;
+	return h_run_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

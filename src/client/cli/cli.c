@@ -382,13 +382,7 @@ static void strip_debug(int *argc, char **argv)
 
 static int unknown_command(const char *cmd)
 {
-	const char *names[64];
-	size_t n = 0;
-	for (const struct cli_command *c = cli_commands; c->name && n < 62; c++)
-		names[n++] = c->name;
-	names[n++] = "version";
-	names[n] = NULL;
-	const char *near = cli_nearest(cmd, names);
+	const char *near = cli_command_nearest(cmd);
 	if (near)
 		return cli_error("unknown command \"%s\" (did you mean %s?)", cmd, near);
 	return cli_error("unknown command \"%s\" (see fleetbox --help)", cmd);

@@ -102,6 +102,8 @@ struct cli_command {
 
 extern const struct cli_command cli_commands[];
 const struct cli_command *cli_command_find(const char *name);
+/* The command (or "version") a mistyped name most likely meant, or NULL. */
+const char *cli_command_nearest(const char *name);
 
 /* up's options, for cmd_up: cli_parse_init(&p, "up", cli_up_opts, argc, argv),
  * then cli_next() returns 'n' (-n/--count), 'c' (--cpus), 'm' (--mem), 'd'

@@ -284,3 +284,14 @@ const struct cli_command *cli_command_find(const char *name)
 			return c;
 	return NULL;
 }
+
+const char *cli_command_nearest(const char *name)
+{
+	const char *names[64];
+	size_t n = 0;
+	for (const struct cli_command *c = cli_commands; c->name && n < 62; c++)
+		names[n++] = c->name;
+	names[n++] = "version";
+	names[n] = NULL;
+	return cli_nearest(name, names);
+}

@@ -94,12 +94,7 @@ int cli_help(const char *cmd)
 	}
 	const struct cli_command *c = cli_command_find(cmd);
 	if (!c) {
-		const char *names[64];
-		size_t n = 0;
-		for (const struct cli_command *k = cli_commands; k->name && n < 63; k++)
-			names[n++] = k->name;
-		names[n] = NULL;
-		const char *near = cli_nearest(cmd, names);
+		const char *near = cli_command_nearest(cmd);
 		if (near)
 			return cli_error("no help for \"%s\" (did you mean %s?)", cmd, near);
 		return cli_error("no help for \"%s\" (see fleetbox --help)", cmd);
