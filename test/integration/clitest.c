@@ -191,6 +191,16 @@ static void t_sudo(void)
 	CHECK(!path_exists(cdir));
 
 	sudo_rule_add();
+	/* a store that is not the user's is refused under sudo (root would write there) */
+	char rootstore[300];
+	snprintf(rootstore, sizeof(rootstore), "%s-root-owned", h_root);
+	CHECK_INT(mkdir(rootstore, 0755), 0);
+	setenv("FLEETBOX_HOME", rootstore, 1);
+	CHECK_INT(h_run_as(uid, gid, &out, "up", "sd", "--image", h_image(), NULL), 1);
+	setenv("FLEETBOX_HOME", h_root, 1);
+	CHECK(strstr(out, "under sudo, the store must belong to the invoking user") != NULL);
+	free(out);
+	CHECK_INT(rmdir(rootstore), 0); /* still empty */
 	CHECK_INT(h_run_as(uid, gid, &out, "up", "sd", "-n", "2", "--image", h_image(), NULL), 0);
 	CHECK(strstr(out, "  sd-1  IP: 192.168.0.2") && strstr(out, "  sd-2  IP: 192.168.0.3"));
 	free(out);

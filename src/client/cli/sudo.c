@@ -269,8 +269,10 @@ int cli_sudo_inner(int *argc, char ***argv)
 }
 
 /* A path root would write to must be the invoking user's: the directory
- * itself, or (when missing) its nearest existing parent. */
-static int check_owned(const char *what, const char *path, uid_t uid)
+ * itself, or (when missing) its nearest existing parent, which may also be a
+ * sticky world-writable directory such as /tmp (what root creates there is
+ * then claimed for the user). */
+static int check_owned(const char *what, const char *path, uid_t uid, gid_t gid)
 {
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s", path);
@@ -283,21 +285,25 @@ static int check_owned(const char *what, const char *path, uid_t uid)
 	}
 	if (S_ISLNK(st.st_mode) && stat(p, &st) < 0)
 		return cli_error("%s %s: %s", what, path, strerror(errno));
-	if (st.st_uid != uid)
+	bool shared_tmp = strcmp(p, path) != 0 && (st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH);
+	if (st.st_uid != uid && !shared_tmp)
 		return cli_error("under sudo, the %s must belong to the invoking user (uid %u): %s is "
-				 "owned by uid %u", what, (unsigned)uid, p, (unsigned)st.st_uid);
+				 "owned by uid %u (if an older fleetbox left it to root: sudo chown -R "
+				 "%u:%u %s)", what, (unsigned)uid, p, (unsigned)st.st_uid, (unsigned)uid,
+				 (unsigned)gid, p);
 	return 0;
 }
 
 int cli_sudo_check_paths(const char *root)
 {
 	uid_t uid;
-	if (!owner_invoker(&uid, NULL))
+	gid_t gid;
+	if (!owner_invoker(&uid, &gid))
 		return 0;
 	char cache[PATH_MAX];
-	if (check_owned("store", root, uid))
+	if (check_owned("store", root, uid, gid))
 		return 1;
-	if (wire_cache_root(cache, sizeof(cache)) == 0 && check_owned("image cache", cache, uid))
+	if (wire_cache_root(cache, sizeof(cache)) == 0 && check_owned("image cache", cache, uid, gid))
 		return 1;
 	return 0;
 }
