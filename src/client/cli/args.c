@@ -235,12 +235,18 @@ char **cli_rest(struct cli_parse *p, int *n)
 
 int cli_int(const struct cli_parse *p, int min, int max, int *out)
 {
+	char opt[160];
+	snprintf(opt, sizeof(opt), "%s: %s", p->cmd, p->token);
+	return cli_parse_int(opt, p->value, min, max, out) ? CLI_BAD : 0;
+}
+
+int cli_parse_int(const char *opt, const char *s, int min, int max, int *out)
+{
 	char *end;
 	errno = 0;
-	long v = strtol(p->value, &end, 10);
-	if (errno || end == p->value || *end || v < min || v > max)
-		return cli_error("%s: %s: \"%s\" is not a number in %d..%d", p->cmd, p->token, p->value,
-				 min, max), CLI_BAD;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return cli_error("%s: \"%s\" is not a number in %d..%d", opt, s, min, max);
 	*out = (int)v;
 	return 0;
 }

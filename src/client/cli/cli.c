@@ -30,17 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int parse_int(const char *opt, const char *s, int min, int max, int *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return cli_error("%s: \"%s\" is not a number in %d..%d", opt, s, min, max);
-	*out = (int)v;
-	return 0;
-}
-
 static void print_progress(void *data, const char *line)
 {
 	(void)data;
@@ -75,7 +64,7 @@ static int add_fixture(const char *arg, fb_fixture_spec **fx, char ***bufs, size
 	return 0;
 }
 
-int cmd_up(const char *root, int argc, char **argv)
+int cli_up(const char *root, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "cpus", required_argument, NULL, 'c' },  { "mem", required_argument, NULL, 'm' },
@@ -94,10 +83,10 @@ int cmd_up(const char *root, int argc, char **argv)
 	/* GNU getopt permutes: options may come before or after the names. */
 	while (!bad && (c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n': bad = parse_int("-n", optarg, 1, 256, &count); break;
-		case 'c': bad = parse_int("--cpus", optarg, 1, 256, &cpus); break;
-		case 'm': bad = parse_int("--mem", optarg, 1, 1024, &mem_gb); break;
-		case 'd': bad = parse_int("--disk", optarg, 1, 65536, &disk_gb); break;
+		case 'n': bad = cli_parse_int("-n", optarg, 1, 256, &count); break;
+		case 'c': bad = cli_parse_int("--cpus", optarg, 1, 256, &cpus); break;
+		case 'm': bad = cli_parse_int("--mem", optarg, 1, 1024, &mem_gb); break;
+		case 'd': bad = cli_parse_int("--disk", optarg, 1, 65536, &disk_gb); break;
 		case 'i': image = optarg; break;
 		case 'f': bad = add_fixture(optarg, &fx, &fxbuf, &nfx); break;
 		default:
@@ -406,7 +395,7 @@ static int run_command(const struct cli_command *c, int argc, char **argv)
 	log_debug("%s: store %s, euid %d%s", c->name, root, (int)geteuid(),
 		  getenv("SUDO_UID") ? " (under sudo)" : "");
 	rc = c->run(root, argc, argv);
-	if (rc == 0 && c->run == cmd_up)
+	if (rc == 0 && c->run == cli_up)
 		cli_ssh_config_refresh(root);
 	return rc;
 }

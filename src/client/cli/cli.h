@@ -70,6 +70,9 @@ char **cli_rest(struct cli_parse *p, int *n);
 /* Integer option value in min..max; prints the error (naming opt) and returns
  * CLI_BAD when it is not. */
 int cli_int(const struct cli_parse *p, int min, int max, int *out);
+/* A decimal int in min..max from s, the value of option opt; prints the error
+ * and returns 1 when it is not one. */
+int cli_parse_int(const char *opt, const char *s, int min, int max, int *out);
 /* "cmd: unexpected argument \"x\"" etc., with a pointer to `fleetbox help cmd`. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -105,7 +108,7 @@ const struct cli_command *cli_command_find(const char *name);
 /* The command (or "version") a mistyped name most likely meant, or NULL. */
 const char *cli_command_nearest(const char *name);
 
-/* up's options, for cmd_up: cli_parse_init(&p, "up", cli_up_opts, argc, argv),
+/* up's options, for cli_up: cli_parse_init(&p, "up", cli_up_opts, argc, argv),
  * then cli_next() returns 'n' (-n/--count), 'c' (--cpus), 'm' (--mem), 'd'
  * (--disk), 'i' (--image), 'f' (--fixture), CLI_WORD for a NAME; use cli_int()
  * for the numbers. Errors are printed by the parser, naming the token. */
@@ -174,6 +177,6 @@ int cli_ssh_config(const char *root, int argc, char **argv);
 /* Rewrites <root>/ssh_config when it exists (after up: addresses change). */
 void cli_ssh_config_refresh(const char *root);
 /* cli.c */
-int cmd_up(const char *root, int argc, char **argv);
+int cli_up(const char *root, int argc, char **argv);
 int cmd_prune(const char *root, int argc, char **argv);
 int cmd_image(const char *root, int argc, char **argv);

@@ -205,7 +205,7 @@ const struct cli_command cli_commands[] = {
 	  "Networking (bridges, taps, nftables) needs root: when run by another user,\n"
 	  "fleetbox re-runs the command through sudo (FLEETBOX_NO_SUDO=1 disables that);\n"
 	  "the store stays the invoking user's.",
-	  cli_up_opts, "members", up_ex, up_exits, cmd_up, CLI_NET_ROOT },
+	  cli_up_opts, "members", up_ex, up_exits, cli_up, CLI_NET_ROOT },
 	{ "down", "down NAME...|--all", "stop members, keep their disks",
 	  "Stops members gracefully (an ACPI power-off, then escalation); disks and\n"
 	  "configuration are kept, `up` boots them again. A NAME is an exact member, else\n"
