@@ -115,18 +115,6 @@ int count_suffix(const char *dir, const char *suffix)
 	return n;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static void mkfs_at(const char *path, uint64_t start_mib, uint64_t size_mib, const char *tree)
 {
 	char ext[64], size[32];
@@ -146,8 +134,76 @@ void disk_make_plain(const char *path, uint64_t size_mib, const char *tree)
 	mkfs_at(path, 0, size_mib, tree);
 }
 
-/* The kernel does not care about GPT CRCs, neither does our parser; real
- * tools would, so they are left zero on purpose only in this test image. */
+uint32_t crc32_le(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < len; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c >> 1 ^ (0xedb88320u & (0u - (c & 1)));
+	}
+	return ~c;
+}
+
+void gpt_fix_crcs(uint8_t *head, uint64_t entries_off, uint32_t n, uint32_t esz)
+{
+	uint8_t *h = head + 512;
+	put32(h + 88, crc32_le(head + entries_off, (size_t)n * esz));
+	put32(h + 16, 0);
+	put32(h + 16, crc32_le(h, 92));
+}
+
+static const uint8_t linux_fs[16] = { 0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
+				      0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4 };
+static const uint8_t esp_type[16] = { 0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
+				      0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
+
+void gpt_header(uint8_t *head, uint64_t sectors)
+{
+	memset(head, 0, 34 * 512);
+	head[510] = 0x55;
+	head[511] = 0xaa;
+	head[446 + 4] = 0xee;
+	put32(head + 446 + 8, 1);
+	put32(head + 446 + 12, sectors - 1 > 0xffffffffu ? 0xffffffffu : (uint32_t)(sectors - 1));
+	uint8_t *h = head + 512;
+	memcpy(h, "EFI PART", 8);
+	put32(h + 8, 0x00010000);
+	put32(h + 12, 92);
+	put64(h + 24, 1);
+	put64(h + 32, sectors - 1);
+	put64(h + 40, 34);
+	put64(h + 48, sectors - 34);
+	memset(h + 56, 0x42, 16); /* disk GUID */
+	put64(h + 72, 2);
+	put32(h + 80, 128);
+	put32(h + 84, 128);
+}
+
+void gpt_entry(uint8_t *head, int num, bool esp, uint64_t first, uint64_t last)
+{
+	uint8_t *e = head + 1024 + (size_t)(num - 1) * 128;
+	memcpy(e, esp ? esp_type : linux_fs, 16);
+	memset(e + 16, num, 16); /* unique partition GUID */
+	put64(e + 32, first);
+	put64(e + 40, last);
+}
+
+void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A real GPT (valid CRCs; the backup copy is left out: libblkid and the
+ * kernel use the primary when it is valid) or an MBR. */
 void disk_make(const char *path, uint64_t size_mib, bool gpt, const struct tpart *p, int n)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -157,30 +213,16 @@ void disk_make(const char *path, uint64_t size_mib, bool gpt, const struct tpart
 	for (int i = 0; i < n; i++)
 		if (p[i].tree)
 			mkfs_at(path, p[i].start_mib, p[i].size_mib, p[i].tree);
-
-	static const uint8_t linux_fs[16] = { 0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
-					      0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4 };
-	static const uint8_t esp[16] = { 0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
-					 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
 	uint8_t head[34 * 512];
 	memset(head, 0, sizeof(head));
 	head[510] = 0x55;
 	head[511] = 0xaa;
 	if (gpt) {
-		head[446 + 4] = 0xee;
-		put32(head + 446 + 8, 1);
-		put32(head + 446 + 12, (uint32_t)((size_mib << 11) - 1));
-		memcpy(head + 512, "EFI PART", 8);
-		put64(head + 512 + 72, 2);
-		put32(head + 512 + 80, 128);
-		put32(head + 512 + 84, 128);
-		for (int i = 0; i < n; i++) {
-			uint8_t *e = head + 1024 + (p[i].num - 1) * 128;
-			memcpy(e, p[i].esp ? esp : linux_fs, 16);
-			e[16] = (uint8_t)p[i].num; /* unique id: any non-zero bytes */
-			put64(e + 32, p[i].start_mib << 11);
-			put64(e + 40, ((p[i].start_mib + p[i].size_mib) << 11) - 1);
-		}
+		gpt_header(head, size_mib << 11);
+		for (int i = 0; i < n; i++)
+			gpt_entry(head, p[i].num, p[i].esp, p[i].start_mib << 11,
+				  ((p[i].start_mib + p[i].size_mib) << 11) - 1);
+		gpt_fix_crcs(head, 1024, 128, 128);
 	} else {
 		for (int i = 0; i < n; i++) {
 			uint8_t *e = head + 446 + 16 * (p[i].num - 1);

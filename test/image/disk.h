@@ -1,5 +1,6 @@
 /* disk.h - test helpers: partitioned disk images built with our own MBR/GPT
- * writer and `mke2fs -d` (no loop devices, no mounts), plus small file tools. */
+ * writer (valid CRCs) and `mke2fs -d` (no loop devices, no mounts), plus small
+ * file tools. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,3 +28,12 @@ bool exists(const char *path);
 /* Count of directory entries whose name ends with suffix. */
 int count_suffix(const char *dir, const char *suffix);
 double now_s(void);
+/* GPT pieces for crafted images (little-endian writers, CRC32 as GPT uses). */
+void put32(uint8_t *p, uint32_t v);
+void put64(uint8_t *p, uint64_t v);
+uint32_t crc32_le(const void *data, size_t len);
+/* Protective MBR + primary header (entries at LBA 2, 128 x 128 bytes) in head[34*512]. */
+void gpt_header(uint8_t *head, uint64_t sectors);
+void gpt_entry(uint8_t *head, int num, bool esp, uint64_t first, uint64_t last);
+/* Recomputes the entry array and header CRCs. */
+void gpt_fix_crcs(uint8_t *head, uint64_t entries_off, uint32_t n, uint32_t esz);

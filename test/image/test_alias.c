@@ -2,6 +2,7 @@
 #include "../unit/check.h"
 
 #include "client/image/remote.h"
+#include "client/image/int.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -111,113 +112,127 @@ static void test_urls(void)
 	CHECK_INT(image_source_parse("/tmp/x.img", &s, &e), -EINVAL);
 }
 
-static void put32(uint8_t *p, uint32_t v)
+static void put32be(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void put64be(uint8_t *p, uint64_t v)
+{
+	put32be(p, (uint32_t)(v >> 32));
+	put32be(p + 4, (uint32_t)v);
+}
+
+static uint8_t q[4096];
+
+/* A valid v3 header: 64 KiB clusters, 1 GiB, no backing file. */
+static void qcow2_base(void)
+{
+	memset(q, 0, sizeof(q));
+	memcpy(q, "QFI\xfb", 4);
+	put32be(q + 4, 3);
+	put32be(q + 20, 16);
+	put64be(q + 24, 1ull << 30);
+	put32be(q + 96, 4);
+	put32be(q + 100, 104);
+}
+
+/* The qcow2 header parser: every field we use is range-checked. */
+static void test_qcow2(void)
+{
+	struct qcow2_info i;
+	qcow2_base();
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), 0);
+	CHECK_INT(i.size, 1ull << 30);
+	CHECK_INT(i.backing_len, 0);
+	CHECK_INT(qcow2_parse(q, 50, 50, &i), -EINVAL);            /* truncated */
+	CHECK_INT(qcow2_parse(q, 80, 80, &i), -EINVAL);            /* v3 without its fields */
+	CHECK_INT(qcow2_parse(q, sizeof(q), 10, &i), -EINVAL);     /* more read than the file */
+	put32be(q + 4, 4);
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EOPNOTSUPP);
+	qcow2_base();
+	put32be(q + 20, 63);                                        /* absurd cluster size */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	qcow2_base();
+	put32be(q + 20, 8);
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	qcow2_base();
+	put64be(q + 24, 0);
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EFBIG);
+	put64be(q + 24, ~0ull);
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EFBIG);
+	qcow2_base();
+	put32be(q + 100, 1u << 20);                                 /* header beyond a cluster */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	qcow2_base();
+	put64be(q + 72, 1ull << 40);                                /* unknown incompatible bit */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EOPNOTSUPP);
+	qcow2_base();
+	put64be(q + 72, 1ull << 2);                                 /* external data file */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), 0);
+	CHECK(i.incompat & 4);
+	/* backing file name: inside the first cluster, after the header, < 1 KiB */
+	qcow2_base();
+	put64be(q + 8, 200);
+	put32be(q + 16, 11);
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), 0);
+	CHECK_INT(i.backing_off, 200);
+	CHECK_INT(i.backing_len, 11);
+	put64be(q + 8, ~0ull - 4);                                  /* offset + size wraps */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	put64be(q + 8, 4090);                                       /* beyond the file */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	put64be(q + 8, 50);                                         /* inside the header */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	put64be(q + 8, 200);
+	put32be(q + 16, 0x80000000u);                               /* absurd length */
+	CHECK_INT(qcow2_parse(q, sizeof(q), sizeof(q), &i), -EINVAL);
+	/* v2: 72-byte header, no feature bits */
+	qcow2_base();
+	put32be(q + 4, 2);
+	CHECK_INT(qcow2_parse(q, 72, 72, &i), 0);
+	CHECK_INT(i.header_len, 72);
+}
+
+static void le32w(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put64(uint8_t *p, uint64_t v)
+/* The ext superblock pre-check: the filesystem must fit its partition. */
+static void test_ext_sb(void)
 {
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint8_t head[64 * 1024];
-
-static void test_mbr(void)
-{
-	struct image_part p[8];
-	memset(head, 0, sizeof(head));
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), 0);
-	head[510] = 0x55;
-	head[511] = 0xaa;
-	/* 1: FAT (ignored), 2: Linux at 1 MiB, 3: extended (ignored), 4: Linux */
-	head[446 + 4] = 0x0c;
-	put32(head + 446 + 8, 63);
-	put32(head + 446 + 12, 100);
-	head[446 + 16 + 4] = 0x83;
-	put32(head + 446 + 16 + 8, 2048);
-	put32(head + 446 + 16 + 12, 4096);
-	head[446 + 32 + 4] = 0x05;
-	put32(head + 446 + 32 + 8, 8192);
-	put32(head + 446 + 32 + 12, 100);
-	head[446 + 48 + 4] = 0x83;
-	put32(head + 446 + 48 + 8, 10000);
-	put32(head + 446 + 48 + 12, 20);
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), 2);
-	CHECK_INT(p[0].num, 2);
-	CHECK_INT(p[0].start, 2048 * 512);
-	CHECK_INT(p[0].size, 4096 * 512);
-	CHECK_INT(p[1].num, 4);
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 1), -E2BIG);
-
-	/* no table but an ext superblock magic: the whole disk */
-	memset(head, 0, sizeof(head));
-	head[1080] = 0x53;
-	head[1081] = 0xef;
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), 1);
-	CHECK_INT(p[0].num, 0);
-	CHECK_INT(p[0].start, 0);
-}
-
-static const uint8_t linux_fs[16] = { 0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
-				      0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4 };
-static const uint8_t esp[16] = { 0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11,
-				 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
-
-static void test_gpt(void)
-{
-	struct image_part p[8];
-	memset(head, 0, sizeof(head));
-	head[510] = 0x55;
-	head[511] = 0xaa;
-	head[446 + 4] = 0xee;
-	put32(head + 446 + 8, 1);
-	put32(head + 446 + 12, 0xffffffff);
-	memcpy(head + 512, "EFI PART", 8);
-	put64(head + 512 + 72, 2);
-	put32(head + 512 + 80, 128);
-	put32(head + 512 + 84, 128);
-	uint8_t *ent = head + 1024;
-	/* entry 1: Linux 2048..4095; entry 15: ESP; entry 16: Linux 100..199 */
-	memcpy(ent, linux_fs, 16);
-	put64(ent + 32, 2048);
-	put64(ent + 40, 4095);
-	memcpy(ent + 14 * 128, esp, 16);
-	put64(ent + 14 * 128 + 32, 34);
-	put64(ent + 14 * 128 + 40, 99);
-	memcpy(ent + 15 * 128, linux_fs, 16);
-	put64(ent + 15 * 128 + 32, 100);
-	put64(ent + 15 * 128 + 40, 199);
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), 2);
-	CHECK_INT(p[0].num, 1);
-	CHECK_INT(p[0].start, 2048 * 512);
-	CHECK_INT(p[0].size, 2048 * 512);
-	CHECK_INT(p[1].num, 16);
-	CHECK_INT(p[1].start, 100 * 512);
-	CHECK_INT(p[1].size, 100 * 512);
-
-	/* entries beyond what was read */
-	put64(head + 512 + 72, 4096);
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), -ERANGE);
-	/* absurd entry size */
-	put64(head + 512 + 72, 2);
-	put32(head + 512 + 84, 8);
-	CHECK_INT(image_part_table_parse(head, sizeof(head), p, 8), -EINVAL);
-	CHECK_INT(image_part_table_parse(head, 100, p, 8), -EINVAL);
-}
-
-static void test_cmdline(void)
-{
-	char buf[64];
-	CHECK_INT(image_boot_cmdline(1, buf, sizeof(buf)), 0);
-	CHECK_STR(buf, "console=ttyS0 root=/dev/vda1 rw");
-	CHECK_INT(image_boot_cmdline(2, buf, sizeof(buf)), 0);
-	CHECK_STR(buf, "console=ttyS0 root=/dev/vda2 rw");
-	CHECK_INT(image_boot_cmdline(0, buf, sizeof(buf)), 0);
-	CHECK_STR(buf, "console=ttyS0 root=/dev/vda rw");
-	CHECK_INT(image_boot_cmdline(1, buf, 10), -ENAMETOOLONG);
+	uint8_t sb[1024];
+	memset(sb, 0, sizeof(sb));
+	sb[0x38] = 0x53;
+	sb[0x39] = 0xef;
+	le32w(sb + 0x00, 2048);      /* inodes */
+	le32w(sb + 0x04, 8192);      /* blocks */
+	le32w(sb + 0x14, 1);         /* first data block */
+	le32w(sb + 0x18, 0);         /* 1 KiB blocks */
+	le32w(sb + 0x20, 8192);      /* blocks per group */
+	le32w(sb + 0x28, 2048);      /* inodes per group */
+	CHECK_INT(ext_sb_check(sb, 8u << 20), 0);
+	CHECK_INT(ext_sb_check(sb, 4u << 20), -ERANGE);   /* bigger than its partition */
+	le32w(sb + 0x18, 30);                              /* 1 GiB blocks */
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -EINVAL);
+	le32w(sb + 0x18, 0);
+	le32w(sb + 0x60, 0x80);                            /* 64bit: blocks_hi counts */
+	le32w(sb + 0x150, 1);
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -ERANGE);
+	le32w(sb + 0x60, 0);
+	le32w(sb + 0x20, 0);                               /* no blocks per group */
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -EINVAL);
+	le32w(sb + 0x20, 8192);
+	le32w(sb + 0x00, 0xffffffffu);                     /* more inodes than groups hold */
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -EINVAL);
+	le32w(sb + 0x00, 2048);
+	le32w(sb + 0x14, 8192);                            /* first block beyond the end */
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -ERANGE);
+	sb[0x38] = 0;
+	CHECK_INT(ext_sb_check(sb, 8u << 20), -EINVAL);
 }
 
 int main(void)
@@ -225,9 +240,8 @@ int main(void)
 	test_catalog();
 	test_unpinned_alias_refused();
 	test_urls();
-	test_mbr();
-	test_gpt();
-	test_cmdline();
+	test_qcow2();
+	test_ext_sb();
 	printf("ok\n");
 	return 0;
 }

@@ -1,9 +1,12 @@
-/* test_fetch.c - downloads over loopback only: a python3 http.server bound to
- * 127.0.0.1 (its request log proves what was fetched), a one-shot canned HTTP
- * responder for malformed answers, and file:// URLs. */
+/* test_fetch.c - downloads into a private image cache over loopback only: a
+ * python3 http.server bound to 127.0.0.1 (its request log proves what was
+ * fetched), a one-shot canned HTTP responder for malformed answers, and
+ * file:// URLs. What is served are real (small) disk images with a kernel,
+ * since only an image that validates is kept. */
 #include "../unit/check.h"
 #include "disk.h"
 
+#include "client/image/image.h"
 #include "client/image/remote.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -26,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[PATH_MAX], root[PATH_MAX], srv[PATH_MAX], logp[PATH_MAX];
+static char dir[PATH_MAX], root[PATH_MAX], srv[PATH_MAX], logp[PATH_MAX], cache[PATH_MAX];
 static int port;
 static pid_t server;
 
@@ -145,17 +148,21 @@ static char small_sha256[65], big_sha256[65], big_sha512[129];
 
 static int fetch(const char *url, struct lines *l, char *path, struct err *e)
 {
-	return image_fetch(root, url, on_progress, l, path, PATH_MAX, e);
+	struct image_info img;
+	int r = image_resolve(root, url, on_progress, l, &img, e);
+	if (r == 0)
+		snprintf(path, PATH_MAX, "%s", img.base);
+	return r;
 }
 
-/* The images dir holds nothing but lock files and the given finals. */
+/* Published images in the cache; never a temporary left behind. */
 static int image_files(void)
 {
 	char d[PATH_MAX];
-	snprintf(d, sizeof(d), "%s/images", root);
-	CHECK_INT(count_suffix(d, ".tmp"), 0);
-	int all = count_suffix(d, ""), locks = count_suffix(d, ".lock");
-	return all - 2 - locks; /* minus . and .. */
+	snprintf(d, sizeof(d), "%s/tmp", cache);
+	CHECK_INT(count_suffix(d, ""), 2);
+	snprintf(d, sizeof(d), "%s/images", cache);
+	return count_suffix(d, "") - 2;
 }
 
 static void test_ok_and_cached(void)
@@ -165,12 +172,11 @@ static void test_ok_and_cached(void)
 	struct err e = {0};
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/small.img#sha256=%s", port, small_sha256);
 	CHECK_INT(fetch(url, &l, path, &e), 0);
-	CHECK(strncmp(path, root, strlen(root)) == 0);
-	CHECK(strstr(path, "/images/") != NULL);
-	CHECK(strcmp(strrchr(path, '-'), "-small.img") == 0);
+	CHECK(strncmp(path, cache, strlen(cache)) == 0);
+	CHECK(strstr(path, "/images/sha256-") != NULL);
 	CHECK(files_equal(path, at("%s/small.img", srv)));
 	CHECK(l.n >= 1);
-	CHECK(strncmp(l.last, "downloading small.img: 100% (", 29) == 0);
+	CHECK(strstr(l.last, "reading the kernel out of small.img") != NULL);
 	CHECK_INT(requests("small.img"), 1);
 	CHECK_INT(image_files(), 1);
 
@@ -216,17 +222,62 @@ static void test_unpinned_and_file(void)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/small.img", port);
 	CHECK_INT(fetch(url, &l, path, &e), 0);
 	CHECK(files_equal(path, at("%s/small.img", srv)));
-	/* the digest to pin it with is reported */
+	/* the digest to pin it with is reported; the same content is one image */
 	CHECK(strstr(l.any_unpinned, small_sha256) != NULL);
-	CHECK_INT(image_files(), 2);
+	CHECK_INT(image_files(), 1);
 
 	snprintf(url, sizeof(url), "file://%s/small.img#sha256=%s", srv, small_sha256);
 	CHECK_INT(fetch(url, &l, path, &e), 0);
 	CHECK(files_equal(path, at("%s/small.img", srv)));
-	CHECK_INT(image_files(), 3);
+	CHECK_INT(image_files(), 1);
 	snprintf(url, sizeof(url), "file://%s/absent.img", srv);
 	CHECK(fetch(url, &l, path, &e) < 0);
-	CHECK_INT(image_files(), 3);
+	CHECK_INT(image_files(), 1);
+}
+
+/* A download that is not a bootable image fails validation, is not kept,
+ * and is fetched again next time (nothing recorded for its URL). */
+static void test_invalid_not_kept(void)
+{
+	char url[512], path[PATH_MAX];
+	struct lines l = {0};
+	struct err e = {0};
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/junk.img", port);
+	CHECK(fetch(url, &l, path, &e) < 0);
+	CHECK(strstr(e.msg, "junk.img") != NULL);
+	CHECK_INT(image_files(), 1);
+	CHECK(fetch(url, &l, path, &e) < 0);
+	CHECK_INT(requests("junk.img"), 2);
+	CHECK_INT(image_files(), 1);
+}
+
+/* A store of an older fleetbox kept the download as <store>/images/<key>-<name>:
+ * it is imported from there (verified again), with no request. */
+static void test_legacy_store(void)
+{
+	char url[512], path[PATH_MAX], legacy[PATH_MAX];
+	struct image_source src;
+	struct err e = {0};
+	struct lines l = {0};
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/gone.img#sha256=%s", port, big_sha256);
+	CHECK_INT(image_source_parse(url, &src, &e), 0);
+	snprintf(legacy, sizeof(legacy), "%s/images", root);
+	CHECK_INT(mkdir_p(legacy, 0755), 0);
+	snprintf(legacy, sizeof(legacy), "%s/images/%s", root, src.file);
+	const char *cp[] = { "cp", "--sparse=always", at("%s/big.img", srv), legacy, NULL };
+	run(cp);
+	CHECK_INT(fetch(url, &l, path, &e), 0);
+	CHECK_INT(requests("gone.img"), 0);
+	CHECK(files_equal(path, legacy));
+	CHECK(exists(legacy)); /* left in place: older member disks back onto it */
+	/* a legacy file that does not match the pin is refused */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/gone2.img#sha256=%s", port, small_sha256);
+	CHECK_INT(image_source_parse(url, &src, &e), 0);
+	snprintf(legacy, sizeof(legacy), "%s/images/%s", root, src.file);
+	const char *cp2[] = { "cp", at("%s/big.img", srv), legacy, NULL };
+	run(cp2);
+	CHECK_INT(fetch(url, &l, path, &e), -EBADMSG);
+	CHECK(strstr(e.msg, "checksum mismatch") != NULL);
 }
 
 /* One-shot responder: accepts one connection, reads the request head,
@@ -290,13 +341,13 @@ static void test_short_and_redirect(void)
 	memset(resp + n, 'x', 5000);
 	CHECK(canned_fetch(resp, (size_t)n + 5000, &e) < 0);
 	CHECK(strstr(e.msg, "canned.img") != NULL);
-	CHECK_INT(image_files(), 3);
+	CHECK_INT(image_files(), 2);
 
 	/* a redirect may not reach file:// */
 	const char *redir = "HTTP/1.1 302 Found\r\nLocation: file:///etc/hostname\r\n"
 			    "Content-Length: 0\r\nConnection: close\r\n\r\n";
 	CHECK(canned_fetch(redir, strlen(redir), &e) < 0);
-	CHECK_INT(image_files(), 3);
+	CHECK_INT(image_files(), 2);
 }
 
 /* A full disk, simulated by RLIMIT_FSIZE in a child: nothing left behind. */
@@ -321,7 +372,7 @@ static void test_disk_full(void)
 	int st;
 	CHECK(waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	CHECK_INT(image_files(), 3);
+	CHECK_INT(image_files(), 2);
 }
 
 /* Four processes fetch the same big image at once: one request, one file. */
@@ -374,7 +425,7 @@ static void test_concurrent(size_t big)
 	}
 	CHECK(files_equal(paths, at("%s/big.img", srv)));
 	CHECK_INT(requests("big.img") - before, 1);
-	CHECK_INT(image_files(), 4);
+	CHECK_INT(image_files(), 2);
 	printf("concurrent: 4 fetches of %zu MiB in %.2f s (one download)\n", big >> 20, dt);
 }
 
@@ -392,7 +443,29 @@ static void test_throughput(size_t big)
 	printf("throughput: %zu MiB in %.2f s = %.0f MiB/s (python http.server, sha512)\n",
 	       big >> 20, dt, (double)(big >> 20) / dt);
 	printf("last progress line: %s\n", l.last);
-	CHECK(strstr(l.last, "100%") != NULL);
+	CHECK(l.n >= 2);
+}
+
+/* small.img: a 4 MiB ext4 disk with a kernel; big.img: the same with big
+ * MiB of incompressible data (dense: written out, as a download would be);
+ * junk.img: random bytes. */
+static void make_served(size_t big)
+{
+	char tree[PATH_MAX];
+	snprintf(tree, sizeof(tree), "%s/tree", dir);
+	mkdir_or_die(tree);
+	mkdir_or_die(at("%s/tree/boot", dir));
+	write_random(at("%s/tree/boot/vmlinuz-1", dir), 100 * 1024 + 3);
+	symlink_or_die("boot/vmlinuz-1", at("%s/tree/vmlinuz", dir));
+	disk_make_plain(at("%s/small.img", srv), 4, tree);
+	write_random(at("%s/tree/blob", dir), big);
+	disk_make_plain(at("%s/big.img", srv), (big >> 20) + (big >> 22) + 8, tree);
+	char dense[PATH_MAX];
+	snprintf(dense, sizeof(dense), "%s/big.dense", dir);
+	const char *cp[] = { "cp", "--sparse=never", at("%s/big.img", srv), dense, NULL };
+	run(cp);
+	CHECK(rename(dense, at("%s/big.img", srv)) == 0);
+	write_random(at("%s/junk.img", srv), (1 << 20) + 5);
 }
 
 int main(void)
@@ -408,11 +481,12 @@ int main(void)
 	snprintf(root, sizeof(root), "%s/root", dir);
 	snprintf(srv, sizeof(srv), "%s/srv", dir);
 	snprintf(logp, sizeof(logp), "%s/server.log", dir);
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	setenv("FLEETBOX_CACHE", cache, 1);
 	mkdir_or_die(srv);
 	const char *mb = getenv("FLEETBOX_IMAGE_BENCH_MB");
 	size_t big = (size_t)(mb && atoi(mb) >= 16 ? atoi(mb) : 64) << 20;
-	write_random(at("%s/small.img", srv), (1 << 20) + 3);
-	write_random(at("%s/big.img", srv), big);
+	make_served(big);
 	digest_file(at("%s/small.img", srv), EVP_sha256(), small_sha256);
 	digest_file(at("%s/big.img", srv), EVP_sha256(), big_sha256);
 	digest_file(at("%s/big.img", srv), EVP_sha512(), big_sha512);
@@ -420,6 +494,8 @@ int main(void)
 	test_ok_and_cached();
 	test_mismatch_and_404();
 	test_unpinned_and_file();
+	test_invalid_not_kept();
+	test_legacy_store();
 	test_short_and_redirect();
 	test_disk_full();
 	test_concurrent(big);

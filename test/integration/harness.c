@@ -44,6 +44,10 @@ void h_setup(const char *name)
 	CHECK(mkdtemp(h_root) != NULL);
 	setenv("FLEETBOX_HOME", h_root, 1);
 	setenv("FLEETBOX_VMM", "fake", 1);
+	/* a private image cache: never the user's own */
+	char cache[sizeof(h_root) + 8];
+	snprintf(cache, sizeof(cache), "%s/cache", h_root);
+	setenv("FLEETBOX_CACHE", cache, 1);
 	unsetenv("FLEETBOX_NET");
 	unsetenv("FLEETBOX_PARENT_PID");
 	unsetenv("FLEETBOX_HELPER");

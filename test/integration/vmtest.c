@@ -1,8 +1,8 @@
 /* VM tests: real QEMU (TCG on this kind of machine) booting the embedded mini
  * image, each case inside its own network namespace and private store.
- * The mini image is built once per build tree into $FLEETBOX_TEST_IMAGES
- * (under a lock) and hard-linked into each case's store: base images are
- * never written (member disks are qcow2 overlays). Usage: vmtest <case>. */
+ * The mini image is built once per build tree into the image cache
+ * $FLEETBOX_TEST_IMAGES (the cache's own lock serialises the builders) and
+ * every case's fresh store uses it from there. Usage: vmtest <case>. */
 #include "harness.h"
 #include "fleetbox.h"
 #include "client/image/image.h"
@@ -34,31 +34,16 @@ static void vm_setup(const char *name)
 	unsetenv("FLEETBOX_VMM"); /* auto: QEMU (KVM when it really works, else TCG) */
 	const char *cache = getenv("FLEETBOX_TEST_IMAGES");
 	CHECK(cache != NULL);
-	CHECK_INT(mkdir_p(cache, 0700), 0);
-	char lock[512], mini[512];
-	snprintf(lock, sizeof(lock), "%s/.lock", cache);
-	snprintf(mini, sizeof(mini), "%s/images/mini", cache);
-	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	CHECK(fd >= 0);
-	CHECK_INT(flock(fd, LOCK_EX), 0);
+	setenv("FLEETBOX_CACHE", cache, 1);
 	/* Built (or found current) in the host namespace: a build downloads
 	 * the kernel package. A cache from another init recipe is rebuilt. */
 	long t0 = h_now_ms();
 	struct err ie = { 0 };
-	if (image_mini_build(cache, false, NULL, NULL, &ie) < 0) {
+	if (image_mini_build(h_root, false, NULL, NULL, &ie) < 0) {
 		fprintf(stderr, "mini image: %s\n", ie.msg);
 		CHECK(0);
 	}
 	printf("bench mini_image_ready_ms=%ld\n", h_now_ms() - t0);
-	char dst[512];
-	snprintf(dst, sizeof(dst), "%s/images", h_root);
-	free(h_tool("cp", "-al", mini, h_root)); /* -> <root>/mini */
-	CHECK_INT(mkdir_p(dst, 0700), 0);
-	char from[512], to[512];
-	snprintf(from, sizeof(from), "%s/mini", h_root);
-	snprintf(to, sizeof(to), "%s/mini", dst);
-	CHECK_INT(rename(from, to), 0);
-	close(fd);
 	h_enter_netns();
 	unsetenv("FLEETBOX_NET"); /* QEMU implies the bridge network */
 }

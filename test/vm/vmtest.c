@@ -69,15 +69,16 @@ void vt_env_init(struct vt_env *env)
 	VT_CHECK(mkdtemp(env->root), "mkdtemp: %s", strerror(errno));
 	setenv("FLEETBOX_HOME", env->root, 1);
 	struct err e = {0};
-	const char *cache = getenv("FLEETBOX_TEST_IMAGE_DIR");
-	if (cache && *cache) {
-		/* Reuse a built image: symlink <cache>/images/mini. */
-		char src[PATH_MAX], dst[PATH_MAX];
-		snprintf(src, sizeof(src), "%s/images/mini", cache);
-		snprintf(dst, sizeof(dst), "%s/images", env->root);
-		VT_CHECK(mkdir_p(dst, 0755) == 0, "mkdir images");
-		strcat(dst, "/mini");
-		VT_CHECK(symlink(src, dst) == 0, "symlink %s: %s", src, strerror(errno));
+	/* The image cache: the suite's shared one (meson sets FLEETBOX_CACHE),
+	 * an older FLEETBOX_TEST_IMAGE_DIR, else a private one: never the
+	 * user's own. */
+	const char *dir = getenv("FLEETBOX_TEST_IMAGE_DIR");
+	if (!getenv("FLEETBOX_CACHE") && dir && *dir) {
+		setenv("FLEETBOX_CACHE", dir, 1);
+	} else if (!getenv("FLEETBOX_CACHE")) {
+		char own[sizeof(env->root) + 8];
+		snprintf(own, sizeof(own), "%s/cache", env->root);
+		setenv("FLEETBOX_CACHE", own, 1);
 	}
 	double t0 = vt_now();
 	VT_CHECK(image_resolve(env->root, "mini", progress, NULL, &env->img, &e) == 0, "%s", e.msg);

@@ -35,8 +35,9 @@ struct vt_member {
 void vt_netns_setup(void);
 /* Adds tap `tap` to the bridge. */
 void vt_tap_add(const char *tap);
-/* Temp root, mini image built (or reused from FLEETBOX_TEST_IMAGE_DIR's
- * images/mini if set), installation key. */
+/* Temp root, mini image built into (or found in) the image cache
+ * ($FLEETBOX_CACHE, else FLEETBOX_TEST_IMAGE_DIR, else a private one under the
+ * root), installation key. */
 void vt_env_init(struct vt_env *env);
 void vt_env_fini(struct vt_env *env);
 /* Member dir, disk overlay, host key, seed (with optional fixture mounts:

@@ -254,6 +254,8 @@ static json_int_t rep_int(json_t *rep, const char *key)
 
 int cmd_prune(const char *root, int argc, char **argv)
 {
+	if (cli_prune_wants_images(argc, argv))
+		return cli_prune_images(argc, argv);
 	struct cli_parse p;
 	cli_parse_init(&p, "prune", cli_command_find("prune")->opts, argc, argv);
 	int c;
@@ -277,30 +279,9 @@ int cmd_prune(const char *root, int argc, char **argv)
 	return 0;
 }
 
-static void image_progress(void *data, const char *line)
-{
-	(void)data;
-	fprintf(stderr, "%s\n", line);
-}
-
 int cmd_image(const char *root, int argc, char **argv)
 {
-	struct err e = { 0 };
-	if (argc == 3 && !strcmp(argv[1], "build") && !strcmp(argv[2], "mini")) {
-		if (store_init(root, &e) < 0 || image_mini_build(root, true, image_progress, NULL, &e) < 0)
-			return cli_error("%s", e.msg);
-		return 0;
-	}
-	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "prepare")) {
-		/* Build or download now (e.g. before going offline), not at up. */
-		struct image_info img;
-		if (store_init(root, &e) < 0 ||
-		    image_resolve(root, argc == 3 ? argv[2] : "mini", image_progress, NULL, &img, &e) < 0)
-			return cli_error("%s", e.msg);
-		printf("%s: kernel %s\n", img.name, img.kernel);
-		return 0;
-	}
-	return cli_error("usage: fleetbox image build mini | fleetbox image prepare [IMAGE]");
+	return cli_image(root, argc, argv);
 }
 
 /* --- dispatch --- */

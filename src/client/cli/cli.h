@@ -180,3 +180,7 @@ void cli_ssh_config_refresh(const char *root);
 int cli_up(const char *root, int argc, char **argv);
 int cmd_prune(const char *root, int argc, char **argv);
 int cmd_image(const char *root, int argc, char **argv);
+/* image.c: `image ls|rm|prepare|build` and `prune --images` */
+int cli_image(const char *root, int argc, char **argv);
+bool cli_prune_wants_images(int argc, char **argv);
+int cli_prune_images(int argc, char **argv);

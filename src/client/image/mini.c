@@ -7,11 +7,8 @@
  * their libraries), openssh's sftp-server from its package when apt can get
  * it, and our init (src/client/image/mini/init.sh, embedded at build time).
  *
- * Result in <root>/images/mini/: vmlinux (uncompressed ELF, PVH-bootable),
- * initrd (cpio), base.raw (1 MiB of zeros: the member disk's backing file;
- * init formats the member's own overlay on first boot), manifest.json.
- * Everything is built in images/.mini-build-<pid>/ and renamed into place, so
- * a failed or interrupted build leaves no "mini" behind. */
+ * Result (in a scratch directory the cache then publishes, minicache.c):
+ * vmlinux (uncompressed ELF, PVH-bootable) and initrd (cpio). */
 #include "client/image/image.h"
 #include "client/image/int.h"
 
@@ -19,7 +16,6 @@
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/hash.h"
-#include "util/owner.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -295,57 +291,15 @@ static int add_userland(struct cpio *c, const char *tmp, image_progress_fn progr
 	return r;
 }
 
-/* What the cached image was built from: our init and sudo scripts and the
- * builder's version. A fleetbox with another recipe rebuilds instead of
- * booting a stale init (the cache outlives upgrades). */
-#define MINI_RECIPE_VERSION "2"
-static void recipe_id(char out[65])
-{
-	char h1[65], h2[65], all[200];
-	sha256_hex_prefix(mini_init_sh, mini_init_sh_len, 32, h1);
-	sha256_hex_prefix(mini_sudo_sh, mini_sudo_sh_len, 32, h2);
-	int n = snprintf(all, sizeof(all), "%s:%s:%s", MINI_RECIPE_VERSION, h1, h2);
-	sha256_hex_prefix(all, (size_t)n, 32, out);
-}
-
-static bool manifest_current(const char *man)
-{
-	json_t *m = json_load_file(man, 0, NULL);
-	char want[65];
-	recipe_id(want);
-	const char *have = json_string_value(json_object_get(m, "recipe"));
-	bool ok = have && !strcmp(have, want);
-	json_decref(m);
-	return ok;
-}
-
-static int write_manifest(const char *dir, const struct kernel_src *k, struct err *e)
-{
-	char recipe[65];
-	recipe_id(recipe);
-	json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "version", 1,
-			      "recipe", recipe, "kernel_origin", k->origin, "kernel_release", k->kver,
-			      "kernel", "vmlinux", "initrd", "initrd", "base", "base.raw",
-			      "built_at", (json_int_t)time(NULL));
-	char *s = m ? json_dumps(m, JSON_INDENT(2)) : NULL;
-	json_decref(m);
-	if (!s)
-		return err_set(e, -ENOMEM, "out of memory");
-	char p[PATH_MAX];
-	snprintf(p, sizeof(p), "%s/manifest.json", dir);
-	size_t len = strlen(s);
-	s[len] = '\n';
-	int r = file_write_atomic(p, s, len + 1, 0644);
-	free(s);
-	return r < 0 ? err_set(e, r, "write %s: %s", p, strerror(-r)) : 0;
-}
-
-static int build_into(const char *tmp, image_progress_fn progress, void *data, struct err *e)
+int mini_build_into(const char *tmp, image_progress_fn progress, void *data, struct mini_meta *meta,
+		    struct err *e)
 {
 	struct kernel_src k;
 	int r = kernel_get(tmp, progress, data, &k, e);
 	if (r < 0)
 		return r;
+	snprintf(meta->origin, sizeof(meta->origin), "%s", k.origin);
+	snprintf(meta->kver, sizeof(meta->kver), "%s", k.kver);
 	char p[PATH_MAX];
 	say(progress, data, "mini image: extracting vmlinux");
 	snprintf(p, sizeof(p), "%s/vmlinux", tmp);
@@ -368,18 +322,6 @@ static int build_into(const char *tmp, image_progress_fn progress, void *data, s
 	r = cpio_close(c, e);
 	if (r < 0)
 		return r;
-	snprintf(p, sizeof(p), "%s/base.raw", tmp);
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 || ftruncate(fd, 1 << 20) < 0 || fsync(fd) < 0 || owner_claim_fd(fd) < 0) {
-		r = err_set(e, -errno, "create %s: %s", p, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	close(fd);
-	r = write_manifest(tmp, &k, e);
-	if (r < 0)
-		return r;
 	/* Drop the scratch trees before the directory becomes the cache. */
 	DIR *d = opendir(tmp);
 	if (!d)
@@ -393,59 +335,5 @@ static int build_into(const char *tmp, image_progress_fn progress, void *data, s
 		}
 	}
 	closedir(d);
-	return 0;
-}
-
-int image_mini_build(const char *root, bool force, image_progress_fn progress, void *data,
-		     struct err *e)
-{
-	char images[PATH_MAX], dst[PATH_MAX], tmp[PATH_MAX], old[PATH_MAX], man[PATH_MAX];
-	if (snprintf(images, sizeof(images), "%s/images", root) >= (int)sizeof(images) ||
-	    snprintf(dst, sizeof(dst), "%s/mini", images) >= (int)sizeof(dst) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.mini-build-%d", images, (int)getpid()) >= (int)sizeof(tmp) ||
-	    snprintf(old, sizeof(old), "%s/.mini-old-%d", images, (int)getpid()) >= (int)sizeof(old) ||
-	    snprintf(man, sizeof(man), "%s/manifest.json", dst) >= (int)sizeof(man))
-		return err_set(e, -ENAMETOOLONG, "store path too long: %s", root);
-	if (!force && manifest_current(man))
-		return 0;
-	bool stale = path_exists(man) > 0;
-	int r = mkdir_p(images, 0755);
-	if (r < 0)
-		return err_set(e, r, "mkdir %s: %s", images, strerror(-r));
-	rm_rf(tmp);
-	if (mkdir(tmp, 0755) < 0 || (r = owner_claim(tmp)) < 0)
-		return err_set(e, -errno, "mkdir %s: %s", tmp, strerror(errno));
-	say(progress, data, stale ? "rebuilding the mini image (built by another fleetbox version)"
-				  : "building the mini image (first use; takes a few seconds)");
-	r = build_into(tmp, progress, data, e);
-	if (r < 0) {
-		rm_rf(tmp);
-		return err_prefix(e, "build mini image: ");
-	}
-	if (!force && manifest_current(man)) {
-		/* Someone else finished first: keep theirs. */
-		rm_rf(tmp);
-		return 0;
-	}
-	struct stat st;
-	if (lstat(dst, &st) == 0) {
-		/* Forced, or an incomplete leftover without a manifest: replace. */
-		rm_rf(old);
-		if (rename(dst, old) < 0) {
-			r = err_set(e, -errno, "rename %s: %s", dst, strerror(errno));
-			rm_rf(tmp);
-			return r;
-		}
-	}
-	if (rename(tmp, dst) < 0) {
-		r = -errno;
-		rm_rf(tmp);
-		if (manifest_current(man))
-			return 0; /* a concurrent build won the race */
-		return err_set(e, r, "rename %s: %s", tmp, strerror(-r));
-	}
-	fsync_parent(dst);
-	rm_rf(old);
-	say(progress, data, "mini image ready");
 	return 0;
 }

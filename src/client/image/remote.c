@@ -1,21 +1,26 @@
-/* image/remote.c - catalog aliases and downloads into <root>/images/.
+/* image/remote.c - catalog aliases and downloads into the image cache.
  *
  * Invariants:
- * - A file under its final name in images/ was completely downloaded, fsynced
- *   and (when a digest is pinned) verified before rename(); nothing else ever
- *   writes there. So an existing final file is reused without re-hashing.
- * - Every download happens under an exclusive flock on <final>.lock; the
- *   holder of the lock owns <final>.tmp and removes it on every failure.
+ * - A download streams into a tmp/ directory of the cache, hashed on the
+ *   fly (sha256 always: it is the image's digest; the pinned algorithm too),
+ *   and becomes an image only when the pin matches and the image validates
+ *   (import_finish); the ref "src-<key>" (key: a hash of the canonical
+ *   source) then maps the source to that digest, so it is never fetched again.
+ * - Every download happens under the flock of its ref key: concurrent `up`s
+ *   of one image download it once; the others wait and reuse it.
+ * - A store written by an older fleetbox kept downloads as
+ *   <store>/images/<key>-<basename>: such a file is imported (hashed and
+ *   verified again) instead of downloaded, and left in place.
  * - Catalog pins are copied from the distributions' published checksum files
  *   (Ubuntu SHA256SUMS, Debian SHA512SUMS -- Debian publishes no SHA-256 for
  *   its cloud images). An alias with an empty digest is refused, never
  *   downloaded unverified. */
 #include "client/image/remote.h"
+#include "client/image/int.h"
 
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/hash.h"
-#include "util/owner.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -209,7 +214,7 @@ struct dl {
 	int fd;
 	int werr;                  /* -errno of a failed write */
 	uint64_t got;
-	EVP_MD_CTX *md;
+	EVP_MD_CTX *md, *md2;      /* sha256, and the pin's sha512 */
 	image_progress_fn progress;
 	void *data;
 	const char *label;
@@ -217,34 +222,18 @@ struct dl {
 	bool announced;
 };
 
-static void emit(image_progress_fn fn, void *data, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void emit(image_progress_fn fn, void *data, const char *fmt, ...)
-{
-	if (!fn)
-		return;
-	char line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fn(data, line);
-}
-
 static void emit_progress(struct dl *d, uint64_t now, uint64_t total)
 {
 	const double mib = 1024.0 * 1024.0;
-	if (total > 0) {
-		unsigned pct = (unsigned)(now * 100 / total);
-		if (total >= 10 * 1024 * 1024)
-			emit(d->progress, d->data, "downloading %s: %u%% (%llu/%llu MiB)", d->label,
-			     pct, (unsigned long long)(now >> 20), (unsigned long long)(total >> 20));
-		else
-			emit(d->progress, d->data, "downloading %s: %u%% (%.1f/%.1f MiB)", d->label,
-			     pct, now / mib, total / mib);
-	} else {
-		emit(d->progress, d->data, "downloading %s: %.1f MiB", d->label, now / mib);
-	}
+	if (total > 0 && total >= 10 * 1024 * 1024)
+		image_say(d->progress, d->data, "downloading %s: %u%% (%llu/%llu MiB)", d->label,
+			  (unsigned)(now * 100 / total), (unsigned long long)(now >> 20),
+			  (unsigned long long)(total >> 20));
+	else if (total > 0)
+		image_say(d->progress, d->data, "downloading %s: %u%% (%.1f/%.1f MiB)", d->label,
+			  (unsigned)(now * 100 / total), now / mib, total / mib);
+	else
+		image_say(d->progress, d->data, "downloading %s: %.1f MiB", d->label, now / mib);
 }
 
 static size_t on_data(char *buf, size_t size, size_t n, void *user)
@@ -261,7 +250,7 @@ static size_t on_data(char *buf, size_t size, size_t n, void *user)
 		}
 		off += (size_t)w;
 	}
-	if (!EVP_DigestUpdate(d->md, buf, len)) {
+	if (!EVP_DigestUpdate(d->md, buf, len) || (d->md2 && !EVP_DigestUpdate(d->md2, buf, len))) {
 		d->werr = -ENOMEM;
 		return 0;
 	}
@@ -297,177 +286,189 @@ static void hex(const unsigned char *in, unsigned n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* Streams src->url into tmp (already open as fd), hashing on the fly. On
- * success digest_out holds the hex digest of src->algo (sha256 if unpinned). */
-static int transfer(const struct image_source *src, int fd, image_progress_fn progress,
-		    void *data, char digest_out[129], struct err *e)
+static bool setup_curl(CURL *c, const struct image_source *src, struct dl *d, char *errbuf)
 {
-	const EVP_MD *md = strcmp(src->algo, "sha512") == 0 ? EVP_sha512() : EVP_sha256();
-	struct dl d = { .fd = fd, .progress = progress, .data = data, .label = src->label };
-	d.md = EVP_MD_CTX_new();
-	CURL *c = curl_easy_init();
-	if (!d.md || !c || !EVP_DigestInit_ex(d.md, md, NULL)) {
-		EVP_MD_CTX_free(d.md);
-		curl_easy_cleanup(c);
-		return err_set(e, -ENOMEM, "download %s: out of memory", src->label);
-	}
+	return curl_easy_setopt(c, CURLOPT_URL, src->url) == CURLE_OK &&
+	       /* file:// only as given by the user, never via a redirect */
+	       curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L) == CURLE_OK &&
+	       /* a stalled transfer (< 1 KiB/s for a minute) fails instead of hanging */
+	       curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_USERAGENT, "fleetbox/" FLEETBOX_VERSION) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_WRITEDATA, d) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_XFERINFODATA, d) == CURLE_OK &&
+	       curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
+}
+
+static int perform(CURL *c, const struct image_source *src, struct dl *d, struct err *e)
+{
 	char errbuf[CURL_ERROR_SIZE] = "";
-	bool ok = curl_easy_setopt(c, CURLOPT_URL, src->url) == CURLE_OK &&
-		  /* file:// only as given by the user, never via a redirect */
-		  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L) == CURLE_OK &&
-		  /* a stalled transfer (< 1 KiB/s for a minute) fails instead of hanging */
-		  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_USERAGENT, "fleetbox/" FLEETBOX_VERSION) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_WRITEDATA, &d) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &d) == CURLE_OK &&
-		  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-	int r = 0;
-	CURLcode res = ok ? curl_easy_perform(c) : CURLE_FAILED_INIT;
+	CURLcode res = setup_curl(c, src, d, errbuf) ? curl_easy_perform(c) : CURLE_FAILED_INIT;
 	if (res != CURLE_OK) {
 		long code = 0;
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-		if (d.werr)
-			r = err_set(e, d.werr, "download %s: writing: %s", src->label,
-				    strerror(-d.werr));
-		else if (res == CURLE_HTTP_RETURNED_ERROR)
-			r = err_set(e, -EIO, "download %s: HTTP %ld from %s", src->label, code,
-				    src->url);
-		else
-			r = err_set(e, -EIO, "download %s: %s", src->label,
-				    errbuf[0] ? errbuf : curl_easy_strerror(res));
+		if (d->werr)
+			return err_set(e, d->werr, "download %s: writing: %s", src->label,
+				       strerror(-d->werr));
+		if (res == CURLE_HTTP_RETURNED_ERROR)
+			return err_set(e, -EIO, "download %s: HTTP %ld from %s", src->label, code,
+				       src->url);
+		return err_set(e, -EIO, "download %s: %s", src->label,
+			       errbuf[0] ? errbuf : curl_easy_strerror(res));
+	}
+	curl_off_t cl = -1;
+	curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+	if (cl >= 0 && (uint64_t)cl != d->got)
+		return err_set(e, -EIO, "download %s: short read (%llu of %lld bytes)", src->label,
+			       (unsigned long long)d->got, (long long)cl);
+	if (d->got == 0)
+		return err_set(e, -EIO, "download %s: empty response", src->label);
+	return 0;
+}
+
+static int finish_digests(struct dl *d, char sha256_hex[65], char pin_hex[129])
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	if (!EVP_DigestFinal_ex(d->md, out, &n))
+		return -ENOMEM;
+	hex(out, n, sha256_hex);
+	if (d->md2) {
+		if (!EVP_DigestFinal_ex(d->md2, out, &n))
+			return -ENOMEM;
+		hex(out, n, pin_hex);
 	} else {
-		curl_off_t cl = -1;
-		curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-		if (cl >= 0 && (uint64_t)cl != d.got)
-			r = err_set(e, -EIO, "download %s: short read (%llu of %lld bytes)",
-				    src->label, (unsigned long long)d.got, (long long)cl);
-		else if (d.got == 0)
-			r = err_set(e, -EIO, "download %s: empty response", src->label);
+		snprintf(pin_hex, 129, "%s", sha256_hex);
 	}
-	if (r == 0) {
-		unsigned char out[EVP_MAX_MD_SIZE];
-		unsigned n = 0;
-		if (!EVP_DigestFinal_ex(d.md, out, &n))
-			r = err_set(e, -ENOMEM, "download %s: digest failed", src->label);
-		else
-			hex(out, n, digest_out);
-	}
+	return 0;
+}
+
+/* Streams src->url into fd, hashing on the fly: sha256 always, and the
+ * pinned algorithm's digest into pin_hex (= sha256 when that is the pin). */
+static int transfer(const struct image_source *src, int fd, image_progress_fn progress,
+		    void *data, char sha256_hex[65], char pin_hex[129], struct err *e)
+{
+	struct dl d = { .fd = fd, .progress = progress, .data = data, .label = src->label };
+	d.md = EVP_MD_CTX_new();
+	if (!strcmp(src->algo, "sha512"))
+		d.md2 = EVP_MD_CTX_new();
+	CURL *c = curl_easy_init();
+	int r = 0;
+	if (!d.md || !c || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) ||
+	    (!strcmp(src->algo, "sha512") && (!d.md2 || !EVP_DigestInit_ex(d.md2, EVP_sha512(), NULL))))
+		r = err_set(e, -ENOMEM, "download %s: out of memory", src->label);
+	if (r == 0)
+		r = perform(c, src, &d, e);
+	if (r == 0 && finish_digests(&d, sha256_hex, pin_hex) < 0)
+		r = err_set(e, -ENOMEM, "download %s: digest failed", src->label);
 	if (r == 0 && progress)
 		emit_progress(&d, d.got, d.got);
 	EVP_MD_CTX_free(d.md);
+	EVP_MD_CTX_free(d.md2);
 	curl_easy_cleanup(c);
 	return r;
 }
 
-static int lock_file(const char *lock, const char *label, image_progress_fn progress,
-		     void *data, struct err *e)
+static int check_pin(const struct image_source *src, const char *got, const char *sha256_hex,
+		     image_progress_fn progress, void *data, struct err *e)
 {
-	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0 || owner_claim_fd(fd) < 0) {
-		int r = -errno;
-		if (fd >= 0)
-			close(fd);
-		return err_set(e, r, "open %s: %s", lock, strerror(-r));
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return fd;
-	if (errno != EWOULDBLOCK) {
-		int r = -errno;
-		close(fd);
-		return err_set(e, r, "lock %s: %s", lock, strerror(-r));
-	}
-	emit(progress, data, "waiting for another download of %s", label);
-	/* Blocking on purpose: the other download may take minutes; a crashed
-	 * holder of the lock releases it with its last fd. */
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int r = -errno;
-			close(fd);
-			return err_set(e, r, "lock %s: %s", lock, strerror(-r));
-		}
-	}
-	return fd;
-}
-
-static int download(const struct image_source *src, const char *final,
-		    image_progress_fn progress, void *data, struct err *e)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", final) >= (int)sizeof(tmp))
-		return err_set(e, -ENAMETOOLONG, "image path too long");
-	/* We hold the lock, so any existing .tmp is debris of a crashed run. */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return err_set(e, -errno, "create %s: %s", tmp, strerror(errno));
-	char got[129] = "";
-	int r = owner_claim_fd(fd);
-	if (r < 0)
-		err_set(e, r, "chown %s: %s", tmp, strerror(-r));
-	else
-		r = transfer(src, fd, progress, data, got, e);
-	if (r == 0 && src->algo[0] && strcmp(got, src->digest) != 0)
-		r = err_set(e, -EBADMSG, "download %s: checksum mismatch: want %s:%s, got %s:%s",
-			    src->label, src->algo, src->digest, src->algo, got);
-	if (r == 0 && fsync(fd) < 0)
-		r = err_set(e, -errno, "fsync %s: %s", tmp, strerror(errno));
-	if (close(fd) < 0 && r == 0)
-		r = err_set(e, -errno, "close %s: %s", tmp, strerror(errno));
-	if (r == 0 && rename(tmp, final) < 0)
-		r = err_set(e, -errno, "rename %s: %s", tmp, strerror(errno));
-	if (r < 0) {
-		unlink(tmp);
-		return r;
-	}
-	fsync_parent(final);
+	if (src->algo[0] && strcmp(got, src->digest) != 0)
+		return err_set(e, -EBADMSG, "download %s: checksum mismatch: want %s:%s, got %s:%s",
+			       src->label, src->algo, src->digest, src->algo, got);
 	if (!src->algo[0])
-		emit(progress, data, "downloaded %s (unpinned; pin it with #sha256=%s)",
-		     src->label, got);
+		image_say(progress, data, "downloaded %s (unpinned; pin it with #sha256=%s)",
+			  src->label, sha256_hex);
 	return 0;
 }
 
-static bool is_regular(const char *path)
+/* A store from an older fleetbox: <store>/images/<key>-<basename>. */
+static int legacy_path(const char *store, const struct image_source *src, char *out, size_t len)
 {
 	struct stat st;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	if (!store || snprintf(out, len, "%s/images/%s", store, src->file) >= (int)len)
+		return -ENOENT;
+	return lstat(out, &st) == 0 && S_ISREG(st.st_mode) ? 0 : -ENOENT;
 }
 
-int image_fetch(const char *root, const char *image, image_progress_fn progress, void *data,
-		char *path_out, size_t len, struct err *e)
+/* Fills <tmp>/disk from the legacy file or the network; im->disk_sha. */
+static int fetch_into(const char *store, const struct image_source *src, const char *disk,
+		      struct import *im, struct err *e)
+{
+	char legacy[PATH_MAX], pin[129] = "";
+	int fd = open(disk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return err_set(e, -errno, "create %s: %s", disk, strerror(errno));
+	int r;
+	if (legacy_path(store, src, legacy, sizeof(legacy)) == 0) {
+		image_say(im->progress, im->data, "importing %s from %s", src->label, legacy);
+		int in = open(legacy, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		r = in < 0 ? err_set(e, -errno, "%s: %s", legacy, strerror(errno))
+			   : hash_copy(in, fd, im->disk_sha, src->algo, pin, NULL, e);
+		if (in >= 0)
+			close(in);
+		if (r == 0 && strcmp(src->algo, "sha512") != 0)
+			snprintf(pin, sizeof(pin), "%s", im->disk_sha);
+	} else {
+		r = transfer(src, fd, im->progress, im->data, im->disk_sha, pin, e);
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = err_set(e, -errno, "fsync %s: %s", disk, strerror(errno));
+	if (close(fd) < 0 && r == 0)
+		r = err_set(e, -errno, "close %s: %s", disk, strerror(errno));
+	if (r == 0)
+		r = check_pin(src, pin, im->disk_sha, im->progress, im->data, e);
+	return r;
+}
+
+static int fetch_locked(const struct cache *c, const char *store, const struct image_source *src,
+			struct import *im, struct image_info *out, struct err *e)
+{
+	if (cache_ref_load(c, im->key, out, e) == 0) /* another process just did it */
+		return 0;
+	char tmp[PATH_MAX], disk[PATH_MAX + 8];
+	int r = cache_tmpdir(c, im->key, tmp, sizeof(tmp), e);
+	if (r < 0)
+		return r;
+	snprintf(disk, sizeof(disk), "%s/disk", tmp);
+	if ((r = fetch_into(store, src, disk, im, e)) < 0) {
+		rm_rf(tmp);
+		return r;
+	}
+	return import_finish(c, tmp, im, out, e);
+}
+
+int remote_resolve(const struct cache *c, const char *store, const char *image,
+		   image_progress_fn progress, void *data, struct image_info *out,
+		   struct err *e)
 {
 	struct image_source src;
 	int r = image_source_parse(image, &src, e);
 	if (r < 0)
 		return r;
-	char dir[PATH_MAX], final[PATH_MAX], lock[PATH_MAX];
-	if (snprintf(dir, sizeof(dir), "%s/images", root) >= (int)sizeof(dir) ||
-	    snprintf(final, sizeof(final), "%s/%s", dir, src.file) >= (int)sizeof(final) ||
-	    snprintf(lock, sizeof(lock), "%s.lock", final) >= (int)sizeof(lock) ||
-	    strlen(final) >= len)
-		return err_set(e, -ENAMETOOLONG, "store path too long: %s", root);
-	r = mkdir_p(dir, 0755);
-	if (r < 0)
-		return err_set(e, r, "create %s: %s", dir, strerror(-r));
-	if (!is_regular(final)) {
-		int lfd = lock_file(lock, src.label, progress, data, e);
-		if (lfd < 0)
-			return lfd;
-		/* re-check: whoever held the lock may have finished it */
-		if (!is_regular(final))
-			r = download(&src, final, progress, data, e);
-		close(lfd);
-		if (r < 0)
-			return r;
-	}
-	snprintf(path_out, len, "%s", final);
-	return 0;
+	char key[REF_KEY_MAX], source[sizeof(src.url) + 160];
+	snprintf(key, sizeof(key), "src-%.16s", src.file);
+	if (src.algo[0])
+		snprintf(source, sizeof(source), "%s#%s=%s", src.url, src.algo, src.digest);
+	else
+		snprintf(source, sizeof(source), "%s", src.url);
+	struct import im = { .key = key, .name = src.label,
+			     .kind = image_alias_find(image) ? "alias" : "url", .source = source,
+			     .progress = progress, .data = data };
+	if (cache_ref_load(c, key, out, e) == 0)
+		return 0;
+	int fd = cache_lock(c, key, LOCK_EX, progress, data, src.label, e);
+	if (fd < 0)
+		return fd;
+	r = fetch_locked(c, store, &src, &im, out, e);
+	close(fd);
+	return r;
 }
