@@ -523,7 +523,11 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 				continue;
 			struct image_info mimg;
 			if (p->kind == PLAN_STOPPED || strcmp(p->cfg.image, want) != 0) {
-				if ((r = image_resolve(root, p->cfg.image, image_progress, (void *)o, &mimg, &e)) < 0)
+				/* the image the member's disk is an overlay of, so kernel and disk match */
+				char disk[PATH_MAX];
+				store_member_file(root, p->name, "disk", disk, sizeof(disk));
+				if ((r = image_resolve_member(root, p->cfg.image, disk, image_progress, (void *)o,
+							      &mimg, &e)) < 0)
 					goto fail_rollback;
 			} else {
 				mimg = img;

@@ -95,7 +95,7 @@ static int qcow2_copy_out(const char *path, uint64_t off, uint64_t size, const c
 	cmd_fini(&c);
 	if (r < 0) {
 		unlink(dst);
-		return err_prefix(e, "read %s: ", path);
+		return err_prefix(e, "reading the qcow2: ");
 	}
 	return 0;
 }
@@ -128,7 +128,7 @@ static int view_fill(struct view *v, uint64_t off, uint64_t len, struct err *e)
 	if (fd >= 0)
 		close(fd);
 	unlink(v->scratch);
-	return r < 0 ? err_set(e, r, "read %s: %s", v->d->path, strerror(-r)) : 0;
+	return r < 0 ? err_set(e, r, "reading the qcow2: %s", strerror(-r)) : 0;
 }
 
 static int view_open(struct view *v, const struct probe_disk *d, const char *scratch,
@@ -139,7 +139,7 @@ static int view_open(struct view *v, const struct probe_disk *d, const char *scr
 		struct stat st;
 		v->fd = open(d->path, O_RDONLY | O_CLOEXEC);
 		if (v->fd < 0 || fstat(v->fd, &st) < 0)
-			return err_set(e, -errno, "open %s: %s", d->path, strerror(errno));
+			return err_set(e, -errno, "open: %s", strerror(errno));
 		v->size = (uint64_t)st.st_size;
 		return 0;
 	}
@@ -191,7 +191,7 @@ static int list_parts(struct view *v, struct cand *out, int max, int *outside, s
 	blkid_probe pr = blkid_new_probe();
 	if (!pr || blkid_probe_set_device(pr, v->fd, 0, (blkid_loff_t)v->size) < 0) {
 		blkid_free_probe(pr);
-		return err_set(e, -ENOMEM, "blkid: cannot probe %s", v->d->path);
+		return err_set(e, -ENOMEM, "blkid: cannot probe the disk");
 	}
 	blkid_probe_enable_superblocks(pr, 0);
 	blkid_probe_enable_partitions(pr, 1);
@@ -204,7 +204,7 @@ static int list_parts(struct view *v, struct cand *out, int max, int *outside, s
 			continue;
 		if (k == max) {
 			blkid_free_probe(pr);
-			return err_set(e, -E2BIG, "%s: more than %d partitions", v->d->path, max);
+			return err_set(e, -E2BIG, "more than %d partitions", max);
 		}
 		if (part_cand(p, v->size, &out[k]))
 			k++;
@@ -217,8 +217,9 @@ static int list_parts(struct view *v, struct cand *out, int max, int *outside, s
 	return k;
 }
 
-/* True when c holds an ext2/3/4 filesystem whose superblock fits it. */
-static bool is_ext(struct view *v, struct cand *c)
+/* 1 when c holds an ext2/3/4 filesystem whose superblock fits it, 0 when
+ * it holds something else, < 0 when its ext superblock is malformed. */
+static int is_ext(struct view *v, struct cand *c)
 {
 	blkid_probe pr = blkid_new_probe();
 	const char *type = NULL, *uuid = NULL;
@@ -236,9 +237,13 @@ static bool is_ext(struct view *v, struct cand *c)
 		snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
 	blkid_free_probe(pr);
 	uint8_t sb[EXT_SB_LEN];
-	return ok && c->size >= 2048 &&
-	       pread(v->fd, sb, sizeof(sb), (off_t)(c->start + 1024)) == (ssize_t)sizeof(sb) &&
-	       ext_sb_check(sb, c->size) == 0;
+	bool magic = c->size >= 2048 &&
+		     pread(v->fd, sb, sizeof(sb), (off_t)(c->start + 1024)) == (ssize_t)sizeof(sb) &&
+		     ext_sb_magic(sb);
+	if (!magic)
+		return 0;
+	int r = ext_sb_check(sb, c->size);
+	return r < 0 ? r : ok;
 }
 
 static int cmp_size(const void *a, const void *b)
@@ -249,24 +254,38 @@ static int cmp_size(const void *a, const void *b)
 	return x->num - y->num;
 }
 
+static int no_ext(struct view *v, int outside, int bad, int bad_num, struct err *e)
+{
+	if (bad)
+		return bad_num ? err_set(e, -EINVAL, "the ext superblock of partition %d is malformed "
+					 "or larger than its partition", bad_num)
+			       : err_set(e, -EINVAL, "its ext superblock is malformed or larger than "
+					 "the disk");
+	if (outside)
+		return err_set(e, -ERANGE, "%d partition(s) lie outside the disk, no ext2/3/4 "
+			       "filesystem inside it", outside);
+	return err_set(e, -ENOENT, "no ext2/3/4 filesystem found");
+}
+
 /* The ext candidates, smallest first. */
 static int ext_cands(struct view *v, struct cand *c, int max, struct err *e)
 {
-	int outside = 0, n = list_parts(v, c, max, &outside, e), k = 0;
+	int outside = 0, n = list_parts(v, c, max, &outside, e), k = 0, bad = 0, bad_num = 0;
 	for (int i = 0; i < n; i++) {
 		int r = view_fill(v, c[i].start, c[i].size < WINDOW_LEN ? c[i].size : WINDOW_LEN, e);
 		if (r < 0)
 			return r;
-		if (is_ext(v, &c[i]))
+		if ((r = is_ext(v, &c[i])) > 0)
 			c[k++] = c[i];
+		else if (r < 0 && !bad++)
+			bad_num = c[i].num;
 	}
-	if (n >= 0 && k == 0 && outside)
-		return err_set(e, -ERANGE, "%s: %d partition(s) lie outside the disk, no ext2/3/4 "
-			       "filesystem inside it", v->d->path, outside);
-	if (n >= 0 && k == 0)
-		return err_set(e, -ENOENT, "%s: no ext2/3/4 filesystem found", v->d->path);
+	if (n < 0)
+		return n;
+	if (k == 0)
+		return no_ext(v, outside, bad, bad_num, e);
 	qsort(c, (size_t)k, sizeof(c[0]), cmp_size);
-	return n < 0 ? n : k;
+	return k;
 }
 
 /* ---- the driver ---- */
@@ -344,9 +363,9 @@ static int try_cands(struct view *v, const struct cand *c, int n, const char *ou
 			break;
 	}
 	if (first.code)
-		return err_set(e, first.code, "%s: %s", v->d->path, first.msg);
-	return err_set(e, -ENOENT, "%s: no kernel (/vmlinuz, /boot/vmlinuz or /boot/vmlinuz-*) "
-		       "in any ext partition", v->d->path);
+		return err_set(e, first.code, "%s", first.msg);
+	return err_set(e, -ENOENT, "no kernel (/vmlinuz, /boot/vmlinuz or /boot/vmlinuz-*) in any "
+		       "ext partition");
 }
 
 int probe_boot(const struct probe_disk *d, const char *outdir, struct boot_probe *out,
@@ -434,7 +453,7 @@ static bool terminated(const struct boot_probe *b)
 	       memchr(b->root_uuid, 0, sizeof(b->root_uuid));
 }
 
-static int collect(pid_t pid, int fd, const char *what, struct boot_probe *out, struct err *e)
+static int collect(pid_t pid, int fd, struct boot_probe *out, struct err *e)
 {
 	struct probe_msg m;
 	ssize_t got = read_msg(fd, &m);
@@ -444,19 +463,19 @@ static int collect(pid_t pid, int fd, const char *what, struct boot_probe *out, 
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (got == -ETIMEDOUT)
-		return err_set(e, -ETIMEDOUT, "%s: reading the image took longer than %d s", what,
+		return err_set(e, -ETIMEDOUT, "reading the image took longer than %d s",
 			       PROBE_TIMEOUT_MS / 1000);
 	if (got != (ssize_t)sizeof(m) || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		if (WIFSIGNALED(st))
-			return err_set(e, -EIO, "%s: malformed image (its reader died of signal %d)",
-				       what, WTERMSIG(st));
-		return err_set(e, -EIO, "%s: malformed image (its reader failed)", what);
+			return err_set(e, -EIO, "malformed image (its reader died of signal %d)",
+				       WTERMSIG(st));
+		return err_set(e, -EIO, "malformed image (its reader failed)");
 	}
 	m.msg[sizeof(m.msg) - 1] = '\0';
 	if (m.code < 0)
 		return err_set(e, m.code, "%s", m.msg);
 	if (m.code > 0 || !terminated(&m.res) || m.res.root_part < 0 || m.res.root_part > 255)
-		return err_set(e, -EIO, "%s: malformed probe result", what);
+		return err_set(e, -EIO, "malformed probe result");
 	*out = m.res;
 	return 0;
 }
@@ -479,7 +498,7 @@ int probe_boot_isolated(const struct probe_disk *d, const char *outdir, uid_t ui
 		child(d, outdir, uid, gid, p[1]);
 	}
 	close(p[1]);
-	int r = collect(pid, p[0], d->path, out, e);
+	int r = collect(pid, p[0], out, e);
 	close(p[0]);
 	return r;
 }
