@@ -199,7 +199,7 @@ int image_list(struct image_entry **out, size_t *n, struct err *e)
 		r = err_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; r == 0 && i < ni; i++)
 		fill_entry(&imgs[i], refs, nr, &(*out)[i]);
-	if (r == 0) {
+	if (r == 0 && ni) {
 		*n = ni;
 		qsort(*out, ni, sizeof(**out), by_use);
 	}
