@@ -9,8 +9,10 @@ bash test/deps.sh
 [ -d build ] || meson setup build
 ninja -C build
 export FLEETBOX_HOME=${FLEETBOX_HOME:-/tmp/fleetbox-demo}
-# The image is built (first run) or found in $FLEETBOX_HOME/images before we
-# leave the host network: building it fetches the kernel package with apt.
+# The image is built (first run) or found in the user's image cache
+# (FLEETBOX_CACHE, else ~/.cache/fleetbox) before we leave the host network:
+# building it fetches the kernel package with apt. The fresh store inside the
+# namespace then boots it with no way out.
 build/src/client/fleetbox image prepare mini
 exec unshare -n -- bash -c '
   set -euo pipefail

@@ -532,10 +532,76 @@ static void t_vm_cli(void)
 	h_teardown();
 }
 
+/* Issue 11: after one `image prepare` with the archive reachable, a brand-new
+ * store boots mini inside a network namespace with no way out. The prepare
+ * runs as three concurrent processes into a private cache: one builds, the
+ * others wait for it and reuse the result. */
+static void prepare_child(int fd, int i)
+{
+	char home[400], *out = NULL;
+	snprintf(home, sizeof(home), "%s/prep-%d", h_root, i);
+	setenv("FLEETBOX_HOME", home, 1);
+	int rc = h_run(&out, "image", "prepare", NULL);
+	dprintf(fd, "%d %d\n", rc, out && strstr(out, "building the mini image") ? 1 : 0);
+	fprintf(stderr, "prepare %d: %s", i, out ? out : "");
+	_exit(0);
+}
+
+static void t_vm_offline(void)
+{
+	h_setup("vmoffline");
+	unsetenv("FLEETBOX_VMM");
+	int p[2];
+	CHECK(pipe(p) == 0);
+	long t0 = h_now_ms();
+	for (int i = 0; i < 3; i++) {
+		pid_t pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0)
+			prepare_child(p[1], i);
+	}
+	close(p[1]);
+	for (int i = 0; i < 3; i++)
+		CHECK(wait(NULL) > 0);
+	printf("bench offline_prepare_3_concurrent_ms=%ld\n", h_now_ms() - t0);
+	FILE *f = fdopen(p[0], "r");
+	int rc, built, builds = 0, n = 0;
+	while (f && fscanf(f, "%d %d", &rc, &built) == 2) {
+		CHECK_INT(rc, 0);
+		builds += built;
+		n++;
+	}
+	fclose(f);
+	CHECK_INT(n, 3);
+	CHECK_INT(builds, 1);
+	h_enter_netns();
+	unsetenv("FLEETBOX_NET");
+	char *routes = h_tool("ip", "route", "show", NULL);
+	CHECK_STR(routes, ""); /* no way out, not even a default route */
+	free(routes);
+	/* the store is new: nothing but the cache lives under h_root */
+	char clusters[400], *out;
+	snprintf(clusters, sizeof(clusters), "%s/clusters", h_root);
+	CHECK(!path_exists(clusters));
+	t0 = h_now_ms();
+	CHECK_INT(h_run(&out, "up", "off", NULL), 0);
+	printf("bench offline_fresh_store_up_ms=%ld\n", h_now_ms() - t0);
+	CHECK(strstr(out, "building") == NULL && strstr(out, "download") == NULL);
+	free(out);
+	CHECK_INT(ssh_run(&out, "off", "echo offline-$((6*7))"), 0);
+	CHECK(strstr(out, "offline-42\n") != NULL);
+	free(out);
+	CHECK_INT(h_run(&out, "image", "ls", "-o", "json", NULL), 0);
+	CHECK(strstr(out, "\"mini\"") && strstr(out, "\"disks\": 1"));
+	free(out);
+	h_teardown();
+}
+
 static const struct h_case cases[] = {
 	{ "vm-lifecycle", t_vm_lifecycle }, { "vm-cluster", t_vm_cluster },
 	{ "vm-bound-kill", t_vm_bound_kill }, { "vm-kill-qemu", t_vm_kill_qemu },
 	{ "vm-ssh", t_vm_ssh },	      { "vm-cli", t_vm_cli },
+	{ "vm-offline", t_vm_offline },
 };
 
 int main(int argc, char **argv)
