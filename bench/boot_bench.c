@@ -10,7 +10,7 @@
  * `fleetbox up x -n 3` to all three answering.
  *
  * Usage (root): boot_bench [ROUNDS=5] [FLEETBOX]
- *   FLEETBOX_TEST_IMAGE_DIR=<root with images/mini> reuses a built image.
+ *   FLEETBOX_CACHE=<dir> (or FLEETBOX_TEST_IMAGE_DIR) is the image cache to use.
  *   FLEETBOX_QEMU_MACHINE / FLEETBOX_QEMU_TB_MB select the variant to time.
  * Output: one JSON object per run on stdout, then a summary object
  *   {"summary":true,"driver_median_s":..,"raw_median_s":..,"ratio":..}. */
