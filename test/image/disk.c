@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,25 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+void test_dir(const char *prefix, char *dir, char *cache)
+{
+	char tmpl[128];
+	snprintf(tmpl, sizeof(tmpl), "%s-XXXXXX", prefix);
+	CHECK(mkdtemp(tmpl) != NULL);
+	CHECK(realpath(tmpl, dir) != NULL);
+	snprintf(cache, PATH_MAX, "%s/cache", dir);
+	CHECK(setenv("FLEETBOX_CACHE", cache, 1) == 0);
+}
+
+const char *path_in(const char *dir, const char *name)
+{
+	static char buf[8][PATH_MAX];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
+	return buf[i];
+}
 
 double now_s(void)
 {

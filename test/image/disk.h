@@ -14,6 +14,12 @@ struct tpart {
 	bool esp;             /* GPT type: EFI system partition instead of Linux */
 };
 
+/* A fresh "<prefix>-XXXXXX" in the cwd (the build tree: /tmp may be a small
+ * tmpfs), absolute in dir, and a private image cache in it: cache =
+ * <dir>/cache, exported as FLEETBOX_CACHE. */
+void test_dir(const char *prefix, char *dir, char *cache);
+/* "<dir>/<name>" in one of 8 rotating buffers. */
+const char *path_in(const char *dir, const char *name);
 /* Creates a sparse disk image of size_mib with the partitions. */
 void disk_make(const char *path, uint64_t size_mib, bool gpt, const struct tpart *p, int n);
 /* Formats the whole file as one ext4 filesystem from tree. */

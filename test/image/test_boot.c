@@ -25,20 +25,12 @@ static char dir[PATH_MAX], cache[PATH_MAX];
 
 static const char *at(const char *name)
 {
-	static char buf[8][PATH_MAX];
-	static int i;
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
+	return path_in(dir, name);
 }
 
 static const char *in_cache(const char *name)
 {
-	static char buf[4][PATH_MAX];
-	static int i;
-	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", cache, name);
-	return buf[i];
+	return path_in(cache, name);
 }
 
 static int images(void)
@@ -360,12 +352,7 @@ static void bench(int mb)
 
 int main(void)
 {
-	/* next to the build, not /tmp: /tmp may be a small tmpfs */
-	char tmpl[] = "image-boot-XXXXXX";
-	CHECK(mkdtemp(tmpl) != NULL);
-	CHECK(realpath(tmpl, dir) != NULL);
-	snprintf(cache, sizeof(cache), "%s/cache", dir);
-	setenv("FLEETBOX_CACHE", cache, 1);
+	test_dir("image-boot", dir, cache);
 	test_debian_like();
 	test_ubuntu_like();
 	test_no_links();

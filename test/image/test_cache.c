@@ -30,11 +30,7 @@ static char dir[PATH_MAX], cache[PATH_MAX], store[PATH_MAX];
 
 static const char *at(const char *name)
 {
-	static char buf[8][PATH_MAX];
-	static int i;
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
+	return path_in(dir, name);
 }
 
 /* A small whole-disk image whose kernel is kernel_len random bytes. */
@@ -368,13 +364,9 @@ static void test_cli(void)
 
 int main(void)
 {
-	char tmpl[] = "image-cache-XXXXXX";
-	CHECK(mkdtemp(tmpl) != NULL);
-	CHECK(realpath(tmpl, dir) != NULL);
-	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	test_dir("image-cache", dir, cache);
 	snprintf(store, sizeof(store), "%s/store", dir);
 	mkdir_or_die(store);
-	setenv("FLEETBOX_CACHE", cache, 1);
 	test_ls_rm_prune();
 	test_resolve_member();
 	test_legacy_mini();

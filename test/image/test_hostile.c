@@ -23,11 +23,7 @@ static char dir[PATH_MAX], cache[PATH_MAX];
 
 static const char *at(const char *name)
 {
-	static char buf[8][PATH_MAX];
-	static int i;
-	i = (i + 1) % 8;
-	snprintf(buf[i], sizeof(buf[i]), "%s/%s", dir, name);
-	return buf[i];
+	return path_in(dir, name);
 }
 
 static void write_at(const char *path, uint64_t off, const void *p, size_t n)
@@ -343,11 +339,7 @@ static void in_process(const char *path)
 
 int main(void)
 {
-	char tmpl[] = "image-hostile-XXXXXX";
-	CHECK(mkdtemp(tmpl) != NULL);
-	CHECK(realpath(tmpl, dir) != NULL);
-	snprintf(cache, sizeof(cache), "%s/cache", dir);
-	setenv("FLEETBOX_CACHE", cache, 1);
+	test_dir("image-hostile", dir, cache);
 	int failed = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char path[PATH_MAX];

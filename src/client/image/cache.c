@@ -280,6 +280,24 @@ void cache_image_touch(const struct cache *c, const char *dir)
 	}
 }
 
+int cache_image_finish(const struct cache *c, const char *tmp, json_t *meta, struct err *e)
+{
+	char p[PATH_MAX];
+	char *s = meta ? json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(meta);
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	snprintf(p, sizeof(p), "%s/image.json", tmp);
+	int r = cache_write(c, p, s, e);
+	free(s);
+	snprintf(p, sizeof(p), "%s/disks", tmp);
+	if (r == 0 && mkdir(p, 0755) < 0)
+		r = err_set(e, -errno, "mkdir %s: %s", p, strerror(errno));
+	if (r == 0)
+		cache_image_touch(c, tmp);
+	return r;
+}
+
 /* A file name recorded in image.json: plain, inside the directory. */
 static const char *plain_name(json_t *o, const char *key)
 {

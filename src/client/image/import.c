@@ -37,11 +37,7 @@ static void hex(const unsigned char *in, unsigned n, char *out)
 	out[2 * n] = '\0';
 }
 
-struct hasher {
-	EVP_MD_CTX *a, *b;   /* sha256, and the optional second digest */
-};
-
-static int hasher_init(struct hasher *h, const char *algo2)
+int hasher_init(struct hasher *h, const char *algo2)
 {
 	h->a = EVP_MD_CTX_new();
 	h->b = algo2 && !strcmp(algo2, "sha512") ? EVP_MD_CTX_new() : NULL;
@@ -52,14 +48,14 @@ static int hasher_init(struct hasher *h, const char *algo2)
 	return 0;
 }
 
-static int hasher_update(struct hasher *h, const void *p, size_t n)
+int hasher_update(struct hasher *h, const void *p, size_t n)
 {
 	if (!EVP_DigestUpdate(h->a, p, n) || (h->b && !EVP_DigestUpdate(h->b, p, n)))
 		return -ENOMEM;
 	return 0;
 }
 
-static int hasher_final(struct hasher *h, char a[65], char b[129])
+int hasher_final(struct hasher *h, char a[65], char b[129])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned n = 0;
@@ -74,7 +70,7 @@ static int hasher_final(struct hasher *h, char a[65], char b[129])
 	return 0;
 }
 
-static void hasher_fini(struct hasher *h)
+void hasher_fini(struct hasher *h)
 {
 	EVP_MD_CTX_free(h->a);
 	EVP_MD_CTX_free(h->b);
@@ -239,7 +235,7 @@ static int write_meta(const struct cache *c, const char *tmp, const struct impor
 		      const struct disk_fmt *f, const struct boot_probe *b, const char *digest,
 		      struct err *e)
 {
-	char cmdline[128], p[PATH_MAX];
+	char cmdline[128];
 	boot_cmdline(im->kernel ? 1 : b->root_part, cmdline, sizeof(cmdline));
 	bool initrd = im->kernel ? im->initrd && *im->initrd : b->initrd[0] != '\0';
 	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s, s:I}",
@@ -251,19 +247,7 @@ static int write_meta(const struct cache *c, const char *tmp, const struct impor
 			      "root_uuid", b->root_uuid, "kernel_path", im->kernel ? im->kernel : b->kernel,
 			      "initrd_path", im->kernel ? (im->initrd ? im->initrd : "") : b->initrd,
 			      "created_at", (json_int_t)time(NULL));
-	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(j);
-	if (!s)
-		return err_set(e, -ENOMEM, "out of memory");
-	snprintf(p, sizeof(p), "%s/image.json", tmp);
-	int r = cache_write(c, p, s, e);
-	free(s);
-	snprintf(p, sizeof(p), "%s/disks", tmp);
-	if (r == 0 && mkdir(p, 0755) < 0)
-		r = err_set(e, -errno, "mkdir %s: %s", p, strerror(errno));
-	if (r == 0)
-		cache_image_touch(c, tmp);
-	return r;
+	return cache_image_finish(c, tmp, j, e);
 }
 
 static int validate(const struct cache *c, const char *tmp, struct import *im,

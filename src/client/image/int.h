@@ -68,6 +68,10 @@ int cache_publish(const struct cache *c, const char *tmp, const char *digest, st
  * -ENOENT when it is not (or no longer) there. */
 int cache_image_load(const struct cache *c, const char *digest, const char *name,
 		     struct image_info *out, struct err *e);
+/* Writes meta (consumed) as tmp/image.json, creates tmp/disks/ and the
+ * last-use stamp: the last step before cache_publish. */
+typedef struct json_t json_t;
+int cache_image_finish(const struct cache *c, const char *tmp, json_t *meta, struct err *e);
 /* Sets the last-use stamp of the image directory to now. */
 void cache_image_touch(const struct cache *c, const char *dir);
 
@@ -106,6 +110,16 @@ struct import {
  * an image that fails validation is not kept. */
 int import_finish(const struct cache *c, const char *tmp, struct import *im,
 		  struct image_info *out, struct err *e);
+/* Streaming digests: sha256 always (an image's address), and sha512 too when
+ * algo2 is "sha512" (a pin); hex2 is left alone otherwise. */
+struct evp_md_ctx_st;
+struct hasher {
+	struct evp_md_ctx_st *a, *b;
+};
+int hasher_init(struct hasher *h, const char *algo2);
+int hasher_update(struct hasher *h, const void *p, size_t n);
+int hasher_final(struct hasher *h, char sha256_hex[65], char hex2[129]);
+void hasher_fini(struct hasher *h);
 /* Copies src (holes stay holes) to dst_fd (-1: only hash), hashing sha256
  * and, when algo2 is "sha512", that too. */
 int hash_copy(int src, int dst_fd, char sha256_hex[65], const char *algo2, char hex2[129],

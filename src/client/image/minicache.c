@@ -137,7 +137,7 @@ static int mini_finish_files(const char *tmp, char digest[DIGEST_MAX], struct er
 static int mini_meta_write(const struct cache *c, const char *tmp, const char *digest,
 			   const struct mini_meta *m, struct err *e)
 {
-	char recipe[65], p[PATH_MAX];
+	char recipe[65];
 	mini_recipe_id(recipe);
 	json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
 			      "version", 1, "digest", digest, "kind", "mini", "disk", "disk",
@@ -145,19 +145,7 @@ static int mini_meta_write(const struct cache *c, const char *tmp, const char *d
 			      "kernel", "vmlinux", "initrd", "initrd", "cmdline", MINI_CMDLINE,
 			      "recipe", recipe, "kernel_origin", m->origin, "kernel_release", m->kver,
 			      "created_at", (json_int_t)time(NULL));
-	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(j);
-	if (!s)
-		return err_set(e, -ENOMEM, "out of memory");
-	snprintf(p, sizeof(p), "%s/image.json", tmp);
-	int r = cache_write(c, p, s, e);
-	free(s);
-	snprintf(p, sizeof(p), "%s/disks", tmp);
-	if (r == 0 && mkdir(p, 0755) < 0)
-		r = err_set(e, -errno, "mkdir %s: %s", p, strerror(errno));
-	if (r == 0)
-		cache_image_touch(c, tmp);
-	return r;
+	return cache_image_finish(c, tmp, j, e);
 }
 
 static int mini_publish(const struct cache *c, const char *tmp, const struct mini_meta *m,

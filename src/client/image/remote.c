@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -214,7 +213,7 @@ struct dl {
 	int fd;
 	int werr;                  /* -errno of a failed write */
 	uint64_t got;
-	EVP_MD_CTX *md, *md2;      /* sha256, and the pin's sha512 */
+	struct hasher h;           /* sha256, and the pin's sha512 */
 	image_progress_fn progress;
 	void *data;
 	const char *label;
@@ -250,7 +249,7 @@ static size_t on_data(char *buf, size_t size, size_t n, void *user)
 		}
 		off += (size_t)w;
 	}
-	if (!EVP_DigestUpdate(d->md, buf, len) || (d->md2 && !EVP_DigestUpdate(d->md2, buf, len))) {
+	if (hasher_update(&d->h, buf, len) < 0) {
 		d->werr = -ENOMEM;
 		return 0;
 	}
@@ -277,13 +276,6 @@ static int on_xfer(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t 
 	d->last = ts;
 	emit_progress(d, (uint64_t)dlnow, dltotal > 0 ? (uint64_t)dltotal : 0);
 	return 0;
-}
-
-static void hex(const unsigned char *in, unsigned n, char *out)
-{
-	for (unsigned i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", in[i]);
-	out[2 * n] = '\0';
 }
 
 static bool setup_curl(CURL *c, const struct image_source *src, struct dl *d, char *errbuf)
@@ -335,45 +327,25 @@ static int perform(CURL *c, const struct image_source *src, struct dl *d, struct
 	return 0;
 }
 
-static int finish_digests(struct dl *d, char sha256_hex[65], char pin_hex[129])
-{
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-	if (!EVP_DigestFinal_ex(d->md, out, &n))
-		return -ENOMEM;
-	hex(out, n, sha256_hex);
-	if (d->md2) {
-		if (!EVP_DigestFinal_ex(d->md2, out, &n))
-			return -ENOMEM;
-		hex(out, n, pin_hex);
-	} else {
-		snprintf(pin_hex, 129, "%s", sha256_hex);
-	}
-	return 0;
-}
-
 /* Streams src->url into fd, hashing on the fly: sha256 always, and the
  * pinned algorithm's digest into pin_hex (= sha256 when that is the pin). */
 static int transfer(const struct image_source *src, int fd, image_progress_fn progress,
 		    void *data, char sha256_hex[65], char pin_hex[129], struct err *e)
 {
 	struct dl d = { .fd = fd, .progress = progress, .data = data, .label = src->label };
-	d.md = EVP_MD_CTX_new();
-	if (!strcmp(src->algo, "sha512"))
-		d.md2 = EVP_MD_CTX_new();
 	CURL *c = curl_easy_init();
 	int r = 0;
-	if (!d.md || !c || !EVP_DigestInit_ex(d.md, EVP_sha256(), NULL) ||
-	    (!strcmp(src->algo, "sha512") && (!d.md2 || !EVP_DigestInit_ex(d.md2, EVP_sha512(), NULL))))
+	if (!c || hasher_init(&d.h, src->algo) < 0)
 		r = err_set(e, -ENOMEM, "download %s: out of memory", src->label);
 	if (r == 0)
 		r = perform(c, src, &d, e);
-	if (r == 0 && finish_digests(&d, sha256_hex, pin_hex) < 0)
+	if (r == 0 && hasher_final(&d.h, sha256_hex, pin_hex) < 0)
 		r = err_set(e, -ENOMEM, "download %s: digest failed", src->label);
+	if (r == 0 && strcmp(src->algo, "sha512") != 0)
+		snprintf(pin_hex, 129, "%s", sha256_hex);
 	if (r == 0 && progress)
 		emit_progress(&d, d.got, d.got);
-	EVP_MD_CTX_free(d.md);
-	EVP_MD_CTX_free(d.md2);
+	hasher_fini(&d.h);
 	curl_easy_cleanup(c);
 	return r;
 }
