@@ -180,7 +180,11 @@ void cli_ssh_config_refresh(const char *root);
 int cli_up(const char *root, int argc, char **argv);
 int cmd_prune(const char *root, int argc, char **argv);
 int cmd_image(const char *root, int argc, char **argv);
-/* image.c: `image ls|rm|prepare|build` and `prune --images` */
+/* image.c: `image ls|rm|prepare|build` and `prune --images`, with these
+ * options (commands.c): image 'o' (-o/--output), 'N' (--name); prune 'I'
+ * (--images), 'O' (--older-than). */
+extern const struct cli_opt cli_image_opts[];
+extern const struct cli_opt cli_prune_opts[];
 int cli_image(const char *root, int argc, char **argv);
 bool cli_prune_wants_images(int argc, char **argv);
 int cli_prune_images(int argc, char **argv);

@@ -42,6 +42,20 @@ static const struct cli_opt ls_opts[] = {
 
 static const struct cli_opt none_opts[] = { { 0 } };
 
+const struct cli_opt cli_prune_opts[] = {
+	{ 'I', 0, "images", CLI_FLAG, NULL,
+	  "instead: remove cached images no member disk backs onto, and stale temporaries", NULL },
+	{ 'O', 0, "older-than", CLI_VALUE, "DAYS", "with --images: only images unused for DAYS days",
+	  NULL },
+	{ 0 },
+};
+
+const struct cli_opt cli_image_opts[] = {
+	{ 'o', 'o', "output", CLI_VALUE, "FORMAT", "ls: table (default) or json", "table|json" },
+	{ 'N', 0, "name", CLI_VALUE, "NAME", "build: cache it as NAME (default debian-N-local)", NULL },
+	{ 0 },
+};
+
 static const struct cli_opt ssh_opts[] = {
 	{ 't', 't', NULL, CLI_FLAG, NULL, "allocate a terminal even for a command", NULL },
 	{ 'T', 'T', NULL, CLI_FLAG, NULL, "never allocate a terminal", NULL },
@@ -163,6 +177,7 @@ static const struct cli_exit logs_exits[] = {
 };
 static const struct cli_example prune_ex[] = {
 	{ "fleetbox prune", "after a crash: remove leftover taps, bridges, firewall tables, VMMs" },
+	{ "fleetbox prune --images --older-than 30", "free the image cache of images unused for a month" },
 	{ NULL, NULL },
 };
 static const struct cli_exit prune_exits[] = EXITS_PLAIN(
@@ -171,7 +186,9 @@ static const struct cli_exit prune_exits[] = EXITS_PLAIN(
 static const struct cli_example image_ex[] = {
 	{ "fleetbox image prepare", "build the mini image now (before going offline)" },
 	{ "fleetbox image prepare debian-12", "download and verify a catalog image" },
-	{ "fleetbox image build mini", "rebuild the mini image" },
+	{ "fleetbox image build debian-12", "build Debian 12 from the archive: --image debian-12-local" },
+	{ "fleetbox image ls", "what the cache holds, and which images member disks use" },
+	{ "fleetbox image rm debian-12", "remove an image no member disk backs onto" },
 	{ NULL, NULL },
 };
 static const struct cli_example completion_ex[] = {
@@ -257,15 +274,26 @@ const struct cli_command cli_commands[] = {
 	  "its holder's log (<store>/runner-*.log) that are about it. With -f, keeps\n"
 	  "printing as they grow until the member stops or Ctrl-C.",
 	  logs_opts, "members", logs_ex, logs_exits, cmd_logs, 0 },
-	{ "prune", "prune", "reclaim state left by crashed holders",
+	{ "prune", "prune [--images [--older-than DAYS]]", "reclaim state left by crashed holders",
 	  "Kills VMM processes, removes taps, bridges, firewall tables and stale sockets\n"
 	  "left by holders that died (their crash records say what). Needs root when\n"
-	  "networking is on, like up.",
-	  none_opts, NULL, prune_ex, prune_exits, cmd_prune, CLI_NET_ROOT },
-	{ "image", "image build mini | image prepare [IMAGE]", "build or download images",
-	  "build mini rebuilds the embedded default image. prepare builds or downloads\n"
-	  "IMAGE (mini, a catalog alias, a URL or a path) if it is not ready yet.",
-	  none_opts, NULL, image_ex, plain_exits, cmd_image, 0 },
+	  "networking is on, like up.\n"
+	  "With --images it instead prunes the image cache: every cached image that no\n"
+	  "member disk backs onto (with --older-than, only those also unused for DAYS\n"
+	  "days), and temporaries of writers that died.",
+	  cli_prune_opts, NULL, prune_ex, prune_exits, cmd_prune, CLI_NET_ROOT },
+	{ "image", "image ls [-o json] | rm NAME|DIGEST... | prepare [IMAGE] | "
+		   "build mini|debian-N [--name NAME]", "the image cache: list, remove, prepare, build",
+	  "Images live in one cache per user (FLEETBOX_CACHE, else ~/.cache/fleetbox),\n"
+	  "shared by all of that user's stores.\n"
+	  "ls lists each cached image: names, source, digest, size on disk, last use,\n"
+	  "and the member disks backed by it. rm removes images by name, digest or\n"
+	  "digest prefix; it refuses an image a member disk still backs onto.\n"
+	  "prepare builds, downloads or imports IMAGE (mini, a catalog alias, a URL, a\n"
+	  "path) now, e.g. before going offline. build rebuilds mini, or builds a Debian\n"
+	  "image (debian-11, debian-12, debian-13) from the Debian archive, usable as\n"
+	  "--image debian-N-local (or NAME) afterwards.",
+	  cli_image_opts, "ls|rm|prepare|build", image_ex, plain_exits, cmd_image, 0 },
 	{ "completion", "completion bash|zsh", "shell completion script",
 	  "Prints a completion script for bash or zsh: commands, options, member names\n"
 	  "(from `fleetbox ls -q`) and files.",

@@ -75,28 +75,58 @@ static void print_table(const struct image_entry *v, size_t n)
 	}
 }
 
-static int image_ls(int argc, char **argv)
+struct image_args {
+	const char *sub;
+	const char *words[64];
+	int n;
+	const char *output, *name;
+};
+
+static int parse_args(int argc, char **argv, struct image_args *a)
 {
-	bool json = false;
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json"))
-			json = true, i++;
-		else if (!strcmp(argv[i], "-o") && i + 1 < argc && !strcmp(argv[i + 1], "table"))
-			i++;
+	struct cli_parse p;
+	memset(a, 0, sizeof(*a));
+	cli_parse_init(&p, "image", cli_image_opts, argc, argv);
+	int c;
+	while ((c = cli_next(&p)) != CLI_END) {
+		if (c == CLI_BAD)
+			return 1;
+		if (c == 'o')
+			a->output = p.value;
+		else if (c == 'N')
+			a->name = p.value;
+		else if (!a->sub)
+			a->sub = p.value;
+		else if (a->n < 64)
+			a->words[a->n++] = p.value;
 		else
-			return cli_error("image ls: unknown argument \"%s\" (want -o table|json)", argv[i]);
+			return cli_usage_error("image", "too many arguments");
 	}
+	if (a->output && strcmp(a->sub ? a->sub : "", "ls") != 0)
+		return cli_usage_error("image", "-o is an option of image ls");
+	if (a->name && strcmp(a->sub ? a->sub : "", "build") != 0)
+		return cli_usage_error("image", "--name is an option of image build");
+	return 0;
+}
+
+static int image_ls(const struct image_args *a)
+{
+	bool json = a->output && !strcmp(a->output, "json");
+	if (a->output && !json && strcmp(a->output, "table") != 0)
+		return cli_usage_error("image", "-o takes table or json, not \"%s\"", a->output);
+	if (a->n)
+		return cli_usage_error("image", "ls: unexpected argument \"%s\"", a->words[0]);
 	struct image_entry *v;
 	size_t n;
 	struct err e = { 0 };
 	if (image_list(&v, &n, &e) < 0)
 		return cli_error("%s", e.msg);
 	if (json) {
-		json_t *a = json_array();
+		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, entry_json(&v[i]));
-		char *s = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		json_decref(a);
+			json_array_append_new(arr, entry_json(&v[i]));
+		char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_decref(arr);
 		printf("%s\n", s ? s : "[]");
 		free(s);
 	} else {
@@ -106,50 +136,41 @@ static int image_ls(int argc, char **argv)
 	return 0;
 }
 
-static int image_rm(int argc, char **argv)
+static int image_rm(const struct image_args *a)
 {
-	if (argc < 3)
-		return cli_error("image rm: give NAME or DIGEST...");
+	if (a->n == 0)
+		return cli_usage_error("image", "rm: give NAME or DIGEST...");
 	int rc = 0;
-	for (int i = 2; i < argc; i++) {
+	for (int i = 0; i < a->n; i++) {
 		struct err e = { 0 };
-		if (image_remove(argv[i], &e) < 0)
+		if (image_remove(a->words[i], &e) < 0)
 			rc = cli_error("%s", e.msg);
 		else
-			printf("removed %s\n", argv[i]);
+			printf("removed %s\n", a->words[i]);
 	}
 	return rc;
 }
 
-static int image_prepare(const char *root, int argc, char **argv)
+static int image_prepare(const char *root, const struct image_args *a)
 {
-	if (argc > 3)
-		return cli_error("image prepare: at most one IMAGE");
+	if (a->n > 1)
+		return cli_usage_error("image", "prepare: at most one IMAGE");
 	/* Build or download now (e.g. before going offline), not at up. */
 	struct image_info img;
 	struct err e = { 0 };
-	if (image_resolve(root, argc == 3 ? argv[2] : "mini", progress, NULL, &img, &e) < 0)
+	if (image_resolve(root, a->n ? a->words[0] : "mini", progress, NULL, &img, &e) < 0)
 		return cli_error("%s", e.msg);
 	printf("%s: %s ready (kernel %s)\n", img.name, img.digest, img.kernel);
 	return 0;
 }
 
-static int image_build_cmd(const char *root, int argc, char **argv)
+static int image_build_cmd(const char *root, const struct image_args *a)
 {
-	const char *what = NULL, *name = NULL;
-	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--name") && i + 1 < argc)
-			name = argv[++i];
-		else if (argv[i][0] != '-' && !what)
-			what = argv[i];
-		else
-			return cli_error("image build: unexpected \"%s\"", argv[i]);
-	}
-	if (!what)
-		return cli_error("image build: give mini or debian-<N> [--name NAME]");
+	if (a->n != 1)
+		return cli_usage_error("image", "build: give mini or debian-<N> [--name NAME]");
 	struct image_info img;
 	struct err e = { 0 };
-	if (image_build(root, what, name, progress, NULL, &img, &e) < 0)
+	if (image_build(root, a->words[0], a->name, progress, NULL, &img, &e) < 0)
 		return cli_error("%s", e.msg);
 	printf("%s: %s ready\n", img.name, img.digest);
 	return 0;
@@ -157,41 +178,49 @@ static int image_build_cmd(const char *root, int argc, char **argv)
 
 int cli_image(const char *root, int argc, char **argv)
 {
-	const char *sub = argc > 1 ? argv[1] : "";
+	struct image_args a;
+	if (parse_args(argc, argv, &a))
+		return 1;
+	const char *sub = a.sub ? a.sub : "";
 	if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
-		return image_ls(argc, argv);
+		return image_ls(&a);
 	if (!strcmp(sub, "rm"))
-		return image_rm(argc, argv);
+		return image_rm(&a);
 	if (!strcmp(sub, "prepare"))
-		return image_prepare(root, argc, argv);
+		return image_prepare(root, &a);
 	if (!strcmp(sub, "build"))
-		return image_build_cmd(root, argc, argv);
-	return cli_error("usage: fleetbox image ls [-o json] | rm NAME|DIGEST... | prepare [IMAGE] | "
-			 "build mini|debian-<N> [--name NAME]");
+		return image_build_cmd(root, &a);
+	static const char *const subs[] = { "ls", "rm", "prepare", "build", NULL };
+	const char *near = *sub ? cli_nearest(sub, subs) : NULL;
+	if (near)
+		return cli_usage_error("image", "unknown subcommand \"%s\" (did you mean %s?)", sub, near);
+	return cli_usage_error("image", "want ls, rm, prepare or build%s%s%s", *sub ? ", not \"" : "",
+			       sub, *sub ? "\"" : "");
 }
 
 bool cli_prune_wants_images(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--images"))
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--older-than", 12))
 			return true;
 	return false;
 }
 
 int cli_prune_images(int argc, char **argv)
 {
-	int days = 0;
-	for (int i = 1; i < argc; i++) {
-		char *end;
-		if (!strcmp(argv[i], "--images"))
-			continue;
-		if (strcmp(argv[i], "--older-than") != 0 || i + 1 >= argc)
-			return cli_error("prune --images: unknown argument \"%s\"", argv[i]);
-		long v = strtol(argv[++i], &end, 10);
-		if (end == argv[i] || *end || v < 0 || v > 36500)
-			return cli_error("--older-than: \"%s\" is not a number of days", argv[i]);
-		days = (int)v;
+	struct cli_parse p;
+	cli_parse_init(&p, "prune", cli_prune_opts, argc, argv);
+	int c, days = 0;
+	bool images = false;
+	while ((c = cli_next(&p)) != CLI_END) {
+		if (c == CLI_BAD || (c == 'O' && cli_int(&p, 0, 36500, &days) == CLI_BAD))
+			return 1;
+		if (c == CLI_WORD)
+			return cli_usage_error("prune", "unexpected argument \"%s\"", p.value);
+		images |= c == 'I';
 	}
+	if (!images)
+		return cli_usage_error("prune", "--older-than goes with --images");
 	struct image_prune_report rep;
 	struct err e = { 0 };
 	if (image_prune(days, &rep, &e) < 0)
