@@ -7,6 +7,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 int cli_main(int argc, char **argv);
 
@@ -18,6 +19,8 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "note: <msg>" to stderr. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* How long ago since was: "42s", "5m", "3h", "12d" (members.c). */
+void cli_age(time_t since, char *out, size_t len);
 /* Damerau-Levenshtein distance, for "did you mean ...?" (capped at 9). */
 int cli_distance(const char *a, const char *b);
 /* The word of words[] (NULL-terminated) nearest to s when it is a plausible

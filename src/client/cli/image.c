@@ -27,21 +27,6 @@ static void human_size(uint64_t b, char *out, size_t len)
 	snprintf(out, len, *u == 'B' ? "%.0f%c" : "%.1f%c", v, *u);
 }
 
-static void ago(time_t t, char *out, size_t len)
-{
-	long s = (long)difftime(time(NULL), t);
-	if (s < 0)
-		s = 0;
-	if (s < 120)
-		snprintf(out, len, "%lds ago", s);
-	else if (s < 7200)
-		snprintf(out, len, "%ldm ago", s / 60);
-	else if (s < 172800)
-		snprintf(out, len, "%ldh ago", s / 3600);
-	else
-		snprintf(out, len, "%ldd ago", s / 86400);
-}
-
 static json_t *entry_json(const struct image_entry *en)
 {
 	char when[32];
@@ -65,7 +50,9 @@ static void print_table(const struct image_entry *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char size[16], when[24], src[45];
 		human_size(v[i].size, size, sizeof(size));
-		ago(v[i].last_use, when, sizeof(when));
+		char age[16];
+		cli_age(v[i].last_use, age, sizeof(age));
+		snprintf(when, sizeof(when), "%s ago", age);
 		if (strlen(v[i].source) > 44)
 			snprintf(src, sizeof(src), "%.41s...", v[i].source);
 		else

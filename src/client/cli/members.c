@@ -260,7 +260,12 @@ static void fmt_age(const char *created, char *out, size_t len)
 		snprintf(out, len, "-");
 		return;
 	}
-	long s = (long)difftime(time(NULL), timegm(&tm));
+	cli_age(timegm(&tm), out, len);
+}
+
+void cli_age(time_t since, char *out, size_t len)
+{
+	long s = (long)difftime(time(NULL), since);
 	if (s < 0)
 		s = 0;
 	if (s < 120)
