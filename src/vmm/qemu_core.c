@@ -462,6 +462,10 @@ void vmcore_stop(struct vmcore *c)
 		return;
 	c->stopping = true;
 	uv_timer_stop(&c->tick);
+	/* Escalation deadlines count from now, not from the loop's cached time:
+	 * a caller that blocked for seconds (an embedding test, a slow callback)
+	 * would otherwise see the grace period already spent. */
+	uv_update_time(c->loop);
 	if (!c->ready_done) {
 		/* Still booting: no init listens for ACPI yet, go straight to SIGTERM. */
 		c->esc_stage = 2;
