@@ -59,93 +59,379 @@ int orch_root(const char *root, char *buf, size_t len, struct err *e)
 	return 0;
 }
 
-enum plan_kind { PLAN_RUNNING, PLAN_STOPPED, PLAN_NEW };
+/* --- the plan: one state struct that every phase of `up` works on --- */
 
-struct plan {
+/* UNCLASSIFIED until classify ran: rollback leaves such a member alone. */
+enum member_kind { MEMBER_UNCLASSIFIED, MEMBER_RUNNING, MEMBER_STOPPED, MEMBER_NEW };
+
+struct up_member {
 	char name[FB_NAME_MAX + 1];
-	enum plan_kind kind;
+	enum member_kind kind;
 	struct member_config cfg;
-	bool booted;
-	bool disk_created;  /* this call created the disk (rollback may delete it) */
+	struct image_info img;  /* what it boots (stopped and new members) */
+	char mac[FB_MAC_STRLEN];
 	char ip[FB_IP_STRLEN];
+	/* The record: what this call did to the member. Rollback undoes it. */
+	bool disk_created;      /* this call created the disk */
+	/* boot */
+	char *boot_line;        /* the boot-member request */
 	int boot_status;
 	struct err boot_err;
-	char *boot_line;    /* request line for boot-member */
+	bool booted;
 };
 
-static void progress(const fb_up_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(const fb_up_options *o, const char *fmt, ...)
+struct up_plan {
+	const fb_up_options *o;
+	char root[PATH_MAX];
+	struct up_member *m;
+	size_t n;
+	struct fixture *fx;     /* validated create fixtures (o->n_fixtures) */
+	int *locks;
+	size_t nlocks;
+	size_t to_boot;         /* stopped + new members */
+	char via[FB_NAME_MAX + 1]; /* a member whose socket reaches the holder; "" none */
+	pid_t holder_pid;
+	struct ctl_holder spawned; /* .pid != 0: this call spawned the holder */
+	char gateway[FB_IP_STRLEN];
+	int prefix;
+	struct err e;
+};
+
+static void progress(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(const struct up_plan *u, const char *fmt, ...)
 {
-	if (!o->progress)
+	if (!u->o->progress)
 		return;
 	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	o->progress(o->progress_data, line);
+	u->o->progress(u->o->progress_data, line);
 }
 
 static void image_progress(void *data, const char *line)
 {
-	const fb_up_options *o = data;
-	if (o->progress)
-		o->progress(o->progress_data, line);
+	const struct up_plan *u = data;
+	if (u->o->progress)
+		u->o->progress(u->o->progress_data, line);
 }
 
-/* --- concurrent boot-member on a private loop --- */
-
-static void boot_cb(void *data, int status, const char *reply, const struct err *e)
+static bool fake_vmm(void)
 {
-	struct plan *p = data;
-	if (status < 0) {
-		p->boot_status = status;
-		if (e)
-			p->boot_err = *e;
-		return;
-	}
-	struct rpc_reply rep;
-	struct err de = { 0 };
-	if (rpc_reply_decode(reply, strlen(reply), &rep, &de) < 0) {
-		p->boot_status = de.code;
-		p->boot_err = de;
-		return;
-	}
-	if (rep.error && *rep.error) {
-		p->boot_status = -EIO;
-		err_set(&p->boot_err, -EIO, "%s", rep.error);
-	} else {
-		p->boot_status = 0;
-		p->booted = true;
-	}
-	rpc_reply_fini(&rep);
+	const char *v = getenv("FLEETBOX_VMM");
+	return v && !strcmp(v, "fake");
 }
 
-static int boot_all(const char *root, const char *via, struct plan *plans, size_t n,
-		    struct err *e)
+static bool has_create_options(const fb_up_options *o)
 {
-	uv_loop_t loop;
-	int r = uv_loop_init(&loop);
-	if (r < 0)
-		return err_set(e, r, "uv_loop_init: %s", uv_strerror(r));
-	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		if (!p->boot_line)
-			continue;
-		/* Boot through the holder-wide socket we know answers. */
-		r = ctl_request_async(&loop, root, via, p->boot_line, CTL_DIAL_MS, CTL_BOOT_MS, boot_cb, p);
-		if (r < 0) {
-			p->boot_status = r;
-			err_set(&p->boot_err, r, "boot %s: %s", p->name, strerror(-r));
-		}
+	return o->cpus || o->memory_mb || o->disk_mb || (o->image && *o->image) || o->n_fixtures;
+}
+
+/* --- phase: validate (nothing is touched yet) --- */
+
+static int validate_names(struct up_plan *u)
+{
+	const fb_up_options *o = u->o;
+	if (o->n_names == 0)
+		return err_set(&u->e, -EINVAL, "no member names given");
+	for (size_t i = 0; i < o->n_names; i++) {
+		/* New members need a hostname (no trailing '-'); older ones still boot. */
+		bool known = wire_name_valid(o->names[i]) && store_member_exists(u->root, o->names[i]);
+		int r = known ? 0 : store_name_check(o->names[i], &u->e);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(o->names[i], o->names[j]))
+				return err_set(&u->e, -EINVAL, "duplicate name \"%s\"", o->names[i]);
 	}
-	ctl_run_loop(&loop);
-	if (uv_loop_close(&loop) != 0)
-		return err_set(e, -EBUSY, "internal error: boot loop left handles open");
 	return 0;
 }
 
-/* --- helpers --- */
+static int validate_fixtures(struct up_plan *u)
+{
+	const fb_up_options *o = u->o;
+	if (!o->n_fixtures)
+		return 0;
+	u->fx = calloc(o->n_fixtures, sizeof(*u->fx));
+	if (!u->fx)
+		return err_set(&u->e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < o->n_fixtures; i++) {
+		char arg[2 * PATH_MAX + 2];
+		snprintf(arg, sizeof(arg), "%s:%s", o->fixtures[i].host_path, o->fixtures[i].guest_path);
+		int r = fixture_parse(arg, &u->fx[i], &u->e);
+		if (r < 0)
+			return r;
+	}
+	return fixture_check_set(u->fx, o->n_fixtures, &u->e);
+}
+
+static int up_validate(struct up_plan *u)
+{
+	int r = orch_root(u->o->root, u->root, sizeof(u->root), &u->e);
+	if (r < 0 || (r = validate_names(u)) < 0 || (r = validate_fixtures(u)) < 0)
+		return r;
+	u->n = u->o->n_names;
+	u->m = calloc(u->n, sizeof(*u->m));
+	if (!u->m)
+		return err_set(&u->e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < u->n; i++)
+		snprintf(u->m[i].name, sizeof(u->m[i].name), "%s", u->o->names[i]);
+	return 0;
+}
+
+/* --- phase: lock --- */
+
+/* One up/down/rm per cluster at a time: classification, creation and
+ * rollback must see a store nobody else is changing. */
+static int up_lock(struct up_plan *u)
+{
+	int r = store_init(u->root, &u->e);
+	if (r < 0)
+		return r;
+	return store_lock_clusters(u->root, u->o->names, u->n, &u->locks, &u->nlocks, &u->e);
+}
+
+/* --- phase: classify --- */
+
+static void set_via(struct up_plan *u, const char *name, pid_t pid)
+{
+	snprintf(u->via, sizeof(u->via), "%s", name);
+	u->holder_pid = pid;
+}
+
+/* A member a live holder serves: running, or (VM died, interrupted up)
+ * stopped/errored there and booted again through that holder. */
+static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
+{
+	if (u->via[0] && pid != u->holder_pid)
+		return err_set(&u->e, -EINVAL, "%s and %s are running in different holders", u->via,
+			       m->name);
+	set_via(u, m->name, pid);
+	struct rpc_status *st = NULL;
+	int r = ctl_status(u->root, m->name, &st, &u->e);
+	if (r < 0)
+		return r;
+	enum wire_state state = st->state;
+	snprintf(m->ip, sizeof(m->ip), "%s", st->ip ? st->ip : "");
+	rpc_status_free(st);
+	if (state == FB_STATE_RUNNING) {
+		m->kind = MEMBER_RUNNING;
+		return 0;
+	}
+	if (state != FB_STATE_STOPPED && state != FB_STATE_ERROR)
+		return err_set(&u->e, -EBUSY, "%s is %s in another fleetbox run; try again when it is up",
+			       m->name, wire_state_name(state));
+	m->kind = store_member_exists(u->root, m->name) ? MEMBER_STOPPED : MEMBER_NEW;
+	return 0;
+}
+
+static int classify_member(struct up_plan *u, struct up_member *m)
+{
+	pid_t pid;
+	if (store_member_running(u->root, m->name, &pid))
+		return classify_served(u, m, pid);
+	m->kind = store_member_exists(u->root, m->name) ? MEMBER_STOPPED : MEMBER_NEW;
+	return 0;
+}
+
+static int read_stopped_config(struct up_plan *u, struct up_member *m)
+{
+	int r = store_config_read(u->root, m->name, &m->cfg, &u->e);
+	if (r == 0 && has_create_options(u->o))
+		progress(u, "note: %s exists; create options are ignored", m->name);
+	return r;
+}
+
+static int up_classify(struct up_plan *u)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		int r = classify_member(u, m);
+		if (r == 0 && m->kind == MEMBER_STOPPED)
+			r = read_stopped_config(u, m);
+		if (r < 0)
+			return r;
+		if (m->kind != MEMBER_RUNNING)
+			u->to_boot++;
+	}
+	return 0;
+}
+
+/* --- phase: find or spawn the holder --- */
+
+/* No named member is served: join a live holder of a member of the same
+ * cluster, if there is one. */
+static void find_cluster_holder(struct up_plan *u)
+{
+	char **all;
+	size_t na;
+	if (store_list_members(u->root, &all, &na) < 0)
+		return;
+	for (size_t i = 0; i < na && !u->via[0]; i++) {
+		char c1[FB_NAME_MAX + 1], c2[FB_NAME_MAX + 1];
+		wire_cluster_name(all[i], c1);
+		for (size_t j = 0; j < u->n && !u->via[0]; j++) {
+			pid_t pid;
+			wire_cluster_name(u->m[j].name, c2);
+			if (!strcmp(c1, c2) && store_member_running(u->root, all[i], &pid))
+				set_via(u, all[i], pid);
+		}
+	}
+	store_names_free(all, na);
+}
+
+static int spawn_holder(struct up_plan *u)
+{
+	const char **bn = calloc(u->to_boot, sizeof(char *));
+	if (!bn)
+		return err_set(&u->e, -ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < u->n; i++)
+		if (u->m[i].kind != MEMBER_RUNNING)
+			bn[k++] = u->m[i].name;
+	int r = ctl_spawn(u->root, bn, k, u->o->bound != 0, &u->spawned, &u->e);
+	if (r == 0)
+		set_via(u, bn[0], u->spawned.pid);
+	free(bn);
+	return r;
+}
+
+static int up_holder(struct up_plan *u)
+{
+	if (u->to_boot == 0)
+		return 0;
+	if (!u->via[0])
+		find_cluster_holder(u);
+	return u->via[0] ? 0 : spawn_holder(u);
+}
+
+/* --- phase: network --- */
+
+/* First of the holder-wide requests: it fails fast (no root, no nf_tables)
+ * before any download or disk work. */
+static int up_network(struct up_plan *u)
+{
+	if (u->to_boot == 0)
+		return 0;
+	struct rpc_request req = { .cmd = (char *)"createnetwork" };
+	struct rpc_reply rep;
+	int r = ctl_request(u->root, u->via, &req, CTL_DIAL_MS, 60000, &rep, &u->e);
+	char subnet[32] = "";
+	if (rep.subnet)
+		snprintf(subnet, sizeof(subnet), "%s", rep.subnet);
+	rpc_reply_fini(&rep);
+	if (r < 0)
+		return r;
+	u->prefix = 24;
+	unsigned a, b, c, d;
+	if (subnet[0] && sscanf(subnet, "%u.%u.%u.%u/%d", &a, &b, &c, &d, &u->prefix) == 5)
+		snprintf(u->gateway, sizeof(u->gateway), "%u.%u.%u.%u", a, b, c, d + 1);
+	return 0;
+}
+
+/* --- phase: image --- */
+
+static const char *wanted_image(const struct up_plan *u)
+{
+	return u->o->image && *u->o->image ? u->o->image : "mini";
+}
+
+/* A stopped member boots the image its disk is an overlay of, so kernel and
+ * disk match. */
+static int resolve_member_image(struct up_plan *u, struct up_member *m)
+{
+	char disk[PATH_MAX];
+	store_member_file(u->root, m->name, "disk", disk, sizeof(disk));
+	return image_resolve_member(u->root, m->cfg.image, disk, image_progress, u, &m->img, &u->e);
+}
+
+/* New members share the call's image (resolved once); stopped members boot
+ * the one in their config. */
+static int up_image(struct up_plan *u)
+{
+	if (u->to_boot == 0)
+		return 0;
+	int r = keys_ensure_installation(u->root, &u->e);
+	struct image_info shared;
+	bool have_shared = false;
+	for (size_t i = 0; r == 0 && i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->kind == MEMBER_RUNNING)
+			continue;
+		if (m->kind == MEMBER_NEW && have_shared) {
+			m->img = shared;
+			continue;
+		}
+		r = m->kind == MEMBER_NEW
+			    ? image_resolve(u->root, wanted_image(u), image_progress, u, &m->img, &u->e)
+			    : resolve_member_image(u, m);
+		if (r == 0 && m->kind == MEMBER_NEW) {
+			shared = m->img;
+			have_shared = true;
+		}
+	}
+	return r;
+}
+
+/* --- phase: prepare members (keys, disk, config of new members) --- */
+
+static void new_config(const struct up_plan *u, struct up_member *m)
+{
+	const fb_up_options *o = u->o;
+	struct member_config *c = &m->cfg;
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", m->name);
+	wire_mac(m->name, c->mac);
+	c->cpus = o->cpus > 0 ? o->cpus : DEFAULT_CPUS;
+	bool mini = !strcmp(wanted_image(u), "mini");
+	c->memory_mb = o->memory_mb > 0 ? o->memory_mb : (mini ? DEFAULT_MINI_MEM_MB : DEFAULT_MEM_MB);
+	c->disk_mb = o->disk_mb > 0 ? o->disk_mb : DEFAULT_DISK_MB;
+	snprintf(c->image, sizeof(c->image), "%s", wanted_image(u));
+	store_now_rfc3339(c->created_at);
+}
+
+static int prepare_new(struct up_plan *u, struct up_member *m)
+{
+	struct member_config *c = &m->cfg;
+	new_config(u, m);
+	size_t nfx = u->o->n_fixtures;
+	if (nfx) {
+		c->fixtures = calloc(nfx, sizeof(*c->fixtures));
+		if (!c->fixtures)
+			return err_set(&u->e, -ENOMEM, "out of memory");
+		memcpy(c->fixtures, u->fx, nfx * sizeof(*u->fx));
+		c->n_fixtures = nfx;
+	}
+	char dir[PATH_MAX], disk[PATH_MAX];
+	store_member_dir(u->root, m->name, dir, sizeof(dir));
+	int r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return err_set(&u->e, r, "create %s: %s", dir, strerror(-r));
+	if ((r = keys_ensure_host(dir, m->name, &u->e)) < 0)
+		return r;
+	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	if ((r = disk_create(&m->img, disk, (uint64_t)c->disk_mb, &u->e)) < 0)
+		return r;
+	m->disk_created = true;
+	return store_config_write(u->root, c, &u->e);
+}
+
+static int up_prepare(struct up_plan *u)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		if (u->m[i].kind != MEMBER_NEW)
+			continue;
+		int r = prepare_new(u, &u->m[i]);
+		if (r < 0) {
+			err_prefix(&u->e, "create %s: ", u->m[i].name);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* --- phase: reserve + seed --- */
 
 static void nameservers_from_host(char ns[][FB_IP_STRLEN], size_t *n)
 {
@@ -163,11 +449,13 @@ static void nameservers_from_host(char ns[][FB_IP_STRLEN], size_t *n)
 	free(s);
 }
 
-static int write_seed(const char *root, struct plan *p, const char *mac, const char *ip,
-		      const char *gateway, int prefix, struct err *e)
+/* The member's NoCloud seed: hostname, user and keys, its reserved address
+ * on the cluster's network, fixture mounts. */
+static int write_seed(struct up_plan *u, struct up_member *m, struct err *e)
 {
+	const char *root = u->root;
 	char dir[PATH_MAX], seed[PATH_MAX], key[PATH_MAX], pub[PATH_MAX], ipub[PATH_MAX];
-	store_member_dir(root, p->name, dir, sizeof(dir));
+	store_member_dir(root, m->name, dir, sizeof(dir));
 	snprintf(seed, sizeof(seed), "%s/seed.iso", dir);
 	snprintf(key, sizeof(key), "%s/ssh_host_ed25519_key", dir);
 	snprintf(pub, sizeof(pub), "%s/ssh_host_ed25519_key.pub", dir);
@@ -180,31 +468,32 @@ static int write_seed(const char *root, struct plan *p, const char *mac, const c
 		free(priv);
 		free(hpub);
 		free(auth);
-		return err_set(e, r, "read keys for %s: %s", p->name, strerror(-r));
+		return err_set(e, r, "read keys for %s: %s", m->name, strerror(-r));
 	}
 	struct seed_mount mounts[64];
 	size_t nm = 0;
-	for (size_t i = 0; i < p->cfg.n_fixtures && nm < 64; i++, nm++) {
-		mounts[nm].label = p->cfg.fixtures[i].label;
-		mounts[nm].guest_path = p->cfg.fixtures[i].guest_path;
+	for (size_t i = 0; i < m->cfg.n_fixtures && nm < 64; i++, nm++) {
+		mounts[nm].label = m->cfg.fixtures[i].label;
+		mounts[nm].guest_path = m->cfg.fixtures[i].guest_path;
 	}
 	char ns[3][FB_IP_STRLEN];
 	size_t nns;
 	nameservers_from_host(ns, &nns);
 	const char *nsp[3] = { ns[0], ns[1], ns[2] };
 	char iid[128];
-	snprintf(iid, sizeof(iid), "fleetbox-%s-%s", p->name, p->cfg.created_at);
+	snprintf(iid, sizeof(iid), "fleetbox-%s-%s", m->name, m->cfg.created_at);
+	bool static_ip = m->ip[0] != '\0';
 	struct seed_params sp = {
-		.hostname = p->name,
+		.hostname = m->name,
 		.instance_id = iid,
 		.user = "fleetbox",
 		.authorized_key = auth,
 		.host_key_priv = priv,
 		.host_key_pub = hpub,
-		.mac = ip && *ip ? mac : NULL,
-		.ip = ip && *ip ? ip : NULL,
-		.prefix_len = prefix,
-		.gateway = gateway,
+		.mac = static_ip ? m->mac : NULL,
+		.ip = static_ip ? m->ip : NULL,
+		.prefix_len = u->prefix,
+		.gateway = u->gateway[0] ? u->gateway : NULL,
 		.nameservers = nsp,
 		.n_nameservers = nns,
 		.mounts = mounts,
@@ -217,44 +506,10 @@ static int write_seed(const char *root, struct plan *p, const char *mac, const c
 	return r;
 }
 
-static int prepare_new(const char *root, const fb_up_options *o, const struct image_info *img,
-		       const struct fixture *fx, size_t nfx, struct plan *p, struct err *e)
-{
-	struct member_config *c = &p->cfg;
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", p->name);
-	wire_mac(p->name, c->mac);
-	c->cpus = o->cpus > 0 ? o->cpus : DEFAULT_CPUS;
-	bool mini = !o->image || !*o->image || !strcmp(o->image, "mini");
-	c->memory_mb = o->memory_mb > 0 ? o->memory_mb : (mini ? DEFAULT_MINI_MEM_MB : DEFAULT_MEM_MB);
-	c->disk_mb = o->disk_mb > 0 ? o->disk_mb : DEFAULT_DISK_MB;
-	snprintf(c->image, sizeof(c->image), "%s", mini ? "mini" : o->image);
-	store_now_rfc3339(c->created_at);
-	if (nfx) {
-		c->fixtures = calloc(nfx, sizeof(*c->fixtures));
-		if (!c->fixtures)
-			return err_set(e, -ENOMEM, "out of memory");
-		memcpy(c->fixtures, fx, nfx * sizeof(*fx));
-		c->n_fixtures = nfx;
-	}
-	char dir[PATH_MAX], disk[PATH_MAX];
-	store_member_dir(root, p->name, dir, sizeof(dir));
-	int r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return err_set(e, r, "create %s: %s", dir, strerror(-r));
-	if ((r = keys_ensure_host(dir, p->name, e)) < 0)
-		return r;
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
-	if ((r = disk_create(img, disk, (uint64_t)c->disk_mb, e)) < 0)
-		return r;
-	p->disk_created = true;
-	return store_config_write(root, c, e);
-}
-
-static char *boot_request_line(const char *root, const struct image_info *img, struct plan *p)
+static char *boot_request_line(const struct up_plan *u, const struct up_member *m)
 {
 	char dir[PATH_MAX];
-	store_member_dir(root, p->name, dir, sizeof(dir));
+	store_member_dir(u->root, m->name, dir, sizeof(dir));
 	struct rpc_spec s = { 0 };
 	char disk[PATH_MAX], seed[PATH_MAX], serial[PATH_MAX];
 	snprintf(disk, sizeof(disk), "%s/disk", dir);
@@ -262,18 +517,19 @@ static char *boot_request_line(const char *root, const struct image_info *img, s
 	snprintf(serial, sizeof(serial), "%s/serial.log", dir);
 	char *fx[64];
 	char fxbuf[64][PATH_MAX];
-	size_t nfx = p->cfg.n_fixtures < 64 ? p->cfg.n_fixtures : 64;
+	size_t nfx = m->cfg.n_fixtures < 64 ? m->cfg.n_fixtures : 64;
 	for (size_t i = 0; i < nfx; i++) {
 		snprintf(fxbuf[i], PATH_MAX, "%s/fixture-%zu.img", dir, i);
 		fx[i] = fxbuf[i];
 	}
-	s.name = p->name;
+	const struct image_info *img = &m->img;
+	s.name = (char *)m->name;
 	s.disk_path = disk;
 	s.seed_path = seed;
 	s.fixture_paths = fx;
 	s.n_fixtures = nfx;
-	s.cpus = p->cfg.cpus;
-	s.memory_bytes = (uint64_t)p->cfg.memory_mb << 20;
+	s.cpus = m->cfg.cpus;
+	s.memory_bytes = (uint64_t)m->cfg.memory_mb << 20;
 	s.serial_log_path = serial;
 	s.kernel_path = img->kernel[0] ? (char *)img->kernel : NULL;
 	s.initrd_path = img->initrd[0] ? (char *)img->initrd : NULL;
@@ -286,359 +542,296 @@ static char *boot_request_line(const char *root, const struct image_info *img, s
 	return line;
 }
 
-static void rollback(const char *root, struct plan *plans, size_t n)
+/* The holder's reservation (stable IP hint from config.json). */
+static int reserve(struct up_plan *u, struct up_member *m)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		if (p->kind == PLAN_RUNNING)
-			continue;
-		struct err e = { 0 };
-		if (store_member_running(root, p->name, NULL))
-			ctl_stop(root, p->name, &e);
-		if (p->kind != PLAN_NEW)
-			continue;
-		char disk[PATH_MAX], cfg[PATH_MAX];
-		store_member_file(root, p->name, "disk", disk, sizeof(disk));
-		if (p->disk_created || !path_exists(disk)) {
-			store_member_delete(root, p->name, &e);
-		} else {
-			/* A disk we did not create was found there: never delete it. */
-			store_member_file(root, p->name, "config.json", cfg, sizeof(cfg));
-			unlink(cfg);
+	struct rpc_request rq = { .cmd = (char *)"reserve", .name = m->name,
+				  .ip_hint = m->cfg.ip[0] ? m->cfg.ip : NULL };
+	struct rpc_reply rep;
+	int r = ctl_request(u->root, u->via, &rq, CTL_DIAL_MS, 60000, &rep, &u->e);
+	if (r == 0) {
+		snprintf(m->mac, sizeof(m->mac), "%s", rep.res_mac[0] ? rep.res_mac : m->cfg.mac);
+		snprintf(m->ip, sizeof(m->ip), "%s", rep.res_ip);
+	}
+	rpc_reply_fini(&rep);
+	return r;
+}
+
+/* Fixture content refreshes at every boot; the set is frozen at create. */
+static int build_fixtures(struct up_plan *u, struct up_member *m)
+{
+	char dir[PATH_MAX];
+	store_member_dir(u->root, m->name, dir, sizeof(dir));
+	for (size_t k = 0; k < m->cfg.n_fixtures; k++) {
+		char imgp[PATH_MAX];
+		snprintf(imgp, sizeof(imgp), "%s/fixture-%zu.img", dir, k);
+		int r = fixture_build_image(&m->cfg.fixtures[k], imgp, &u->e);
+		if (r < 0) {
+			err_prefix(&u->e, "fixture %s: ", m->cfg.fixtures[k].host_path);
+			return r;
 		}
 	}
+	return 0;
 }
 
-static bool fake_vmm(void)
+static int up_reserve_seed(struct up_plan *u)
 {
-	const char *v = getenv("FLEETBOX_VMM");
-	return v && !strcmp(v, "fake");
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->kind == MEMBER_RUNNING)
+			continue;
+		int r = reserve(u, m);
+		if (r == 0)
+			r = build_fixtures(u, m);
+		if (r == 0)
+			r = write_seed(u, m, &u->e);
+		if (r < 0)
+			return r;
+		if (!(m->boot_line = boot_request_line(u, m)))
+			return err_set(&u->e, -ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
-/* Confirms each booted VM accepts an authenticated SSH session with its pinned
+/* --- phase: boot (every boot-member concurrently on a private loop) --- */
+
+static void boot_cb(void *data, int status, const char *reply, const struct err *e)
+{
+	struct up_member *m = data;
+	if (status < 0) {
+		m->boot_status = status;
+		if (e)
+			m->boot_err = *e;
+		return;
+	}
+	struct rpc_reply rep;
+	struct err de = { 0 };
+	if (rpc_reply_decode(reply, strlen(reply), &rep, &de) < 0) {
+		m->boot_status = de.code;
+		m->boot_err = de;
+		return;
+	}
+	if (rep.error && *rep.error) {
+		m->boot_status = -EIO;
+		err_set(&m->boot_err, -EIO, "%s", rep.error);
+	} else {
+		m->boot_status = 0;
+		m->booted = true;
+	}
+	rpc_reply_fini(&rep);
+}
+
+static int boot_all(struct up_plan *u)
+{
+	uv_loop_t loop;
+	int r = uv_loop_init(&loop);
+	if (r < 0)
+		return err_set(&u->e, r, "uv_loop_init: %s", uv_strerror(r));
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (!m->boot_line)
+			continue;
+		/* Boot through the holder-wide socket we know answers. */
+		r = ctl_request_async(&loop, u->root, u->via, m->boot_line, CTL_DIAL_MS, CTL_BOOT_MS,
+				      boot_cb, m);
+		if (r < 0) {
+			m->boot_status = r;
+			err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
+		}
+	}
+	ctl_run_loop(&loop);
+	if (uv_loop_close(&loop) != 0)
+		return err_set(&u->e, -EBUSY, "internal error: boot loop left handles open");
+	return 0;
+}
+
+/* A booted member must be running per its holder; its IP is the
+ * reservation's (bridge), else the holder's status (fake VMM). */
+static int check_running(struct up_plan *u, struct up_member *m)
+{
+	struct rpc_status *st = NULL;
+	int r = ctl_status(u->root, m->name, &st, &u->e);
+	if (r < 0)
+		return r;
+	if (st->state != FB_STATE_RUNNING)
+		r = err_set(&u->e, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
+			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
+	else if (st->ip && *st->ip)
+		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
+	if (!u->holder_pid)
+		u->holder_pid = (pid_t)st->pid;
+	rpc_status_free(st);
+	return r;
+}
+
+static int up_boot(struct up_plan *u)
+{
+	if (u->to_boot == 0)
+		return 0;
+	progress(u, "booting %zu member%s", u->to_boot, u->to_boot == 1 ? "" : "s");
+	int r = boot_all(u);
+	for (size_t i = 0; r == 0 && i < u->n; i++)
+		if (u->m[i].boot_line && u->m[i].boot_status < 0) {
+			u->e = u->m[i].boot_err;
+			r = u->m[i].boot_status;
+		}
+	for (size_t i = 0; r == 0 && i < u->n; i++)
+		if (u->m[i].kind != MEMBER_RUNNING)
+			r = check_running(u, &u->m[i]);
+	return r;
+}
+
+/* --- phase: confirm SSH --- */
+
+/* Confirms a booted VM accepts an authenticated SSH session with its pinned
  * host key (the holder only saw port 22 open). */
-static int confirm_ssh(const char *root, struct plan *p, struct err *e)
+static int confirm_ssh(struct up_plan *u, struct up_member *m, struct err *e)
 {
 	struct ssh_target t;
-	int r = target_resolve(root, p->name, &t, e);
+	int r = target_resolve(u->root, m->name, &t, e);
 	if (r < 0)
 		return r;
 	return target_wait_ssh(&t, 120000, e);
 }
 
+static int up_confirm_ssh(struct up_plan *u)
+{
+	if (fake_vmm())
+		return 0;
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->kind == MEMBER_RUNNING)
+			continue;
+		int r = confirm_ssh(u, m, &u->e);
+		if (r < 0) {
+			err_prefix(&u->e, "wait for ssh %s: ", m->name);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* --- phase: commit --- */
+
+/* Running members reached by classify have their IP from its status. */
+static int record_ip(struct up_plan *u, struct up_member *m)
+{
+	if (m->kind == MEMBER_RUNNING || !strcmp(m->cfg.ip, m->ip))
+		return 0;
+	snprintf(m->cfg.ip, sizeof(m->cfg.ip), "%s", m->ip);
+	return store_config_write(u->root, &m->cfg, &u->e);
+}
+
+static fb_cluster *cluster_new(size_t n)
+{
+	fb_cluster *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->holder.ctl_fd = -1;
+	c->names = calloc(n ? n : 1, sizeof(*c->names));
+	c->ips = calloc(n ? n : 1, sizeof(*c->ips));
+	if (!c->names || !c->ips) {
+		free(c->names);
+		free(c->ips);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int up_commit(struct up_plan *u, fb_cluster **out)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		int r = record_ip(u, &u->m[i]);
+		if (r < 0)
+			return r;
+	}
+	fb_cluster *c = cluster_new(u->n);
+	if (!c)
+		return err_set(&u->e, -ENOMEM, "out of memory");
+	c->n = u->n;
+	for (size_t i = 0; i < u->n; i++) {
+		snprintf(c->names[i], sizeof(c->names[i]), "%s", u->m[i].name);
+		snprintf(c->ips[i], sizeof(c->ips[i]), "%s", u->m[i].ip);
+	}
+	snprintf(c->root, sizeof(c->root), "%s", u->root);
+	/* The bound connection now belongs to the cluster. */
+	c->holder = u->spawned;
+	if (!c->holder.pid)
+		c->holder.pid = u->holder_pid;
+	memset(&u->spawned, 0, sizeof(u->spawned));
+	u->spawned.ctl_fd = -1;
+	*out = c;
+	return 0;
+}
+
+/* --- rollback: undoes exactly what the record says this call did --- */
+
+static void rollback_member(struct up_plan *u, struct up_member *m)
+{
+	if (m->kind == MEMBER_RUNNING || m->kind == MEMBER_UNCLASSIFIED)
+		return;
+	struct err e = { 0 };
+	if (store_member_running(u->root, m->name, NULL))
+		ctl_stop(u->root, m->name, &e);
+	if (m->kind != MEMBER_NEW)
+		return;
+	char disk[PATH_MAX], cfg[PATH_MAX];
+	store_member_file(u->root, m->name, "disk", disk, sizeof(disk));
+	if (m->disk_created || !path_exists(disk)) {
+		store_member_delete(u->root, m->name, &e);
+	} else {
+		/* A disk we did not create was found there: never delete it. */
+		store_member_file(u->root, m->name, "config.json", cfg, sizeof(cfg));
+		unlink(cfg);
+	}
+}
+
+static void up_rollback(struct up_plan *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		rollback_member(u, &u->m[i]);
+	struct err e = { 0 };
+	ctl_holder_release(&u->spawned, CTL_STOP_WAIT_MS, &e);
+}
+
+static void up_fini(struct up_plan *u)
+{
+	store_unlock_clusters(u->locks, u->nlocks);
+	for (size_t i = 0; u->m && i < u->n; i++) {
+		store_config_fini(&u->m[i].cfg);
+		free(u->m[i].boot_line);
+	}
+	free(u->m);
+	free(u->fx);
+}
+
+/* The phases in order; each makes one thing true and records what it made. */
+static const struct {
+	const char *name;
+	int (*run)(struct up_plan *u);
+} up_phases[] = {
+	{ "validate", up_validate },	   { "lock", up_lock },
+	{ "classify", up_classify },	   { "holder", up_holder },
+	{ "network", up_network },	   { "image", up_image },
+	{ "prepare", up_prepare },	   { "reserve", up_reserve_seed },
+	{ "boot", up_boot },		   { "ssh", up_confirm_ssh },
+};
+
 int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 {
-	struct err e = { 0 };
-	char root[PATH_MAX];
-	struct plan *plans = NULL;
-	struct fixture *fx = NULL;
-	fb_cluster *cl = NULL;
-	size_t n = o->n_names;
-	int *locks = NULL;
-	size_t nlocks = 0;
-	int r;
+	struct up_plan u = { .o = o, .spawned = { .ctl_fd = -1 } };
 	*out = NULL;
-	if ((r = orch_root(o->root, root, sizeof(root), &e)) < 0)
-		goto fail;
-	if (n == 0) {
-		r = err_set(&e, -EINVAL, "no member names given");
-		goto fail;
-	}
-	plans = calloc(n, sizeof(*plans));
-	cl = calloc(1, sizeof(*cl));
-	if (!plans || !cl) {
-		r = err_set(&e, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	cl->holder.ctl_fd = -1;
-	snprintf(cl->root, sizeof(cl->root), "%s", root);
-	for (size_t i = 0; i < n; i++) {
-		/* New members need a hostname (no trailing '-'); older ones still boot. */
-		bool known = wire_name_valid(o->names[i]) && store_member_exists(root, o->names[i]);
-		if (!known && (r = store_name_check(o->names[i], &e)) < 0)
-			goto fail;
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(o->names[i], o->names[j])) {
-				r = err_set(&e, -EINVAL, "duplicate name \"%s\"", o->names[i]);
-				goto fail;
-			}
-		snprintf(plans[i].name, sizeof(plans[i].name), "%s", o->names[i]);
-	}
-	/* Fixtures are validated before anything is created. */
-	if (o->n_fixtures) {
-		fx = calloc(o->n_fixtures, sizeof(*fx));
-		if (!fx) {
-			r = err_set(&e, -ENOMEM, "out of memory");
-			goto fail;
-		}
-		for (size_t i = 0; i < o->n_fixtures; i++) {
-			char arg[2 * PATH_MAX + 2];
-			snprintf(arg, sizeof(arg), "%s:%s", o->fixtures[i].host_path, o->fixtures[i].guest_path);
-			if ((r = fixture_parse(arg, &fx[i], &e)) < 0)
-				goto fail;
-		}
-		if ((r = fixture_check_set(fx, o->n_fixtures, &e)) < 0)
-			goto fail;
-	}
-	if ((r = store_init(root, &e)) < 0)
-		goto fail;
-	/* One up/down/rm per cluster at a time: classification, creation and
-	 * rollback must see a store nobody else is changing. */
-	if ((r = store_lock_clusters(root, o->names, n, &locks, &nlocks, &e)) < 0)
-		goto fail;
-
-	/* Classify, and find a live holder to join: one of ours, else one serving
-	 * a member of the same cluster. */
-	const char *via = NULL;
-	char via_buf[FB_NAME_MAX + 1];
-	pid_t via_pid = 0;
-	size_t to_boot = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		pid_t pid;
-		if (store_member_running(root, p->name, &pid)) {
-			if (via_pid && pid != via_pid) {
-				r = err_set(&e, -EINVAL, "%s and %s are running in different holders", via, p->name);
-				goto fail;
-			}
-			via_pid = pid;
-			snprintf(via_buf, sizeof(via_buf), "%s", p->name);
-			via = via_buf;
-			/* Served by a live holder, but is its VM up? A member left stopped
-			 * or in error (VM died, interrupted up) is booted again there. */
-			struct rpc_status *st = NULL;
-			if ((r = ctl_status(root, p->name, &st, &e)) < 0)
-				goto fail;
-			enum wire_state state = st->state;
-			rpc_status_free(st);
-			if (state == FB_STATE_RUNNING) {
-				p->kind = PLAN_RUNNING;
-				continue;
-			}
-			if (state != FB_STATE_STOPPED && state != FB_STATE_ERROR) {
-				r = err_set(&e, -EBUSY, "%s is %s in another fleetbox run; try again when it is up",
-					    p->name, wire_state_name(state));
-				goto fail;
-			}
-			p->kind = store_member_exists(root, p->name) ? PLAN_STOPPED : PLAN_NEW;
-			to_boot++;
-		} else if (store_member_exists(root, p->name)) {
-			p->kind = PLAN_STOPPED;
-			to_boot++;
-		} else {
-			p->kind = PLAN_NEW;
-			to_boot++;
-		}
-	}
-	if (!via) {
-		char **all;
-		size_t na;
-		if (store_list_members(root, &all, &na) == 0) {
-			for (size_t i = 0; i < na && !via; i++) {
-				char c1[FB_NAME_MAX + 1], c2[FB_NAME_MAX + 1];
-				wire_cluster_name(all[i], c1);
-				for (size_t j = 0; j < n && !via; j++) {
-					wire_cluster_name(plans[j].name, c2);
-					if (!strcmp(c1, c2) && store_member_running(root, all[i], &via_pid)) {
-						snprintf(via_buf, sizeof(via_buf), "%s", all[i]);
-						via = via_buf;
-					}
-				}
-			}
-			store_names_free(all, na);
-		}
-	}
-
-	if (to_boot > 0) {
-		if (!via) {
-			const char **bn = calloc(to_boot, sizeof(char *));
-			if (!bn) {
-				r = err_set(&e, -ENOMEM, "out of memory");
-				goto fail;
-			}
-			size_t k = 0;
-			for (size_t i = 0; i < n; i++)
-				if (plans[i].kind != PLAN_RUNNING)
-					bn[k++] = plans[i].name;
-			r = ctl_spawn(root, bn, k, o->bound != 0, &cl->holder, &e);
-			free(bn);
-			if (r < 0)
-				goto fail_rollback;
-			for (size_t i = 0; i < n; i++)
-				if (plans[i].kind != PLAN_RUNNING) {
-					snprintf(via_buf, sizeof(via_buf), "%s", plans[i].name);
-					via = via_buf;
-					break;
-				}
-		}
-		/* Network first: it fails fast (no root, no nf_tables) before any
-		 * download or disk work. */
-		struct rpc_request req = { .cmd = (char *)"createnetwork" };
-		struct rpc_reply rep;
-		r = ctl_request(root, via, &req, CTL_DIAL_MS, 60000, &rep, &e);
-		char subnet[32] = "";
-		if (rep.subnet)
-			snprintf(subnet, sizeof(subnet), "%s", rep.subnet);
-		rpc_reply_fini(&rep);
-		if (r < 0)
-			goto fail_rollback;
-		char gateway[FB_IP_STRLEN] = "";
-		int prefix = 24;
-		if (subnet[0]) {
-			unsigned a, b, c, d;
-			if (sscanf(subnet, "%u.%u.%u.%u/%d", &a, &b, &c, &d, &prefix) == 5)
-				snprintf(gateway, sizeof(gateway), "%u.%u.%u.%u", a, b, c, d + 1);
-		}
-
-		/* The image: one per call for new members; stopped members use theirs. */
-		struct image_info img;
-		const char *want = o->image && *o->image ? o->image : "mini";
-		bool need_new = false;
-		for (size_t i = 0; i < n; i++)
-			need_new |= plans[i].kind == PLAN_NEW;
-		if ((r = keys_ensure_installation(root, &e)) < 0)
-			goto fail_rollback;
-		for (size_t i = 0; i < n; i++) {
-			struct plan *p = &plans[i];
-			if (p->kind == PLAN_STOPPED) {
-				if ((r = store_config_read(root, p->name, &p->cfg, &e)) < 0)
-					goto fail_rollback;
-				if (o->cpus || o->memory_mb || o->disk_mb || (o->image && *o->image) || o->n_fixtures)
-					progress(o, "note: %s exists; create options are ignored", p->name);
-			}
-		}
-		if (need_new) {
-			if ((r = image_resolve(root, want, image_progress, (void *)o, &img, &e)) < 0)
-				goto fail_rollback;
-			for (size_t i = 0; i < n; i++)
-				if (plans[i].kind == PLAN_NEW &&
-				    (r = prepare_new(root, o, &img, fx, o->n_fixtures, &plans[i], &e)) < 0) {
-					err_prefix(&e, "create %s: ", plans[i].name);
-					goto fail_rollback;
-				}
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct plan *p = &plans[i];
-			if (p->kind == PLAN_RUNNING)
-				continue;
-			struct image_info mimg;
-			if (p->kind == PLAN_STOPPED || strcmp(p->cfg.image, want) != 0) {
-				/* the image the member's disk is an overlay of, so kernel and disk match */
-				char disk[PATH_MAX];
-				store_member_file(root, p->name, "disk", disk, sizeof(disk));
-				if ((r = image_resolve_member(root, p->cfg.image, disk, image_progress, (void *)o,
-							      &mimg, &e)) < 0)
-					goto fail_rollback;
-			} else {
-				mimg = img;
-			}
-			struct rpc_request rq = { .cmd = (char *)"reserve", .name = p->name,
-						  .ip_hint = p->cfg.ip[0] ? p->cfg.ip : NULL };
-			if ((r = ctl_request(root, via, &rq, CTL_DIAL_MS, 60000, &rep, &e)) < 0) {
-				rpc_reply_fini(&rep);
-				goto fail_rollback;
-			}
-			char mac[FB_MAC_STRLEN];
-			snprintf(mac, sizeof(mac), "%s", rep.res_mac[0] ? rep.res_mac : p->cfg.mac);
-			snprintf(p->ip, sizeof(p->ip), "%s", rep.res_ip);
-			rpc_reply_fini(&rep);
-			/* Fixture content refreshes at every boot; the set is frozen. */
-			char dir[PATH_MAX];
-			store_member_dir(root, p->name, dir, sizeof(dir));
-			for (size_t k = 0; k < p->cfg.n_fixtures; k++) {
-				char imgp[PATH_MAX];
-				snprintf(imgp, sizeof(imgp), "%s/fixture-%zu.img", dir, k);
-				if ((r = fixture_build_image(&p->cfg.fixtures[k], imgp, &e)) < 0) {
-					err_prefix(&e, "fixture %s: ", p->cfg.fixtures[k].host_path);
-					goto fail_rollback;
-				}
-			}
-			if ((r = write_seed(root, p, mac, p->ip, gateway[0] ? gateway : NULL, prefix, &e)) < 0)
-				goto fail_rollback;
-			p->boot_line = boot_request_line(root, &mimg, p);
-			if (!p->boot_line) {
-				r = err_set(&e, -ENOMEM, "out of memory");
-				goto fail_rollback;
-			}
-		}
-		progress(o, "booting %zu member%s", to_boot, to_boot == 1 ? "" : "s");
-		if ((r = boot_all(root, via, plans, n, &e)) < 0)
-			goto fail_rollback;
-		for (size_t i = 0; i < n; i++)
-			if (plans[i].boot_line && plans[i].boot_status < 0) {
-				e = plans[i].boot_err;
-				r = plans[i].boot_status;
-				goto fail_rollback;
-			}
-	}
-
-	/* IPs: the reservation (bridge), else the holder's status (fake VMM). */
-	cl->n = n;
-	cl->names = calloc(n, sizeof(*cl->names));
-	cl->ips = calloc(n, sizeof(*cl->ips));
-	if (!cl->names || !cl->ips) {
-		r = err_set(&e, -ENOMEM, "out of memory");
-		goto fail_rollback;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		snprintf(cl->names[i], sizeof(cl->names[i]), "%s", p->name);
-		struct rpc_status *st = NULL;
-		if ((r = ctl_status(root, p->name, &st, &e)) < 0)
-			goto fail_rollback;
-		if (st->state != FB_STATE_RUNNING) {
-			r = err_set(&e, -EIO, "%s is %s%s%s", p->name, wire_state_name(st->state),
-				    st->error && *st->error ? ": " : "", st->error ? st->error : "");
-			rpc_status_free(st);
-			goto fail_rollback;
-		}
-		snprintf(cl->ips[i], sizeof(cl->ips[i]), "%s", st->ip ? st->ip : p->ip);
-		if (!cl->holder.pid)
-			cl->holder.pid = (pid_t)st->pid;
-		rpc_status_free(st);
-		if (p->kind != PLAN_RUNNING && strcmp(p->cfg.ip, cl->ips[i]) != 0) {
-			snprintf(p->cfg.ip, sizeof(p->cfg.ip), "%s", cl->ips[i]);
-			if ((r = store_config_write(root, &p->cfg, &e)) < 0)
-				goto fail_rollback;
-		}
-	}
-	if (!fake_vmm()) {
-		for (size_t i = 0; i < n; i++)
-			if (plans[i].kind != PLAN_RUNNING && (r = confirm_ssh(root, &plans[i], &e)) < 0) {
-				err_prefix(&e, "wait for ssh %s: ", plans[i].name);
-				goto fail_rollback;
-			}
-	}
-	for (size_t i = 0; i < n; i++) {
-		store_config_fini(&plans[i].cfg);
-		free(plans[i].boot_line);
-	}
-	free(plans);
-	free(fx);
-	store_unlock_clusters(locks, nlocks);
-	*out = cl;
-	return 0;
-
-fail_rollback:
-	rollback(root, plans, n);
-fail:
-	store_unlock_clusters(locks, nlocks);
-	if (plans)
-		for (size_t i = 0; i < n; i++) {
-			store_config_fini(&plans[i].cfg);
-			free(plans[i].boot_line);
-		}
-	free(plans);
-	free(fx);
-	if (cl) {
-		struct err e2 = { 0 };
-		ctl_holder_release(&cl->holder, CTL_STOP_WAIT_MS, &e2);
-		free(cl->names);
-		free(cl->ips);
-		free(cl);
-	}
-	orch_err_export(&e, ferr);
-	return r < 0 ? r : -EIO;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < sizeof(up_phases) / sizeof(up_phases[0]); i++)
+		r = up_phases[i].run(&u);
+	if (r == 0)
+		r = up_commit(&u, out);
+	if (r < 0)
+		up_rollback(&u);
+	up_fini(&u);
+	orch_err_export(&u.e, ferr);
+	return r;
 }
 
 size_t fb_cluster_size(const fb_cluster *c)
