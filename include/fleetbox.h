@@ -17,6 +17,7 @@
 #ifndef FLEETBOX_H
 #define FLEETBOX_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,6 +95,19 @@ typedef struct fb_up_options {
 	int bound;                        /* 1: VMs die with this process (tests) */
 	fb_progress_fn progress;          /* optional progress lines */
 	void *progress_data;
+	/* Optional interrupt flag (a signal handler may set it; nothing else
+	 * is safe there). fb_up checks it between its phases and, while it
+	 * waits for VMs to boot or to answer SSH, every 50 ms. Once it is
+	 * non-zero, fb_up stops, rolls back as after a failure (members it
+	 * created are destroyed, pre-existing ones stopped again, VMs still
+	 * booting are stopped in their holder) and returns -ECANCELED with a
+	 * message saying what it rolled back. Rollback waits (bounded) for
+	 * graceful VM stops; a value of 2 or more (a second interrupt) ends
+	 * that wait: a holder fb_up spawned is killed at once, taking its VMs
+	 * along, and the host network state it made is reclaimed by the next
+	 * holder start or `fleetbox prune`. Image preparation (a build or a
+	 * download) is not interrupted; the flag is seen when it finishes. */
+	const volatile sig_atomic_t *cancel;
 } fb_up_options;
 
 /* A started set of members. For a bound cluster it holds the control

@@ -544,7 +544,12 @@ static int bind_handshake(const char *ctl_path, pid_t pid, const char *logpath, 
 	/* The version is the whole reply; it arrives in one segment in practice,
 	 * but read until the holder pauses to be safe. */
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	while (got < sizeof(buf) - 1 && poll(&p, 1, got ? 20 : CTL_BIND_DIAL_MS) > 0) {
+	while (got < sizeof(buf) - 1) {
+		int pr = poll(&p, 1, got ? 20 : CTL_BIND_DIAL_MS);
+		if (pr < 0 && errno == EINTR)
+			continue; /* a signal (the caller's interrupt flag) is not an answer */
+		if (pr <= 0)
+			break;
 		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
 		if (n <= 0)
 			break;

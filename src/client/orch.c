@@ -8,6 +8,7 @@
  *     and config are never touched;
  *   - a member that was already running is never touched. */
 #include "client/orch.h"
+#include "client/orch_plan.h"
 #include "client/ctl.h"
 #include "client/fixture.h"
 #include "client/image/image.h"
@@ -20,10 +21,12 @@
 #include "util/fileio.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DEFAULT_CPUS 2
@@ -59,44 +62,6 @@ int orch_root(const char *root, char *buf, size_t len, struct err *e)
 	return 0;
 }
 
-/* --- the plan: one state struct that every phase of `up` works on --- */
-
-/* UNCLASSIFIED until classify ran: rollback leaves such a member alone. */
-enum member_kind { MEMBER_UNCLASSIFIED, MEMBER_RUNNING, MEMBER_STOPPED, MEMBER_NEW };
-
-struct up_member {
-	char name[FB_NAME_MAX + 1];
-	enum member_kind kind;
-	struct member_config cfg;
-	struct image_info img;  /* what it boots (stopped and new members) */
-	char mac[FB_MAC_STRLEN];
-	char ip[FB_IP_STRLEN];
-	/* The record: what this call did to the member. Rollback undoes it. */
-	bool disk_created;      /* this call created the disk */
-	/* boot */
-	char *boot_line;        /* the boot-member request */
-	int boot_status;
-	struct err boot_err;
-	bool booted;
-};
-
-struct up_plan {
-	const fb_up_options *o;
-	char root[PATH_MAX];
-	struct up_member *m;
-	size_t n;
-	struct fixture *fx;     /* validated create fixtures (o->n_fixtures) */
-	int *locks;
-	size_t nlocks;
-	size_t to_boot;         /* stopped + new members */
-	char via[FB_NAME_MAX + 1]; /* a member whose socket reaches the holder; "" none */
-	pid_t holder_pid;
-	struct ctl_holder spawned; /* .pid != 0: this call spawned the holder */
-	char gateway[FB_IP_STRLEN];
-	int prefix;
-	struct err e;
-};
-
 static void progress(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(const struct up_plan *u, const char *fmt, ...)
 {
@@ -126,6 +91,17 @@ static bool fake_vmm(void)
 static bool has_create_options(const fb_up_options *o)
 {
 	return o->cpus || o->memory_mb || o->disk_mb || (o->image && *o->image) || o->n_fixtures;
+}
+
+void orch_test_stop_at(const char *step)
+{
+	const char *want = getenv("FLEETBOX_TEST_STOP_AT");
+	if (!want || !*want)
+		return;
+	size_t n = strlen(step);
+	for (const char *p = want; (p = strstr(p, step)); p += n)
+		if ((p == want || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			raise(SIGSTOP);
 }
 
 /* --- phase: validate (nothing is touched yet) --- */
@@ -175,8 +151,10 @@ static int up_validate(struct up_plan *u)
 	u->m = calloc(u->n, sizeof(*u->m));
 	if (!u->m)
 		return err_set(&u->e, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < u->n; i++)
+	for (size_t i = 0; i < u->n; i++) {
+		u->m[i].u = u;
 		snprintf(u->m[i].name, sizeof(u->m[i].name), "%s", u->o->names[i]);
+	}
 	return 0;
 }
 
@@ -291,6 +269,8 @@ static int spawn_holder(struct up_plan *u)
 		if (u->m[i].kind != MEMBER_RUNNING)
 			bn[k++] = u->m[i].name;
 	int r = ctl_spawn(u->root, bn, k, u->o->bound != 0, &u->spawned, &u->e);
+	for (size_t i = 0; i < u->n && u->spawned.pid; i++)
+		u->m[i].spawned_for = u->m[i].kind != MEMBER_RUNNING;
 	if (r == 0)
 		set_via(u, bn[0], u->spawned.pid);
 	free(bn);
@@ -595,9 +575,8 @@ static int up_reserve_seed(struct up_plan *u)
 
 /* --- phase: boot (every boot-member concurrently on a private loop) --- */
 
-static void boot_cb(void *data, int status, const char *reply, const struct err *e)
+static void boot_result(struct up_member *m, int status, const char *reply, const struct err *e)
 {
-	struct up_member *m = data;
 	if (status < 0) {
 		m->boot_status = status;
 		if (e)
@@ -621,28 +600,57 @@ static void boot_cb(void *data, int status, const char *reply, const struct err 
 	rpc_reply_fini(&rep);
 }
 
+static void boot_cb(void *data, int status, const char *reply, const struct err *e)
+{
+	struct up_member *m = data;
+	struct up_plan *u = m->u;
+	m->req = NULL;
+	boot_result(m, status, reply, e);
+	if (--u->pending == 0)
+		up_wait_done(u->wait);
+}
+
+/* Interrupted: end every boot-member request in flight (the rollback then
+ * stops those VMs in their holder, booting or not). */
+static void boot_cancel(struct up_wait *w)
+{
+	struct up_plan *u = w->u;
+	for (size_t i = 0; i < u->n; i++)
+		ctl_request_cancel(u->m[i].req);
+	if (u->pending == 0)
+		up_wait_done(w);
+}
+
+static void boot_start(struct up_plan *u, struct up_member *m)
+{
+	/* Boot through the holder-wide socket we know answers. */
+	int r = ctl_request_start(&u->wait->loop, u->root, u->via, m->boot_line, CTL_DIAL_MS,
+				  CTL_BOOT_MS, boot_cb, m, &m->req);
+	if (r < 0) {
+		m->boot_status = r;
+		err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
+		return;
+	}
+	m->boot_sent = true;
+	u->pending++;
+}
+
 static int boot_all(struct up_plan *u)
 {
-	uv_loop_t loop;
-	int r = uv_loop_init(&loop);
+	struct up_wait w;
+	int r = up_wait_init(&w, u, &u->e);
 	if (r < 0)
-		return err_set(&u->e, r, "uv_loop_init: %s", uv_strerror(r));
-	for (size_t i = 0; i < u->n; i++) {
-		struct up_member *m = &u->m[i];
-		if (!m->boot_line)
-			continue;
-		/* Boot through the holder-wide socket we know answers. */
-		r = ctl_request_async(&loop, u->root, u->via, m->boot_line, CTL_DIAL_MS, CTL_BOOT_MS,
-				      boot_cb, m);
-		if (r < 0) {
-			m->boot_status = r;
-			err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
-		}
-	}
-	ctl_run_loop(&loop);
-	if (uv_loop_close(&loop) != 0)
-		return err_set(&u->e, -EBUSY, "internal error: boot loop left handles open");
-	return 0;
+		return r;
+	w.on_cancel = boot_cancel;
+	u->wait = &w;
+	for (size_t i = 0; i < u->n; i++)
+		if (u->m[i].boot_line)
+			boot_start(u, &u->m[i]);
+	if (u->pending == 0)
+		up_wait_done(&w);
+	r = up_wait_run(&w, &u->e);
+	u->wait = NULL;
+	return r;
 }
 
 /* A booted member must be running per its holder; its IP is the
@@ -683,15 +691,14 @@ static int up_boot(struct up_plan *u)
 
 /* --- phase: confirm SSH --- */
 
+#define SSH_CONFIRM_MS 120000
+
 /* Confirms a booted VM accepts an authenticated SSH session with its pinned
- * host key (the holder only saw port 22 open). */
+ * host key (the holder only saw port 22 open). up_ssh_wait retries while the
+ * guest is still coming up and ends at once when the call is interrupted. */
 static int confirm_ssh(struct up_plan *u, struct up_member *m, struct err *e)
 {
-	struct ssh_target t;
-	int r = target_resolve(u->root, m->name, &t, e);
-	if (r < 0)
-		return r;
-	return target_wait_ssh(&t, 120000, e);
+	return up_ssh_wait(u, m, "true", SSH_CONFIRM_MS, e);
 }
 
 static int up_confirm_ssh(struct up_plan *u)
@@ -739,7 +746,7 @@ static fb_cluster *cluster_new(size_t n)
 	return c;
 }
 
-static int up_commit(struct up_plan *u, fb_cluster **out)
+static int up_commit(struct up_plan *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
 		int r = record_ip(u, &u->m[i]);
@@ -761,38 +768,137 @@ static int up_commit(struct up_plan *u, fb_cluster **out)
 		c->holder.pid = u->holder_pid;
 	memset(&u->spawned, 0, sizeof(u->spawned));
 	u->spawned.ctl_fd = -1;
-	*out = c;
+	u->cl = c;
 	return 0;
 }
 
 /* --- rollback: undoes exactly what the record says this call did --- */
 
-static void rollback_member(struct up_plan *u, struct up_member *m)
+struct rollback {
+	char deleted[256], stopped[256], kept[256], failed[256];
+	bool escalated;
+	pid_t killed;
+};
+
+static void name_append(char *list, size_t len, const char *name)
 {
-	if (m->kind == MEMBER_RUNNING || m->kind == MEMBER_UNCLASSIFIED)
-		return;
+	size_t n = strlen(list);
+	if (n + 2 < len)
+		snprintf(list + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+/* Members this call had a holder boot or register: stopped again, all at
+ * once. A second interrupt ends the wait early (see rollback_escalate). */
+static void rollback_stop(struct up_plan *u, struct rollback *rb)
+{
+	const char **names = calloc(u->n, sizeof(char *));
+	size_t k = 0;
+	for (size_t i = 0; names && i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if ((m->kind == MEMBER_STOPPED || m->kind == MEMBER_NEW) && (m->boot_sent || m->spawned_for))
+			names[k++] = m->name;
+	}
 	struct err e = { 0 };
-	if (store_member_running(u->root, m->name, NULL))
-		ctl_stop(u->root, m->name, &e);
+	if (k && orch_stop_members(u->root, names, k, CTL_STOP_WAIT_MS, u->o->cancel, &e) == -ECANCELED)
+		rb->escalated = true;
+	free(names);
+}
+
+/* Second interrupt: no more waiting for graceful stops. The holder this call
+ * spawned is killed (its VMMs die with it, PDEATHSIG); host network state
+ * it made stays recorded and the next holder start or `prune` reclaims it. */
+static void rollback_escalate(struct up_plan *u, struct rollback *rb)
+{
+	if (!rb->escalated || !u->spawned.pid)
+		return;
+	kill(u->spawned.pid, SIGKILL);
+	waitpid(u->spawned.pid, NULL, 0);
+	rb->killed = u->spawned.pid;
+	if (u->spawned.ctl_fd >= 0)
+		close(u->spawned.ctl_fd);
+	memset(&u->spawned, 0, sizeof(u->spawned));
+	u->spawned.ctl_fd = -1;
+}
+
+static void rollback_member(struct up_plan *u, struct up_member *m, struct rollback *rb)
+{
+	if (m->kind == MEMBER_STOPPED && (m->boot_sent || m->spawned_for))
+		name_append(rb->stopped, sizeof(rb->stopped), m->name);
 	if (m->kind != MEMBER_NEW)
 		return;
-	char disk[PATH_MAX], cfg[PATH_MAX];
+	if (store_member_running(u->root, m->name, NULL)) {
+		name_append(rb->failed, sizeof(rb->failed), m->name); /* still held: not ours to delete now */
+		return;
+	}
+	char dir[PATH_MAX], disk[PATH_MAX];
+	store_member_dir(u->root, m->name, dir, sizeof(dir));
 	store_member_file(u->root, m->name, "disk", disk, sizeof(disk));
+	struct err e = { 0 };
+	if (!path_exists(dir))
+		return; /* nothing of it was made */
 	if (m->disk_created || !path_exists(disk)) {
-		store_member_delete(u->root, m->name, &e);
+		if (store_member_delete(u->root, m->name, &e) == 0)
+			name_append(rb->deleted, sizeof(rb->deleted), m->name);
+		else
+			name_append(rb->failed, sizeof(rb->failed), m->name);
 	} else {
 		/* A disk we did not create was found there: never delete it. */
-		store_member_file(u->root, m->name, "config.json", cfg, sizeof(cfg));
-		unlink(cfg);
+		name_append(rb->kept, sizeof(rb->kept), m->name);
 	}
 }
 
-static void up_rollback(struct up_plan *u)
+static void up_rollback(struct up_plan *u, struct rollback *rb)
 {
-	for (size_t i = 0; i < u->n; i++)
-		rollback_member(u, &u->m[i]);
+	orch_test_stop_at("rollback");
+	rollback_stop(u, rb);
+	rollback_escalate(u, rb);
 	struct err e = { 0 };
 	ctl_holder_release(&u->spawned, CTL_STOP_WAIT_MS, &e);
+	for (size_t i = 0; i < u->n; i++)
+		rollback_member(u, &u->m[i], rb);
+}
+
+static void part(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void part(char *out, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(out);
+	if (n && n + 2 < len)
+		n += (size_t)snprintf(out + n, len - n, "; ");
+	va_list ap;
+	va_start(ap, fmt);
+	if (n < len)
+		vsnprintf(out + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+/* "deleted a, b; stopped c again; ..." or "" when nothing was undone. */
+static void rollback_summary(const struct rollback *rb, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (rb->deleted[0])
+		part(out, len, "deleted %s", rb->deleted);
+	if (rb->stopped[0])
+		part(out, len, "stopped %s again", rb->stopped);
+	if (rb->kept[0])
+		part(out, len, "kept the disk found in place for %s", rb->kept);
+	if (rb->killed)
+		part(out, len, "second interrupt: killed holder %d", (int)rb->killed);
+	if (rb->failed[0])
+		part(out, len, "could not remove %s (still held by a holder)", rb->failed);
+}
+
+/* The error the caller sees: what went wrong (or that it was interrupted,
+ * and where), and what was rolled back. */
+static void up_fail_message(struct up_plan *u, int r, const struct rollback *rb)
+{
+	char done[800];
+	rollback_summary(rb, done, sizeof(done));
+	struct err e = u->e;
+	if (r == -ECANCELED)
+		err_set(&u->e, r, "interrupted during %s; %s%s", u->phase ? u->phase : "up",
+			done[0] ? "rolled back: " : "nothing to roll back", done);
+	else if (done[0])
+		err_set(&u->e, r, "%s (rolled back: %s)", e.msg, done);
 }
 
 static void up_fini(struct up_plan *u)
@@ -816,19 +922,41 @@ static const struct {
 	{ "network", up_network },	   { "image", up_image },
 	{ "prepare", up_prepare },	   { "reserve", up_reserve_seed },
 	{ "boot", up_boot },		   { "ssh", up_confirm_ssh },
+	{ "commit", up_commit },
 };
+
+/* Runs the phases, checking for an interrupt between them (a phase that
+ * waits long checks inside too). */
+static int up_run(struct up_plan *u)
+{
+	for (size_t i = 0; i < sizeof(up_phases) / sizeof(up_phases[0]); i++) {
+		u->phase = up_phases[i].name;
+		orch_test_stop_at(u->phase);
+		int r = up_cancelled(u) ? -ECANCELED : up_phases[i].run(u);
+		if (r < 0)
+			return up_cancelled(u) ? -ECANCELED : r;
+	}
+	return 0;
+}
 
 int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 {
+	if (out)
+		*out = NULL;
+	if (!o || !out) {
+		struct err e = { 0 };
+		err_set(&e, -EINVAL, "fb_up: %s is NULL", o ? "out" : "options");
+		orch_err_export(&e, ferr);
+		return -EINVAL;
+	}
 	struct up_plan u = { .o = o, .spawned = { .ctl_fd = -1 } };
-	*out = NULL;
-	int r = 0;
-	for (size_t i = 0; r == 0 && i < sizeof(up_phases) / sizeof(up_phases[0]); i++)
-		r = up_phases[i].run(&u);
-	if (r == 0)
-		r = up_commit(&u, out);
-	if (r < 0)
-		up_rollback(&u);
+	int r = up_run(&u);
+	if (r < 0) {
+		struct rollback rb = { 0 };
+		up_rollback(&u, &rb);
+		up_fail_message(&u, r, &rb);
+	}
+	*out = u.cl;
 	up_fini(&u);
 	orch_err_export(&u.e, ferr);
 	return r;

@@ -2,9 +2,32 @@
 #pragma once
 #include "fleetbox.h"
 
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
 struct err;
 
 /* fb_error <-> struct err */
 void orch_err_export(const struct err *e, fb_error *out);
 /* Resolves opt root or the default into buf. */
 int orch_root(const char *root, char *buf, size_t len, struct err *e);
+
+/* A *cancel value at which rollback stops waiting for graceful stops (a
+ * second interrupt). */
+#define ORCH_ESCALATE 2
+
+/* Stops members concurrently (one private loop) and waits until each is
+ * released by its holder and every holder left serving nothing has exited;
+ * bounded by timeout_ms. Members not running are skipped. With abort set,
+ * returns -ECANCELED as soon as *abort >= ORCH_ESCALATE. */
+int orch_stop_members(const char *root, const char *const *names, size_t n, int timeout_ms,
+		      const volatile sig_atomic_t *abort, struct err *e);
+/* The process has exited (a zombie counts) or never existed. */
+bool orch_pid_exited(pid_t pid);
+/* Test hook: FLEETBOX_TEST_STOP_AT=<step>[,<step>...] stops this process
+ * (SIGSTOP) on reaching a named step, so a test can deliver a signal or a
+ * SIGKILL exactly there. Steps: the up phases (validate, lock, classify,
+ * holder, network, image, prepare, reserve, boot, ssh, commit), rollback (its
+ * start), stop-wait (every stop request of orch_stop_members answered). */
+void orch_test_stop_at(const char *step);

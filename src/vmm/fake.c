@@ -271,11 +271,24 @@ int vmm_fake_vm_main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	FILE *log = *serial ? fopen(serial, "ae") : NULL;
-	if (log)
+	if (log) {
 		(void)owner_claim_fd(fileno(log)); /* a log: best effort */
+		fprintf(log, "fleetbox fake vm %s: booting\n", name);
+		fflush(log);
+	}
+	int sig = 0;
 	if (boot_ms > 0) {
+		/* Pretend to boot; like a real VMM, a stop during boot ends it. */
 		struct timespec ts = { boot_ms / 1000, (boot_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL); /* pretend to boot */
+		do
+			sig = sigtimedwait(&set, NULL, &ts);
+		while (sig < 0 && errno == EINTR);
+		if (sig > 0) {
+			if (log)
+				fclose(log);
+			return 0;
+		}
+		sig = 0;
 	}
 	if (log) {
 		fprintf(log, "fleetbox fake vm %s: booted\n", name);
@@ -283,7 +296,6 @@ int vmm_fake_vm_main(int argc, char **argv)
 	}
 	printf("ready\n");
 	fflush(stdout);
-	int sig = 0;
 	sigwait(&set, &sig);
 	if (log) {
 		fprintf(log, "fleetbox fake vm %s: power off (signal %d)\n", name, sig);

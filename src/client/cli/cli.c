@@ -1,5 +1,5 @@
 /* cli.c - the dispatcher (global options, environment check, sudo, help) and
- * the `up`, `prune` and `image` commands, built on the public API
+ * the `prune` and `image` commands (`up` is cli/up.c), built on the public API
  * (include/fleetbox.h), the same one a C test harness uses. Errors print
  * `error: <msg>` and exit 1. The other commands live in members.c, ssh.c,
  * logs.c; their descriptions in commands.c. */
@@ -10,14 +10,12 @@
 #include "fleetbox.h"
 #include "rpc/wire.h"
 #include "util/cmd.h"
-#include "vmm/accel.h"
 #include "vmm/vmm.h"
 #include "util/err.h"
 #include "util/log.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -29,146 +27,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static void print_progress(void *data, const char *line)
-{
-	(void)data;
-	fprintf(stderr, "%s\n", line);
-}
-
-/* --- up --- */
-
-/* --fixture HOST:GUEST, split on the last colon; the library validates it. */
-static int add_fixture(const char *arg, fb_fixture_spec **fx, char ***bufs, size_t *n)
-{
-	char *s = strdup(arg), *colon = s ? strrchr(s, ':') : NULL;
-	if (!colon) {
-		free(s);
-		return cli_error("--fixture \"%s\": want HOST:GUEST", arg);
-	}
-	*colon = '\0';
-	fb_fixture_spec *nf = realloc(*fx, (*n + 1) * sizeof(**fx));
-	if (nf)
-		*fx = nf;
-	char **nb = realloc(*bufs, (*n + 1) * sizeof(**bufs));
-	if (nb)
-		*bufs = nb;
-	if (!nf || !nb) {
-		free(s);
-		return cli_error("out of memory");
-	}
-	(*bufs)[*n] = s;
-	(*fx)[*n].host_path = s;
-	(*fx)[*n].guest_path = colon + 1;
-	(*n)++;
-	return 0;
-}
-
-int cli_up(const char *root, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "cpus", required_argument, NULL, 'c' },  { "mem", required_argument, NULL, 'm' },
-		{ "disk", required_argument, NULL, 'd' },  { "image", required_argument, NULL, 'i' },
-		{ "fixture", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
-	};
-	int count = 0, cpus = 0, mem_gb = 0, disk_gb = 0, c, bad = 0;
-	const char *image = NULL;
-	fb_fixture_spec *fx = NULL;
-	char **fxbuf = NULL, **names = NULL;
-	char (*gen)[FB_NAME_MAX + 2] = NULL;
-	size_t nfx = 0, nn = 0;
-	int rc = 1;
-	optind = 1;
-	opterr = 0;
-	/* GNU getopt permutes: options may come before or after the names. */
-	while (!bad && (c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': bad = cli_parse_int("-n", optarg, 1, 256, &count); break;
-		case 'c': bad = cli_parse_int("--cpus", optarg, 1, 256, &cpus); break;
-		case 'm': bad = cli_parse_int("--mem", optarg, 1, 1024, &mem_gb); break;
-		case 'd': bad = cli_parse_int("--disk", optarg, 1, 65536, &disk_gb); break;
-		case 'i': image = optarg; break;
-		case 'f': bad = add_fixture(optarg, &fx, &fxbuf, &nfx); break;
-		default:
-			bad = cli_error("up: unknown or incomplete option \"%s\" (see fleetbox help up)",
-					argv[optind - 1]);
-		}
-	}
-	if (bad)
-		goto out;
-	names = calloc((size_t)argc + (size_t)count + 1, sizeof(char *));
-	if (!names) {
-		cli_error("out of memory");
-		goto out;
-	}
-	for (int i = optind; i < argc; i++)
-		names[nn++] = argv[i];
-	if (count > 0) {
-		if (nn > 1) {
-			cli_error("-n takes one NAME (got %zu)", nn);
-			goto out;
-		}
-		const char *base = nn ? names[0] : "default";
-		gen = calloc((size_t)count, sizeof(*gen));
-		if (!gen) {
-			cli_error("out of memory");
-			goto out;
-		}
-		for (int i = 0; i < count; i++) {
-			if (snprintf(gen[i], sizeof(gen[i]), "%s-%d", base, i + 1) > FB_NAME_MAX) {
-				cli_error("name \"%s-%d\" is too long", base, i + 1);
-				goto out;
-			}
-			names[i] = gen[i];
-		}
-		nn = (size_t)count;
-	} else if (nn == 0) {
-		names[nn++] = (char *)"default";
-	}
-	fb_up_options o = {
-		.root = root,
-		.names = (const char *const *)names,
-		.n_names = nn,
-		.cpus = cpus,
-		.memory_mb = mem_gb * 1024,
-		.disk_mb = disk_gb * 1024,
-		.image = image,
-		.fixtures = fx,
-		.n_fixtures = nfx,
-		.bound = 0,
-		.progress = print_progress,
-	};
-	/* The holder picks KVM or TCG; say here, once, when it will be TCG. */
-	const char *vmm = getenv("FLEETBOX_VMM");
-	if (!vmm || strcmp(vmm, "fake") != 0) {
-		struct accel_host host;
-		enum vmm_accel accel;
-		char warn[256] = "";
-		accel_probe_host(&host);
-		if (accel_choose(getenv("FLEETBOX_ACCEL"), &host, &accel, warn, sizeof(warn), NULL) == 0 &&
-		    warn[0])
-			fprintf(stderr, "warning: %s\n", warn);
-	}
-	fb_cluster *cl = NULL;
-	fb_error fe = { 0 };
-	if (fb_up(&o, &cl, &fe) < 0) {
-		cli_error("%s", fe.message);
-		goto out;
-	}
-	for (size_t i = 0; i < fb_cluster_size(cl); i++)
-		printf("  %s  IP: %s  SSH: fleetbox ssh %s\n", fb_cluster_name(cl, i), fb_cluster_ip(cl, i),
-		       fb_cluster_name(cl, i));
-	fb_cluster_close(cl, NULL);
-	rc = 0;
-out:
-	free(names);
-	free(gen);
-	for (size_t i = 0; i < nfx; i++)
-		free(fxbuf[i]);
-	free(fxbuf);
-	free(fx);
-	return rc;
-}
 
 /* --- prune --- */
 

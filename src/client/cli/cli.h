@@ -179,8 +179,9 @@ int cli_cp(const char *root, int argc, char **argv);
 int cli_ssh_config(const char *root, int argc, char **argv);
 /* Rewrites <root>/ssh_config when it exists (after up: addresses change). */
 void cli_ssh_config_refresh(const char *root);
-/* cli.c */
+/* up.c */
 int cli_up(const char *root, int argc, char **argv);
+/* cli.c */
 int cmd_prune(const char *root, int argc, char **argv);
 int cmd_image(const char *root, int argc, char **argv);
 /* image.c: `image ls|rm|prepare|build` and `prune --images`, with these

@@ -1,0 +1,94 @@
+/* orch_plan.h - the state of one `up`: the plan struct every phase of
+ * orch.c works on, and the cancellable waits of orch_wait.c that run on a
+ * private loop. Internal to the orchestration files.
+ *
+ * The record: each member says what this call did to it (created its
+ * directory, wrote its creation marker, created its disk, asked a holder to
+ * boot it), the plan says which holder this call spawned. Rollback undoes
+ * exactly that record and nothing else. */
+#pragma once
+#include "fleetbox.h"
+#include "client/ctl.h"
+#include "client/image/image.h"
+#include "client/store.h"
+#include "util/err.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <uv.h>
+
+struct fixture;
+struct ssh_exec_op;
+
+/* UNCLASSIFIED until classify ran: rollback leaves such a member alone. */
+enum member_kind { MEMBER_UNCLASSIFIED, MEMBER_RUNNING, MEMBER_STOPPED, MEMBER_NEW };
+
+struct up_member {
+	struct up_plan *u;
+	char name[FB_NAME_MAX + 1];
+	enum member_kind kind;
+	struct member_config cfg;
+	struct image_info img;   /* what it boots (stopped and new members) */
+	char mac[FB_MAC_STRLEN];
+	char ip[FB_IP_STRLEN];
+	/* the record */
+	bool disk_created;       /* this call created the disk */
+	bool boot_sent;          /* a holder was asked to boot it */
+	bool spawned_for;        /* the holder this call spawned was launched with it */
+	/* boot */
+	char *boot_line;         /* the boot-member request */
+	struct ctl_req *req;     /* in flight on the boot loop */
+	int boot_status;
+	struct err boot_err;
+	bool booted;
+};
+
+struct up_plan {
+	const fb_up_options *o;
+	char root[PATH_MAX];
+	struct up_member *m;
+	size_t n;
+	struct fixture *fx;      /* validated create fixtures (o->n_fixtures) */
+	int *locks;
+	size_t nlocks;
+	size_t to_boot;          /* stopped + new members */
+	char via[FB_NAME_MAX + 1]; /* a member whose socket reaches the holder; "" none */
+	pid_t holder_pid;
+	struct ctl_holder spawned; /* .pid != 0: this call spawned the holder */
+	char gateway[FB_IP_STRLEN];
+	int prefix;
+	const char *phase;       /* the phase running (for messages) */
+	struct up_wait *wait;    /* the private loop of the phase waiting now */
+	size_t pending;          /* its requests in flight */
+	fb_cluster *cl;          /* the result (commit) */
+	struct err e;
+};
+
+/* *o->cancel is non-zero. */
+bool up_cancelled(const struct up_plan *u);
+
+/* A private loop with a 50 ms timer that watches the cancel flag: when it is
+ * set, on_cancel ends the work in flight (its callbacks then run with
+ * -ECANCELED) and up_wait_run reports -ECANCELED. The work calls
+ * up_wait_done when it has nothing left in flight. */
+struct up_wait {
+	struct up_plan *u;
+	uv_loop_t loop;
+	uv_timer_t timer;
+	void (*on_tick)(struct up_wait *w);   /* optional, every tick */
+	void (*on_cancel)(struct up_wait *w);
+	void *data;
+	bool cancelled, done;
+};
+int up_wait_init(struct up_wait *w, struct up_plan *u, struct err *e);
+void up_wait_done(struct up_wait *w);
+/* Runs the loop until done, closes it. 0, -ECANCELED, or a loop error. */
+int up_wait_run(struct up_wait *w, struct err *e);
+
+/* Runs cmd in the member over SSH (pinned host key) until it exits 0:
+ * connection failures that mean "still booting" and non-zero exits are
+ * retried until timeout_ms; a host key or authentication failure is final.
+ * Cancellable through the plan's flag. */
+int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int timeout_ms,
+		struct err *e);

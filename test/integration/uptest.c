@@ -1,0 +1,364 @@
+/* uptest.c - integration tests of `up`'s orchestration (the fake VMM, the
+ * real binary as CLI and holder, a private FLEETBOX_HOME per case):
+ * interrupts at every phase, patterns, isolation, ephemeral members, adding
+ * to a live cluster, crash-safe creation, parallel stops, argument hygiene.
+ * Usage: uptest <case>. FLEETBOX_TEST_STOP_AT makes the binary stop itself
+ * (SIGSTOP) at a named step, so signals land exactly there. */
+#include "harness.h"
+#include "fleetbox.h"
+#include "rpc/wire.h"
+#include "util/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- helpers --- */
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static char out_path[400];
+
+/* `fleetbox ARGS...` in the background, output to a file in the store. */
+static pid_t spawn_cli(const char *const *args)
+{
+	snprintf(out_path, sizeof(out_path), "%s/cli.out", h_root);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int nul = open("/dev/null", O_RDONLY);
+		if (fd < 0 || nul < 0)
+			_exit(126);
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		const char *argv[32] = { h_bin };
+		int n = 1;
+		for (const char *const *a = args; *a && n < 31; a++)
+			argv[n++] = *a;
+		argv[n] = NULL;
+		execv(h_bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static char *cli_output(void)
+{
+	char *s = h_read_file(out_path);
+	fprintf(stderr, "--- output ---\n%s--------------\n", s ? s : "(none)");
+	return s ? s : strdup("");
+}
+
+/* Waits until the child stopped itself (FLEETBOX_TEST_STOP_AT). */
+static void wait_stopped(pid_t pid)
+{
+	int st;
+	CHECK(waitpid(pid, &st, WUNTRACED) == pid);
+	CHECK(WIFSTOPPED(st));
+}
+
+static int wait_exit_status(pid_t pid)
+{
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static bool member_dir_exists(const char *m)
+{
+	char p[512], cl[FB_NAME_MAX + 1];
+	wire_cluster_name(m, cl);
+	snprintf(p, sizeof(p), "%s/clusters/%s/%s", h_root, cl, m);
+	return path_exists(p);
+}
+
+static bool member_file_exists(const char *m, const char *file)
+{
+	char p[600], cl[FB_NAME_MAX + 1];
+	wire_cluster_name(m, cl);
+	snprintf(p, sizeof(p), "%s/clusters/%s/%s/%s", h_root, cl, m, file);
+	return path_exists(p);
+}
+
+static bool member_gone(const char *m)
+{
+	return !h_sock_exists(m) && (h_pidfile(m) == 0 || !h_pid_alive(h_pidfile(m)));
+}
+
+/* The holder launched for exactly these names (argv "--fleetbox-runner csv"). */
+static pid_t holder_for(const char *csv)
+{
+	char who[256];
+	snprintf(who, sizeof(who), " --fleetbox-runner %s ", csv);
+	const char *needles[] = { who, NULL };
+	return h_find_process(needles, 0);
+}
+
+static bool holder_gone_cond(void *arg)
+{
+	return holder_for(arg) == 0;
+}
+
+static json_t *status_of(const char *m)
+{
+	char *line = h_req(m, "{\"cmd\":\"status\"}\n", 2000);
+	json_t *o = line ? json_loads(line, 0, NULL) : NULL;
+	free(line);
+	return o;
+}
+
+static const char *state_of(json_t *o)
+{
+	return json_string_value(json_object_get(json_object_get(o, "status"), "state"));
+}
+
+/* --- interrupts --- */
+
+static const char *const phases[] = { "validate", "lock",    "classify", "holder",
+				      "network",  "image",   "prepare",  "reserve",
+				      "boot",	  "ssh",     "commit",	 NULL };
+
+/* cx-1 exists stopped (its disk and a file of the user's in its dir); cx-2
+ * and cx-3 are new. An interrupt at any phase leaves exactly that. */
+static void check_spawn_state_intact(const char *disk1, const char *marker)
+{
+	CHECK(path_exists(disk1) && path_exists(marker));
+	CHECK(member_file_exists("cx-1", "config.json"));
+	CHECK(member_gone("cx-1") && member_gone("cx-2") && member_gone("cx-3"));
+	CHECK(!member_dir_exists("cx-2") && !member_dir_exists("cx-3"));
+	CHECK(h_wait_until(holder_gone_cond, "cx-1,cx-2,cx-3", 10000));
+	CHECK(!h_fake_vm_pid("cx-1"));
+}
+
+static void interrupt_at(const char *phase, int sig, const char *disk1, const char *marker)
+{
+	setenv("FLEETBOX_TEST_STOP_AT", phase, 1);
+	const char *args[] = { "up", "cx-1", "cx-2", "cx-3", "--image", h_image(), NULL };
+	pid_t pid = spawn_cli(args);
+	wait_stopped(pid);
+	unsetenv("FLEETBOX_TEST_STOP_AT");
+	CHECK_INT(kill(pid, sig), 0);
+	CHECK_INT(kill(pid, SIGCONT), 0);
+	int rc = wait_exit_status(pid);
+	char *out = cli_output();
+	fprintf(stderr, "phase %s, signal %d: exit %d\n", phase, sig, rc);
+	CHECK_INT(rc, sig == SIGINT ? 130 : 143);
+	char want[128];
+	snprintf(want, sizeof(want), "error: interrupted during %s;", phase);
+	CHECK(strstr(out, want) != NULL);
+	/* what was made is said: the new members, once their dirs existed */
+	bool made = strcmp(phase, "validate") && strcmp(phase, "lock") && strcmp(phase, "classify");
+	CHECK(!made || !strcmp(phase, "holder") || strstr(out, "deleted cx-2, cx-3"));
+	CHECK(!made || !strcmp(phase, "holder") || strstr(out, "stopped cx-1 again"));
+	free(out);
+	check_spawn_state_intact(disk1, marker);
+}
+
+static void t_cancel_phases(void)
+{
+	h_setup("cancel");
+	CHECK_INT(h_run(NULL, "up", "cx-1", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "down", "cx-1", NULL), 0);
+	char disk1[400], marker[400];
+	snprintf(disk1, sizeof(disk1), "%s/clusters/cx/cx-1/disk", h_root);
+	snprintf(marker, sizeof(marker), "%s/clusters/cx/cx-1/keep-me", h_root);
+	CHECK_INT(file_write_atomic(marker, "x", 1, 0600), 0);
+	for (const char *const *p = phases; *p; p++) {
+		interrupt_at(*p, SIGINT, disk1, marker);
+		interrupt_at(*p, SIGTERM, disk1, marker);
+	}
+	/* and after all that the same up works */
+	CHECK_INT(h_run(NULL, "up", "cx-1", "cx-2", "cx-3", "--image", h_image(), NULL), 0);
+	h_teardown();
+}
+
+/* Mid-boot: VMs still booting in their holder are stopped, not left to
+ * reach running; the interrupt does not wait for the boot to finish. */
+static void t_cancel_boot(void)
+{
+	h_setup("cancelboot");
+	setenv("FLEETBOX_FAKE_BOOT_MS", "60000", 1);
+	for (int round = 0; round < 2; round++) {
+		int sig = round == 0 ? SIGINT : SIGTERM;
+		const char *args[] = { "up", "cb", "-n", "2", "--image", h_image(), NULL };
+		pid_t pid = spawn_cli(args);
+		long deadline = h_now_ms() + 20000;
+		while ((!h_fake_vm_pid("cb-1") || !h_fake_vm_pid("cb-2")) && h_now_ms() < deadline)
+			nap_ms(5);
+		pid_t v1 = h_fake_vm_pid("cb-1"), v2 = h_fake_vm_pid("cb-2");
+		CHECK(v1 > 0 && v2 > 0);
+		json_t *o = status_of("cb-1");
+		CHECK_STR(state_of(o), "starting");
+		json_decref(o);
+		long t0 = h_now_ms();
+		CHECK_INT(kill(pid, sig), 0);
+		CHECK_INT(wait_exit_status(pid), sig == SIGINT ? 130 : 143);
+		long took = h_now_ms() - t0;
+		char *out = cli_output();
+		CHECK(strstr(out, "error: interrupted during boot; rolled back: deleted cb-1, cb-2") != NULL);
+		free(out);
+		/* the VMs are gone when the command returns, long before a 60 s boot */
+		CHECK(!h_pid_alive(v1) && !h_pid_alive(v2));
+		CHECK(h_wait_until(holder_gone_cond, "cb-1,cb-2", 10000));
+		CHECK(!member_dir_exists("cb-1") && !member_dir_exists("cb-2"));
+		printf("bench cancel_mid_boot_ms=%ld\n", took);
+	}
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	h_teardown();
+}
+
+/* Joining a running cluster: the running member and its holder are never
+ * touched; the stopped one is stopped again; the new one goes. */
+static void t_cancel_join(void)
+{
+	h_setup("canceljoin");
+	CHECK_INT(h_run(NULL, "up", "cj-1", "cj-2", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "down", "cj-2", NULL), 0);
+	pid_t holder = h_pidfile("cj-1"), vm1 = h_fake_vm_pid("cj-1");
+	CHECK(holder > 0 && vm1 > 0);
+	const char *stops[] = { "reserve", "boot", "commit", NULL };
+	for (const char *const *p = stops; *p; p++) {
+		setenv("FLEETBOX_TEST_STOP_AT", *p, 1);
+		const char *args[] = { "up", "cj-1", "cj-2", "cj-3", "--image", h_image(), NULL };
+		pid_t pid = spawn_cli(args);
+		wait_stopped(pid);
+		unsetenv("FLEETBOX_TEST_STOP_AT");
+		CHECK_INT(kill(pid, SIGINT), 0);
+		CHECK_INT(kill(pid, SIGCONT), 0);
+		CHECK_INT(wait_exit_status(pid), 130);
+		char *out = cli_output();
+		CHECK(strstr(out, "deleted cj-3") != NULL);
+		/* booted by this call (commit): stopped again; not booted yet: untouched */
+		CHECK((strstr(out, "stopped cj-2 again") != NULL) == !strcmp(*p, "commit"));
+		CHECK(strstr(out, "cj-1 again") == NULL);
+		free(out);
+		CHECK_INT(h_pidfile("cj-1"), holder);
+		CHECK_INT(h_fake_vm_pid("cj-1"), vm1);
+		json_t *o = status_of("cj-1");
+		CHECK_STR(state_of(o), "running");
+		json_decref(o);
+		CHECK(member_gone("cj-2") && member_file_exists("cj-2", "disk"));
+		CHECK(member_gone("cj-3") && !member_dir_exists("cj-3"));
+	}
+	h_teardown();
+}
+
+/* A second interrupt during rollback: the graceful wait ends, the holder
+ * this up spawned is killed (its VMs with it), the command exits. */
+static void t_cancel_twice(void)
+{
+	h_setup("canceltwice");
+	setenv("FLEETBOX_FAKE_BOOT_MS", "60000", 1);
+	setenv("FLEETBOX_TEST_STOP_AT", "rollback", 1);
+	const char *args[] = { "up", "ct", "-n", "2", "--image", h_image(), NULL };
+	pid_t pid = spawn_cli(args);
+	long deadline = h_now_ms() + 20000;
+	while ((!h_fake_vm_pid("ct-1") || !h_fake_vm_pid("ct-2")) && h_now_ms() < deadline)
+		nap_ms(5);
+	pid_t holder = h_pidfile("ct-1");
+	CHECK(holder > 0 && h_fake_vm_pid("ct-2") > 0);
+	CHECK_INT(kill(pid, SIGINT), 0);
+	wait_stopped(pid); /* at the start of rollback */
+	unsetenv("FLEETBOX_TEST_STOP_AT");
+	CHECK_INT(kill(pid, SIGINT), 0);
+	CHECK_INT(kill(pid, SIGCONT), 0);
+	CHECK_INT(wait_exit_status(pid), 130);
+	char *out = cli_output();
+	char want[96];
+	snprintf(want, sizeof(want), "second interrupt: killed holder %d", (int)holder);
+	CHECK(strstr(out, want) != NULL);
+	CHECK(strstr(out, "deleted ct-1, ct-2") != NULL);
+	free(out);
+	CHECK(h_wait_pid_gone(holder, 5000) >= 0);
+	CHECK(!h_fake_vm_pid("ct-1") && !h_fake_vm_pid("ct-2"));
+	CHECK(!member_dir_exists("ct-1") && !member_dir_exists("ct-2"));
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	/* what is left (sockets of the killed holder) the next command repairs */
+	CHECK_INT(h_run(NULL, "up", "ct", "-n", "2", "--image", h_image(), NULL), 0);
+	h_teardown();
+}
+
+static volatile sig_atomic_t lib_cancel;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	lib_cancel = 1;
+}
+
+/* The library: a bound fb_up with a flag a SIGALRM handler sets. */
+static void t_cancel_lib(void)
+{
+	h_setup("cancellib");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	const char *names[] = { "cl-1", "cl-2" };
+	fb_up_options o = { .names = names, .n_names = 2, .bound = 1, .image = h_image(),
+			    .cancel = &lib_cancel };
+	fb_cluster *c = (fb_cluster *)1;
+	fb_error e = { 0 };
+	/* set before the call: nothing is done, nothing to undo */
+	lib_cancel = 1;
+	CHECK_INT(fb_up(&o, &c, &e), -ECANCELED);
+	CHECK(c == NULL);
+	CHECK_STR(e.message, "interrupted during validate; nothing to roll back");
+	CHECK(!member_dir_exists("cl-1"));
+	/* during the boot wait */
+	lib_cancel = 0;
+	setenv("FLEETBOX_FAKE_BOOT_MS", "60000", 1);
+	signal(SIGALRM, on_alarm);
+	alarm(1);
+	long t0 = h_now_ms();
+	CHECK_INT(fb_up(&o, &c, &e), -ECANCELED);
+	printf("bench lib_cancel_return_ms=%ld\n", h_now_ms() - t0);
+	CHECK_INT(e.code, -ECANCELED);
+	CHECK(strstr(e.message, "interrupted during boot; rolled back: deleted cl-1, cl-2") != NULL);
+	CHECK(!member_dir_exists("cl-1") && !member_dir_exists("cl-2"));
+	CHECK(holder_for("cl-1,cl-2") == 0);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	/* and then it works */
+	lib_cancel = 0;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK_INT(e.code, 0);
+	CHECK_STR(e.message, "");
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	h_teardown();
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	{ "up-cancel", t_cancel_phases },   { "up-cancel-boot", t_cancel_boot },
+	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
+	{ "up-cancel-lib", t_cancel_lib },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: uptest CASE\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!strcmp(cases[i].name, argv[1])) {
+			cases[i].fn();
+			printf("%s: ok\n", argv[1]);
+			return 0;
+		}
+	fprintf(stderr, "unknown case %s\n", argv[1]);
+	return 2;
+}
