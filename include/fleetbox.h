@@ -82,6 +82,38 @@ typedef struct fb_fixture_spec {
 
 typedef void (*fb_progress_fn)(void *data, const char *line);
 
+/* Where one member of an fb_up stands. A member that fails is FAILED; when
+ * the call fails or is interrupted, every member it touched is reported
+ * ROLLED_BACK with what was done to it. */
+typedef enum fb_up_phase {
+	FB_UP_WAITING,      /* queued behind the holder, network or image */
+	FB_UP_CREATING,     /* creating its disk, keys and config */
+	FB_UP_BOOTING,      /* its holder is starting the VM */
+	FB_UP_WAITING_SSH,  /* the VM is up; waiting for an authenticated SSH session */
+	FB_UP_READY,        /* running and answering SSH (or it was running already) */
+	FB_UP_FAILED,
+	FB_UP_ROLLED_BACK,
+} fb_up_phase;
+
+typedef struct fb_member_progress {
+	const char *name;
+	fb_up_phase phase;
+	const char *phase_name; /* "waiting", "creating disk", "booting", "waiting for SSH",
+				 * "ready", "failed", "rolled back" */
+	double elapsed;         /* seconds since fb_up was called */
+	const char *ip;         /* "" until known */
+	const char *detail;     /* "" or one line without control characters: while
+				 * booting or waiting for SSH the last line of the guest's
+				 * serial console; the error when FAILED; what was done
+				 * when ROLLED_BACK ("deleted", "stopped again", ...) */
+} fb_member_progress;
+
+/* Called on the calling thread, inside fb_up: at every phase change of a
+ * member, and about once a second for members booting or waiting for SSH
+ * (elapsed and detail updated; the phase is the same). Pointers are valid
+ * during the call only. */
+typedef void (*fb_member_progress_fn)(void *data, const fb_member_progress *p);
+
 typedef struct fb_up_options {
 	const char *root;                 /* NULL: default store root */
 	const char *const *names;         /* member names ([a-z0-9][a-z0-9-]{0,62}) */
@@ -93,8 +125,9 @@ typedef struct fb_up_options {
 	const fb_fixture_spec *fixtures;  /* read-only host directories */
 	size_t n_fixtures;
 	int bound;                        /* 1: VMs die with this process (tests) */
-	fb_progress_fn progress;          /* optional progress lines */
-	void *progress_data;
+	fb_progress_fn progress;          /* optional progress lines (image, notes) */
+	void *progress_data;              /* passed to both progress callbacks */
+	fb_member_progress_fn member_progress; /* optional per-member progress */
 	/* Optional interrupt flag (a signal handler may set it; nothing else
 	 * is safe there). fb_up checks it between its phases and, while it
 	 * waits for VMs to boot or to answer SSH, every 50 ms. Once it is

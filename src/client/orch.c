@@ -233,6 +233,12 @@ static int up_classify(struct up_plan *u)
 		if (m->kind != MEMBER_RUNNING)
 			u->to_boot++;
 	}
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		static const char *const what[] = { [MEMBER_RUNNING] = "already running",
+						    [MEMBER_STOPPED] = "stopped", [MEMBER_NEW] = "new" };
+		up_set_phase(u, m, m->kind == MEMBER_RUNNING ? FB_UP_READY : FB_UP_WAITING, what[m->kind]);
+	}
 	return 0;
 }
 
@@ -402,6 +408,7 @@ static int up_prepare(struct up_plan *u)
 	for (size_t i = 0; i < u->n; i++) {
 		if (u->m[i].kind != MEMBER_NEW)
 			continue;
+		up_set_phase(u, &u->m[i], FB_UP_CREATING, "");
 		int r = prepare_new(u, &u->m[i]);
 		if (r < 0) {
 			err_prefix(&u->e, "create %s: ", u->m[i].name);
@@ -575,29 +582,67 @@ static int up_reserve_seed(struct up_plan *u)
 
 /* --- phase: boot (every boot-member concurrently on a private loop) --- */
 
-static void boot_result(struct up_member *m, int status, const char *reply, const struct err *e)
+/* The holder's answer to boot-member: {} once the VM is started and its
+ * IP is known, else an error. */
+static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
 {
 	if (status < 0) {
-		m->boot_status = status;
 		if (e)
 			m->boot_err = *e;
-		return;
+		return status;
 	}
 	struct rpc_reply rep;
-	struct err de = { 0 };
-	if (rpc_reply_decode(reply, strlen(reply), &rep, &de) < 0) {
-		m->boot_status = de.code;
-		m->boot_err = de;
-		return;
-	}
-	if (rep.error && *rep.error) {
-		m->boot_status = -EIO;
-		err_set(&m->boot_err, -EIO, "%s", rep.error);
-	} else {
-		m->boot_status = 0;
-		m->booted = true;
-	}
+	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	if (r == 0 && rep.error && *rep.error)
+		r = err_set(&m->boot_err, -EIO, "%s", rep.error);
 	rpc_reply_fini(&rep);
+	return r;
+}
+
+/* A booted member must be running per its holder; its IP is the
+ * reservation's (bridge), else the holder's status (fake VMM). */
+static int booted_status(struct up_member *m, int status, const char *reply, const struct err *e)
+{
+	if (status < 0) {
+		if (e)
+			m->boot_err = *e;
+		return status;
+	}
+	struct rpc_reply rep;
+	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	const struct rpc_status *st = rep.status;
+	if (r == 0 && !st)
+		r = err_set(&m->boot_err, -EPROTO, "status reply from %s has no status", m->name);
+	else if (r == 0 && st->state != FB_STATE_RUNNING)
+		r = err_set(&m->boot_err, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
+			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
+	if (r == 0 && st->ip && *st->ip)
+		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
+	if (r == 0 && !m->u->holder_pid)
+		m->u->holder_pid = (pid_t)st->pid;
+	rpc_reply_fini(&rep);
+	return r;
+}
+
+static void boot_end(struct up_member *m, int status)
+{
+	struct up_plan *u = m->u;
+	m->boot_status = status;
+	if (status == 0) {
+		m->booted = true;
+		up_set_phase(u, m, fake_vmm() ? FB_UP_READY : FB_UP_WAITING_SSH, "");
+	} else if (status != -ECANCELED) {
+		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
+	}
+	if (--u->pending == 0)
+		up_wait_done(u->wait);
+}
+
+static void status_cb(void *data, int status, const char *reply, const struct err *e)
+{
+	struct up_member *m = data;
+	m->req = NULL;
+	boot_end(m, booted_status(m, status, reply, e));
 }
 
 static void boot_cb(void *data, int status, const char *reply, const struct err *e)
@@ -605,13 +650,19 @@ static void boot_cb(void *data, int status, const char *reply, const struct err 
 	struct up_member *m = data;
 	struct up_plan *u = m->u;
 	m->req = NULL;
-	boot_result(m, status, reply, e);
-	if (--u->pending == 0)
-		up_wait_done(u->wait);
+	int r = boot_reply(m, status, reply, e);
+	if (r < 0 || u->wait->cancelled) {
+		boot_end(m, r < 0 ? r : -ECANCELED);
+		return;
+	}
+	r = ctl_request_start(&u->wait->loop, u->root, m->name, "{\"cmd\":\"status\"}\n",
+			      CTL_STATUS_MS, CTL_STATUS_MS, status_cb, m, &m->req);
+	if (r < 0)
+		boot_end(m, err_set(&m->boot_err, r, "status of %s: %s", m->name, strerror(-r)));
 }
 
-/* Interrupted: end every boot-member request in flight (the rollback then
- * stops those VMs in their holder, booting or not). */
+/* Interrupted: end every request in flight (the rollback then stops those
+ * VMs in their holder, booting or not). */
 static void boot_cancel(struct up_wait *w)
 {
 	struct up_plan *u = w->u;
@@ -627,12 +678,13 @@ static void boot_start(struct up_plan *u, struct up_member *m)
 	int r = ctl_request_start(&u->wait->loop, u->root, u->via, m->boot_line, CTL_DIAL_MS,
 				  CTL_BOOT_MS, boot_cb, m, &m->req);
 	if (r < 0) {
-		m->boot_status = r;
-		err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
+		m->boot_status = err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
+		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
 		return;
 	}
 	m->boot_sent = true;
 	u->pending++;
+	up_set_phase(u, m, FB_UP_BOOTING, "");
 }
 
 static int boot_all(struct up_plan *u)
@@ -653,25 +705,6 @@ static int boot_all(struct up_plan *u)
 	return r;
 }
 
-/* A booted member must be running per its holder; its IP is the
- * reservation's (bridge), else the holder's status (fake VMM). */
-static int check_running(struct up_plan *u, struct up_member *m)
-{
-	struct rpc_status *st = NULL;
-	int r = ctl_status(u->root, m->name, &st, &u->e);
-	if (r < 0)
-		return r;
-	if (st->state != FB_STATE_RUNNING)
-		r = err_set(&u->e, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
-			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
-	else if (st->ip && *st->ip)
-		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
-	if (!u->holder_pid)
-		u->holder_pid = (pid_t)st->pid;
-	rpc_status_free(st);
-	return r;
-}
-
 static int up_boot(struct up_plan *u)
 {
 	if (u->to_boot == 0)
@@ -683,9 +716,6 @@ static int up_boot(struct up_plan *u)
 			u->e = u->m[i].boot_err;
 			r = u->m[i].boot_status;
 		}
-	for (size_t i = 0; r == 0 && i < u->n; i++)
-		if (u->m[i].kind != MEMBER_RUNNING)
-			r = check_running(u, &u->m[i]);
 	return r;
 }
 
@@ -712,8 +742,11 @@ static int up_confirm_ssh(struct up_plan *u)
 		int r = confirm_ssh(u, m, &u->e);
 		if (r < 0) {
 			err_prefix(&u->e, "wait for ssh %s: ", m->name);
+			if (r != -ECANCELED)
+				up_set_phase(u, m, FB_UP_FAILED, u->e.msg);
 			return r;
 		}
+		up_set_phase(u, m, FB_UP_READY, "");
 	}
 	return 0;
 }
@@ -820,31 +853,41 @@ static void rollback_escalate(struct up_plan *u, struct rollback *rb)
 	u->spawned.ctl_fd = -1;
 }
 
-static void rollback_member(struct up_plan *u, struct up_member *m, struct rollback *rb)
+static void rolled_back(struct up_plan *u, struct up_member *m, char *list, size_t len,
+			const char *what)
 {
-	if (m->kind == MEMBER_STOPPED && (m->boot_sent || m->spawned_for))
-		name_append(rb->stopped, sizeof(rb->stopped), m->name);
-	if (m->kind != MEMBER_NEW)
-		return;
-	if (store_member_running(u->root, m->name, NULL)) {
-		name_append(rb->failed, sizeof(rb->failed), m->name); /* still held: not ours to delete now */
-		return;
-	}
+	name_append(list, len, m->name);
+	up_set_phase(u, m, FB_UP_ROLLED_BACK, what);
+}
+
+/* A new member: its directory goes, unless a disk this call did not create
+ * was found there (never deleted) or a holder still holds it. */
+static void rollback_new(struct up_plan *u, struct up_member *m, struct rollback *rb)
+{
 	char dir[PATH_MAX], disk[PATH_MAX];
 	store_member_dir(u->root, m->name, dir, sizeof(dir));
 	store_member_file(u->root, m->name, "disk", disk, sizeof(disk));
 	struct err e = { 0 };
-	if (!path_exists(dir))
-		return; /* nothing of it was made */
-	if (m->disk_created || !path_exists(disk)) {
-		if (store_member_delete(u->root, m->name, &e) == 0)
-			name_append(rb->deleted, sizeof(rb->deleted), m->name);
-		else
-			name_append(rb->failed, sizeof(rb->failed), m->name);
-	} else {
-		/* A disk we did not create was found there: never delete it. */
-		name_append(rb->kept, sizeof(rb->kept), m->name);
-	}
+	if (store_member_running(u->root, m->name, NULL))
+		rolled_back(u, m, rb->failed, sizeof(rb->failed), "still held by its holder");
+	else if (!path_exists(dir))
+		up_set_phase(u, m, FB_UP_ROLLED_BACK, "nothing was created");
+	else if (!m->disk_created && path_exists(disk))
+		rolled_back(u, m, rb->kept, sizeof(rb->kept), "kept the disk found in place");
+	else if (store_member_delete(u->root, m->name, &e) == 0)
+		rolled_back(u, m, rb->deleted, sizeof(rb->deleted), "deleted");
+	else
+		rolled_back(u, m, rb->failed, sizeof(rb->failed), e.msg);
+}
+
+static void rollback_member(struct up_plan *u, struct up_member *m, struct rollback *rb)
+{
+	if (m->kind == MEMBER_NEW)
+		rollback_new(u, m, rb);
+	else if (m->kind == MEMBER_STOPPED && (m->boot_sent || m->spawned_for))
+		rolled_back(u, m, rb->stopped, sizeof(rb->stopped), "stopped again");
+	else if (m->kind == MEMBER_STOPPED)
+		up_set_phase(u, m, FB_UP_ROLLED_BACK, "left stopped");
 }
 
 static void up_rollback(struct up_plan *u, struct rollback *rb)
@@ -949,7 +992,7 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 		orch_err_export(&e, ferr);
 		return -EINVAL;
 	}
-	struct up_plan u = { .o = o, .spawned = { .ctl_fd = -1 } };
+	struct up_plan u = { .o = o, .spawned = { .ctl_fd = -1 }, .t0_ms = uv_hrtime() / 1000000 };
 	int r = up_run(&u);
 	if (r < 0) {
 		struct rollback rb = { 0 };

@@ -42,6 +42,9 @@ struct up_member {
 	int boot_status;
 	struct err boot_err;
 	bool booted;
+	/* progress */
+	fb_up_phase phase;
+	char detail[256];
 };
 
 struct up_plan {
@@ -62,6 +65,7 @@ struct up_plan {
 	struct up_wait *wait;    /* the private loop of the phase waiting now */
 	size_t pending;          /* its requests in flight */
 	fb_cluster *cl;          /* the result (commit) */
+	uint64_t t0_ms;          /* when fb_up started (uv_hrtime / 1e6) */
 	struct err e;
 };
 
@@ -79,6 +83,7 @@ struct up_wait {
 	void (*on_tick)(struct up_wait *w);   /* optional, every tick */
 	void (*on_cancel)(struct up_wait *w);
 	void *data;
+	unsigned ticks;
 	bool cancelled, done;
 };
 int up_wait_init(struct up_wait *w, struct up_plan *u, struct err *e);
@@ -92,3 +97,9 @@ int up_wait_run(struct up_wait *w, struct err *e);
  * Cancellable through the plan's flag. */
 int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int timeout_ms,
 		struct err *e);
+
+/* Per-member progress (orch_progress.c): sets the phase (and detail, NULL
+ * keeps it) and reports it. up_progress_tick refreshes the members booting
+ * or waiting for SSH (elapsed, the serial console's last line). */
+void up_set_phase(struct up_plan *u, struct up_member *m, fb_up_phase phase, const char *detail);
+void up_progress_tick(struct up_plan *u);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define WAIT_TICK_MS 50
+#define PROGRESS_TICKS 20 /* a progress refresh every second */
 #define SSH_RETRY_MS 100
 #define SSH_ATTEMPT_MS 5000
 
@@ -34,6 +35,8 @@ static void wait_tick(uv_timer_t *t)
 	}
 	if (w->on_tick)
 		w->on_tick(w);
+	if (++w->ticks % PROGRESS_TICKS == 0)
+		up_progress_tick(w->u);
 }
 
 int up_wait_init(struct up_wait *w, struct up_plan *u, struct err *e)

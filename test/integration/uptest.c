@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -337,13 +338,190 @@ static void t_cancel_lib(void)
 	h_teardown();
 }
 
+/* --- progress --- */
+
+struct seen_event {
+	char name[64], detail[256], ip[16];
+	fb_up_phase phase;
+	double elapsed;
+};
+
+struct seen {
+	struct seen_event ev[256];
+	int n;
+	int lines;
+};
+
+static void record_member(void *data, const fb_member_progress *p)
+{
+	struct seen *s = data;
+	CHECK(p->name && p->phase_name && p->ip && p->detail);
+	CHECK(s->n < 256);
+	struct seen_event *e = &s->ev[s->n++];
+	snprintf(e->name, sizeof(e->name), "%s", p->name);
+	snprintf(e->detail, sizeof(e->detail), "%s", p->detail);
+	snprintf(e->ip, sizeof(e->ip), "%s", p->ip);
+	e->phase = p->phase;
+	e->elapsed = p->elapsed;
+	fprintf(stderr, "progress %s %s (%.2f s) ip=%s detail=%s\n", p->name, p->phase_name,
+		p->elapsed, p->ip, p->detail);
+}
+
+static void record_line(void *data, const char *line)
+{
+	struct seen *s = data;
+	s->lines++;
+	fprintf(stderr, "line: %s\n", line);
+}
+
+/* The phase changes of one member, ticks folded. */
+static int phases_of(const struct seen *s, const char *name, fb_up_phase *out, int max)
+{
+	int k = 0;
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->ev[i].name, name) && (k == 0 || out[k - 1] != s->ev[i].phase) && k < max)
+			out[k++] = s->ev[i].phase;
+	return k;
+}
+
+static const struct seen_event *last_of(const struct seen *s, const char *name)
+{
+	for (int i = s->n; i-- > 0;)
+		if (!strcmp(s->ev[i].name, name))
+			return &s->ev[i];
+	return NULL;
+}
+
+static void t_progress_lib(void)
+{
+	h_setup("proglib");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	setenv("FLEETBOX_FAKE_BOOT_MS", "2200", 1);
+	static struct seen s;
+	const char *names[] = { "pl-1" };
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image(),
+			    .progress = record_line, .member_progress = record_member,
+			    .progress_data = &s };
+	fb_cluster *c;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	fb_up_phase ph[16];
+	int k = phases_of(&s, "pl-1", ph, 16);
+	CHECK_INT(k, 4);
+	CHECK(ph[0] == FB_UP_WAITING && ph[1] == FB_UP_CREATING && ph[2] == FB_UP_BOOTING &&
+	      ph[3] == FB_UP_READY);
+	const struct seen_event *ready = last_of(&s, "pl-1");
+	CHECK(strncmp(ready->ip, "203.0.113.", 10) == 0);
+	CHECK(ready->elapsed >= 2.0); /* it includes the boot */
+	/* while booting, once a second: the same phase, the console's last line */
+	int ticks = 0;
+	bool console = false;
+	double last = 0;
+	for (int i = 0; i < s.n; i++) {
+		CHECK(s.ev[i].elapsed >= last);
+		last = s.ev[i].elapsed;
+		if (s.ev[i].phase == FB_UP_BOOTING) {
+			ticks++;
+			console |= !strcmp(s.ev[i].detail, "fleetbox fake vm pl-1: booting");
+		}
+	}
+	CHECK(ticks >= 2 && console);
+	CHECK(s.lines >= 1); /* the line callback still works ("booting 1 member") */
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+
+	/* a failure: the failing member says why, the others what was undone */
+	memset(&s, 0, sizeof(s));
+	setenv("FLEETBOX_FAKE_FAIL_CREATE", "pm-2", 1);
+	const char *two[] = { "pm-1", "pm-2" };
+	o.names = two;
+	o.n_names = 2;
+	CHECK(fb_up(&o, &c, &e) < 0);
+	unsetenv("FLEETBOX_FAKE_FAIL_CREATE");
+	const struct seen_event *f = NULL;
+	for (int i = 0; i < s.n; i++)
+		if (!strcmp(s.ev[i].name, "pm-2") && s.ev[i].phase == FB_UP_FAILED)
+			f = &s.ev[i];
+	CHECK(f && strstr(f->detail, "forced create failure for pm-2"));
+	CHECK(last_of(&s, "pm-1")->phase == FB_UP_ROLLED_BACK);
+	CHECK_STR(last_of(&s, "pm-1")->detail, "deleted");
+	CHECK(last_of(&s, "pm-2")->phase == FB_UP_ROLLED_BACK);
+	h_teardown();
+}
+
+static size_t index_of(const char *hay, const char *needle)
+{
+	const char *p = strstr(hay, needle);
+	CHECK(p != NULL);
+	return (size_t)(p - hay);
+}
+
+/* Not a terminal: a line per phase change; each member's IP line as soon as
+ * it is ready, not after the others. */
+static void t_progress_cli(void)
+{
+	h_setup("progcli");
+	CHECK_INT(h_run(NULL, "up", "pc-1", "--image", h_image(), NULL), 0);
+	setenv("FLEETBOX_FAKE_BOOT_MS", "1500", 1);
+	char *out;
+	CHECK_INT(h_run(&out, "up", "pc-1", "pc-2", "--image", h_image(), NULL), 0);
+	/* the running member is ready at once, before the new one even boots */
+	CHECK(index_of(out, "  pc-1  IP: 203.0.113.2  SSH: fleetbox ssh pc-1\n") <
+	      index_of(out, "pc-2: booting ("));
+	CHECK(index_of(out, "pc-2: waiting (") < index_of(out, "pc-2: creating disk ("));
+	CHECK(index_of(out, "pc-2: creating disk (") < index_of(out, "pc-2: booting ("));
+	CHECK(index_of(out, "pc-2: booting (") < index_of(out, "  pc-2  IP: 203.0.113.3"));
+	/* once per change: the ticks while booting print nothing */
+	const char *b = strstr(out, "pc-2: booting (");
+	CHECK(strstr(b + 1, "pc-2: booting (") == NULL);
+	CHECK(strchr(out, '\033') == NULL);
+	free(out);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	h_teardown();
+}
+
+/* On a terminal: rows redrawn in place with elapsed seconds ticking and the
+ * guest console's last line, then the IP line. */
+static void t_progress_tty(void)
+{
+	h_setup("progtty");
+	setenv("FLEETBOX_FAKE_BOOT_MS", "2500", 1);
+	setenv("TERM", "xterm", 1);
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		execl(h_bin, h_bin, "up", "pt-1", "--image", h_image(), (char *)NULL);
+		_exit(127);
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *buf = calloc(1, cap);
+	for (;;) {
+		ssize_t r = read(master, buf + len, cap - 1 - len);
+		if (r <= 0)
+			break; /* EIO once the child closed the terminal */
+		len += (size_t)r;
+	}
+	close(master);
+	CHECK_INT(wait_exit_status(pid), 0);
+	fprintf(stderr, "%s\n", buf);
+	CHECK(strstr(buf, "\033[1A\r\033[J") != NULL); /* redrawn in place */
+	CHECK(strstr(buf, "  pt-1          booting            1s  fleetbox fake vm pt-1: booting") != NULL);
+	CHECK(strstr(buf, "  pt-1          booting            2s  fleetbox fake vm pt-1: booting") != NULL);
+	CHECK(strstr(buf, "  pt-1  IP: 203.0.113.2  SSH: fleetbox ssh pt-1") != NULL);
+	free(buf);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
 	{ "up-cancel", t_cancel_phases },   { "up-cancel-boot", t_cancel_boot },
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
-	{ "up-cancel-lib", t_cancel_lib },
+	{ "up-cancel-lib", t_cancel_lib }, { "up-progress-lib", t_progress_lib },
+	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
 };
 
 int main(int argc, char **argv)

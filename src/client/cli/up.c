@@ -20,6 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t up_cancel, up_signal;
 
@@ -52,10 +56,186 @@ static void up_signals_restore(const struct sigaction old[2])
 	sigaction(SIGTERM, &old[1], NULL);
 }
 
-static void print_progress(void *data, const char *line)
+/* --- what the user sees ---
+ *
+ * On a terminal (stderr): one line per member not yet ready, redrawn in place
+ * (phase, elapsed seconds, the guest console's last line). Not on a
+ * terminal: one line per phase change. Either way a member's
+ * "  <m>  IP: ...  SSH: fleetbox ssh <m>" line goes to stdout the moment that
+ * member is ready. */
+
+struct view_row {
+	char name[FB_NAME_MAX + 1];
+	fb_up_phase phase;
+	char phase_name[32];
+	double elapsed;
+	char ip[16];
+	char detail[256];
+	bool seen, done; /* done: its final line is printed */
+};
+
+struct view {
+	bool tty;
+	int width, height;
+	struct view_row *rows;
+	size_t n;
+	size_t drawn;        /* lines of the block on screen now */
+	uint64_t last_draw;  /* ms; ticks redraw at most 5 times a second */
+};
+
+static void term_size(struct view *v)
 {
-	(void)data;
+	struct winsize ws;
+	bool ok = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0;
+	v->width = ok && ws.ws_col >= 20 ? ws.ws_col : 80;
+	v->height = ok && ws.ws_row >= 5 ? ws.ws_row : 24;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void view_init(struct view *v, const char *const *names, size_t n)
+{
+	const char *term = getenv("TERM");
+	v->tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
+	if (v->tty)
+		term_size(v);
+	v->rows = calloc(n ? n : 1, sizeof(*v->rows));
+	v->n = v->rows ? n : 0;
+	for (size_t i = 0; i < v->n; i++)
+		snprintf(v->rows[i].name, sizeof(v->rows[i].name), "%s", names[i]);
+	v->drawn = 0;
+}
+
+static struct view_row *view_row(struct view *v, const char *name)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (!strcmp(v->rows[i].name, name))
+			return &v->rows[i];
+	/* A pattern expanded to members we were not told about: add a row. */
+	struct view_row *nr = realloc(v->rows, (v->n + 1) * sizeof(*nr));
+	if (!nr)
+		return NULL;
+	v->rows = nr;
+	memset(&nr[v->n], 0, sizeof(*nr));
+	snprintf(nr[v->n].name, sizeof(nr[v->n].name), "%s", name);
+	return &nr[v->n++];
+}
+
+static void view_erase(struct view *v)
+{
+	if (v->tty && v->drawn)
+		fprintf(stderr, "\033[%zuA\r\033[J", v->drawn);
+	v->drawn = 0;
+}
+
+static void row_line(const struct view *v, const struct view_row *r, char *out, size_t len)
+{
+	int n = snprintf(out, len, "  %-12s  %-15s %4ds", r->name, r->phase_name, (int)r->elapsed);
+	if (r->detail[0] && n > 0 && (size_t)n + 4 < len)
+		snprintf(out + n, len - (size_t)n, "  %s", r->detail);
+	size_t w = v->width > 1 ? (size_t)v->width - 1 : len - 1;
+	if (w < len && strlen(out) > w)
+		out[w] = '\0'; /* one screen line each, or the redraw goes wrong */
+}
+
+/* The block: a line per member not ready, as many as fit the screen, then
+ * one line counting the rest. */
+static void view_draw(struct view *v)
+{
+	if (!v->tty)
+		return;
+	view_erase(v);
+	char line[512];
+	size_t fit = (size_t)v->height - 2, hidden = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		if (!v->rows[i].seen || v->rows[i].done)
+			continue;
+		if (v->drawn + 1 >= fit) {
+			hidden++;
+			continue;
+		}
+		row_line(v, &v->rows[i], line, sizeof(line));
+		fprintf(stderr, "%s\n", line);
+		v->drawn++;
+	}
+	if (hidden) {
+		fprintf(stderr, "  ... and %zu more\n", hidden);
+		v->drawn++;
+	}
+	fflush(stderr);
+	v->last_draw = mono_ms();
+}
+
+static void print_ready(struct view *v, struct view_row *r)
+{
+	view_erase(v);
+	fflush(stderr);
+	printf("  %s  IP: %s  SSH: fleetbox ssh %s\n", r->name, r->ip[0] ? r->ip : "-", r->name);
+	fflush(stdout);
+	r->done = true;
+	view_draw(v);
+}
+
+/* Not a terminal: one line per phase change (ticks only update elapsed). */
+static void print_change(const struct view_row *r)
+{
+	if (r->detail[0] && (r->phase == FB_UP_FAILED || r->phase == FB_UP_ROLLED_BACK))
+		fprintf(stderr, "%s: %s (%s)\n", r->name, r->phase_name, r->detail);
+	else
+		fprintf(stderr, "%s: %s (%.0fs)\n", r->name, r->phase_name, r->elapsed);
+}
+
+static bool is_last_row(const struct view *v, const struct view_row *r)
+{
+	for (size_t i = v->n; i-- > 0;)
+		if (v->rows[i].seen && !v->rows[i].done)
+			return &v->rows[i] == r;
+	return false;
+}
+
+static void on_member_progress(void *data, const fb_member_progress *p)
+{
+	struct view *v = data;
+	struct view_row *r = view_row(v, p->name);
+	if (!r)
+		return;
+	bool changed = !r->seen || r->phase != p->phase;
+	r->seen = true;
+	r->phase = p->phase;
+	snprintf(r->phase_name, sizeof(r->phase_name), "%s", p->phase_name);
+	r->elapsed = p->elapsed;
+	snprintf(r->ip, sizeof(r->ip), "%s", p->ip);
+	snprintf(r->detail, sizeof(r->detail), "%s", p->detail);
+	if (p->phase == FB_UP_READY && !r->done)
+		print_ready(v, r);
+	else if (!v->tty && changed && p->phase != FB_UP_READY)
+		print_change(r);
+	else if (changed || is_last_row(v, r) || mono_ms() - v->last_draw >= 200)
+		view_draw(v); /* a tick reports members in order: draw once per burst */
+}
+
+static void on_line_progress(void *data, const char *line)
+{
+	struct view *v = data;
+	view_erase(v);
 	fprintf(stderr, "%s\n", line);
+	view_draw(v);
+}
+
+/* After fb_up: on a terminal, what the members not ready ended as. */
+static void view_fini(struct view *v)
+{
+	view_erase(v);
+	for (size_t i = 0; v->tty && i < v->n; i++)
+		if (v->rows[i].seen && !v->rows[i].done && v->rows[i].phase != FB_UP_READY)
+			print_change(&v->rows[i]);
+	fflush(stderr);
+	free(v->rows);
 }
 
 struct up_args {
@@ -177,6 +357,8 @@ static void warn_tcg(void)
 
 static int run_up(const char *root, const struct up_args *a)
 {
+	struct view view;
+	view_init(&view, a->names, a->nn);
 	fb_up_options o = {
 		.root = root,
 		.names = a->names,
@@ -188,7 +370,9 @@ static int run_up(const char *root, const struct up_args *a)
 		.fixtures = a->fx,
 		.n_fixtures = a->nfx,
 		.bound = 0,
-		.progress = print_progress,
+		.progress = on_line_progress,
+		.member_progress = on_member_progress,
+		.progress_data = &view,
 		.cancel = &up_cancel,
 	};
 	warn_tcg();
@@ -198,13 +382,11 @@ static int run_up(const char *root, const struct up_args *a)
 	up_signals_install(old);
 	int r = fb_up(&o, &cl, &fe);
 	up_signals_restore(old);
+	view_fini(&view);
 	if (r < 0) {
 		cli_error("%s", fe.message);
 		return r == -ECANCELED && up_signal ? 128 + up_signal : 1;
 	}
-	for (size_t i = 0; i < fb_cluster_size(cl); i++)
-		printf("  %s  IP: %s  SSH: fleetbox ssh %s\n", fb_cluster_name(cl, i), fb_cluster_ip(cl, i),
-		       fb_cluster_name(cl, i));
 	fb_cluster_close(cl, NULL);
 	return 0;
 }
