@@ -116,7 +116,7 @@ typedef void (*fb_member_progress_fn)(void *data, const fb_member_progress *p);
 
 typedef struct fb_up_options {
 	const char *root;                 /* NULL: default store root */
-	const char *const *names;         /* member names ([a-z0-9][a-z0-9-]{0,62}) */
+	const char *const *names;         /* member names or cluster names, see fb_up */
 	size_t n_names;
 	int cpus;                         /* 0: 2 */
 	int memory_mb;                    /* 0: 4096 (1024 for the mini image) */
@@ -150,8 +150,18 @@ typedef struct fb_cluster fb_cluster;
 
 /* Creates missing members, boots stopped ones, returns running ones; all on
  * one network in one holder (joining a live holder of the same cluster).
- * All-or-nothing: on failure, members created by this call are destroyed and
- * pre-existing ones only stopped. */
+ *
+ * Names are resolved as fb_down and fb_rm resolve patterns: an existing
+ * member of that name; else every member of the cluster of that name (after
+ * fb_down of "web", fb_up of "web" boots web-1, web-2, ... again, and the
+ * cluster lists them); else a new member of that name. A name that is both
+ * a member and a cluster (a solo "web" beside web-1) means the member. A
+ * name given twice (or "web" and "web-2") counts once. At most 253 members
+ * (one /24 network).
+ *
+ * All-or-nothing: on failure (or interrupt, see cancel), members created by
+ * this call are destroyed, pre-existing ones only stopped, running ones left
+ * alone. fb_error is cleared on success. */
 int fb_up(const fb_up_options *opt, fb_cluster **out, fb_error *err);
 size_t fb_cluster_size(const fb_cluster *c);
 const char *fb_cluster_name(const fb_cluster *c, size_t i);

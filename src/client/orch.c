@@ -33,6 +33,7 @@
 #define DEFAULT_MEM_MB 4096
 #define DEFAULT_MINI_MEM_MB 1024
 #define DEFAULT_DISK_MB 20480
+#define UP_MAX_MEMBERS 253 /* .2 .. .254 of the cluster's /24 */
 
 struct fb_cluster {
 	size_t n;
@@ -111,6 +112,9 @@ static int validate_names(struct up_plan *u)
 	const fb_up_options *o = u->o;
 	if (o->n_names == 0)
 		return err_set(&u->e, -EINVAL, "no member names given");
+	if (o->n_names > UP_MAX_MEMBERS)
+		return err_set(&u->e, -E2BIG, "%zu members: one network (a /24) holds at most %d",
+			       o->n_names, UP_MAX_MEMBERS);
 	for (size_t i = 0; i < o->n_names; i++) {
 		/* New members need a hostname (no trailing '-'); older ones still boot. */
 		bool known = wire_name_valid(o->names[i]) && store_member_exists(u->root, o->names[i]);
@@ -147,30 +151,97 @@ static int up_validate(struct up_plan *u)
 	int r = orch_root(u->o->root, u->root, sizeof(u->root), &u->e);
 	if (r < 0 || (r = validate_names(u)) < 0 || (r = validate_fixtures(u)) < 0)
 		return r;
-	u->n = u->o->n_names;
-	u->m = calloc(u->n, sizeof(*u->m));
-	if (!u->m)
-		return err_set(&u->e, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < u->n; i++) {
-		u->m[i].u = u;
-		snprintf(u->m[i].name, sizeof(u->m[i].name), "%s", u->o->names[i]);
-	}
 	return 0;
 }
 
 /* --- phase: lock --- */
 
-/* One up/down/rm per cluster at a time: classification, creation and
- * rollback must see a store nobody else is changing. */
+/* One up/down/rm per cluster at a time: expansion, classification, creation
+ * and rollback must see a store nobody else is changing. A NAME may mean
+ * the cluster of that name, so that cluster is locked too. */
 static int up_lock(struct up_plan *u)
 {
 	int r = store_init(u->root, &u->e);
 	if (r < 0)
 		return r;
-	return store_lock_clusters(u->root, u->o->names, u->n, &u->locks, &u->nlocks, &u->e);
+	size_t n = u->o->n_names;
+	char(*cl)[FB_NAME_MAX + 1] = calloc(n, sizeof(*cl));
+	const char **names = calloc(2 * n, sizeof(char *));
+	if (!cl || !names) {
+		free(cl);
+		free(names);
+		return err_set(&u->e, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		wire_cluster_name(u->o->names[i], cl[i]);
+		names[2 * i] = cl[i];
+		names[2 * i + 1] = u->o->names[i];
+	}
+	r = store_lock(u->root, names, 2 * n, &u->locks, &u->e);
+	free(cl);
+	free(names);
+	return r;
 }
 
 /* --- phase: classify --- */
+
+static int add_member(struct up_plan *u, size_t *cap, const char *name)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (!strcmp(u->m[i].name, name))
+			return 0; /* "web" and "web-2": web-2 once */
+	if (u->n == UP_MAX_MEMBERS)
+		return err_set(&u->e, -E2BIG, "more than %d members: one network (a /24) holds at most %d",
+			       UP_MAX_MEMBERS, UP_MAX_MEMBERS);
+	if (u->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		struct up_member *nm = realloc(u->m, nc * sizeof(*nm));
+		if (!nm)
+			return err_set(&u->e, -ENOMEM, "out of memory");
+		u->m = nm;
+		*cap = nc;
+	}
+	struct up_member *m = &u->m[u->n++];
+	memset(m, 0, sizeof(*m));
+	m->u = u;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	return 0;
+}
+
+/* One NAME, resolved as down and rm resolve it: an existing member of that
+ * name; else every member of the cluster of that name; else a new member. */
+static int expand_name(struct up_plan *u, size_t *cap, const char *name)
+{
+	char **found;
+	size_t nf;
+	int r = store_match(u->root, name, &found, &nf);
+	if (r == -ENOENT)
+		return add_member(u, cap, name);
+	if (r < 0)
+		return err_set(&u->e, r, "cannot read the store at %s: %s", u->root, strerror(-r));
+	bool cluster = nf > 1 || strcmp(found[0], name) != 0;
+	if (cluster) {
+		char list[400] = "";
+		for (size_t i = 0; i < nf; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", found[i]);
+		progress(u, "%s: the members of cluster %s (%s)", name, name, list);
+	}
+	for (size_t i = 0; r == 0 && i < nf; i++)
+		r = add_member(u, cap, found[i]);
+	store_names_free(found, nf);
+	return r < 0 ? r : 0;
+}
+
+static int expand_names(struct up_plan *u)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < u->o->n_names; i++) {
+		int r = expand_name(u, &cap, u->o->names[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
 
 static void set_via(struct up_plan *u, const char *name, pid_t pid)
 {
@@ -223,9 +294,12 @@ static int read_stopped_config(struct up_plan *u, struct up_member *m)
 
 static int up_classify(struct up_plan *u)
 {
+	int r = expand_names(u);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];
-		int r = classify_member(u, m);
+		r = classify_member(u, m);
 		if (r == 0 && m->kind == MEMBER_STOPPED)
 			r = read_stopped_config(u, m);
 		if (r < 0)
@@ -946,7 +1020,7 @@ static void up_fail_message(struct up_plan *u, int r, const struct rollback *rb)
 
 static void up_fini(struct up_plan *u)
 {
-	store_unlock_clusters(u->locks, u->nlocks);
+	store_unlock(u->root, &u->locks);
 	for (size_t i = 0; u->m && i < u->n; i++) {
 		store_config_fini(&u->m[i].cfg);
 		free(u->m[i].boot_line);

@@ -70,13 +70,13 @@ static int do_down(const char *rootopt, const char *const *patterns, size_t n, b
 	char root[PATH_MAX];
 	char **names = NULL;
 	size_t count = 0;
-	int *locks = NULL;
-	size_t nlocks = 0;
+	struct store_locks locks;
+	store_locks_init(&locks);
 	int r = orch_root(rootopt, root, sizeof(root), &e);
 	if (r == 0)
 		r = expand(root, patterns, n, all, remove, &names, &count, &e);
 	if (r == 0)
-		r = store_lock_clusters(root, (const char *const *)names, count, &locks, &nlocks, &e);
+		r = store_lock_members(root, (const char *const *)names, count, &locks, &e);
 	/* Stop everything first (members of one holder stop in any order). */
 	for (size_t i = 0; r == 0 && i < count; i++)
 		if (store_member_running(root, names[i], NULL) && ctl_stop(root, names[i], &e) < 0 &&
@@ -84,7 +84,7 @@ static int do_down(const char *rootopt, const char *const *patterns, size_t n, b
 			r = e.code;
 	for (size_t i = 0; r == 0 && remove && i < count; i++)
 		r = store_member_delete(root, names[i], &e);
-	store_unlock_clusters(locks, nlocks);
+	store_unlock(root, &locks);
 	store_names_free(names, count);
 	if (r < 0)
 		orch_err_export(&e, ferr);

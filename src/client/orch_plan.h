@@ -50,11 +50,10 @@ struct up_member {
 struct up_plan {
 	const fb_up_options *o;
 	char root[PATH_MAX];
-	struct up_member *m;
+	struct up_member *m;     /* the members (names expanded), n of them */
 	size_t n;
 	struct fixture *fx;      /* validated create fixtures (o->n_fixtures) */
-	int *locks;
-	size_t nlocks;
+	struct store_locks locks;
 	size_t to_boot;          /* stopped + new members */
 	char via[FB_NAME_MAX + 1]; /* a member whose socket reaches the holder; "" none */
 	pid_t holder_pid;

@@ -283,73 +283,127 @@ int store_match(const char *root, const char *pattern, char ***names, size_t *n)
 	return *n ? 0 : -ENOENT;
 }
 
-int store_lock_clusters(const char *root, const char *const *names, size_t n, int **fds,
-			size_t *nfds, struct err *e)
+void store_locks_init(struct store_locks *l)
 {
-	*fds = NULL;
-	*nfds = 0;
-	/* Sorted, de-duplicated cluster names: a fixed order cannot deadlock. */
-	char (*cl)[FB_NAME_MAX + 1] = calloc(n ? n : 1, sizeof(*cl));
-	int *out = calloc(n ? n : 1, sizeof(int));
-	if (!cl || !out) {
-		free(cl);
-		free(out);
-		return err_set(e, -ENOMEM, "out of memory");
+	memset(l, 0, sizeof(*l));
+}
+
+/* Adds cluster c to the sorted, de-duplicated set (a fixed order cannot
+ * deadlock). */
+static int locks_add(struct store_locks *l, size_t *cap, const char *c)
+{
+	size_t j = 0;
+	while (j < l->n && strcmp(l->names[j], c) < 0)
+		j++;
+	if (j < l->n && !strcmp(l->names[j], c))
+		return 0;
+	if (l->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+		char(*nn)[FB_NAME_MAX + 1] = realloc(l->names, nc * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		l->names = nn;
+		*cap = nc;
 	}
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c[FB_NAME_MAX + 1];
-		wire_cluster_name(names[i], c);
-		size_t j = 0;
-		while (j < k && strcmp(cl[j], c) < 0)
-			j++;
-		if (j < k && !strcmp(cl[j], c))
-			continue;
-		memmove(cl[j + 1], cl[j], (k - j) * sizeof(*cl));
-		snprintf(cl[j], sizeof(cl[j]), "%s", c);
-		k++;
-	}
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/clusters", root);
-	int r = mkdir_p(dir, 0700);
-	if (r < 0) {
-		free(cl);
-		free(out);
-		return err_set(e, r, "create %s: %s", dir, strerror(-r));
-	}
-	for (size_t i = 0; i < k; i++) {
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/.%s.lock", dir, cl[i]);
-		int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		int lr = -1;
-		if (fd >= 0 && owner_claim_fd(fd) < 0) {
-			close(fd);
-			fd = -1;
-		}
-		if (fd >= 0)
-			while ((lr = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
-				;
-		if (fd < 0 || lr < 0) {
-			r = err_set(e, -errno, "lock %s: %s", p, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			store_unlock_clusters(out, *nfds);
-			*nfds = 0;
-			free(cl);
-			return r;
-		}
-		out[(*nfds)++] = fd;
-	}
-	free(cl);
-	*fds = out;
+	memmove(l->names[j + 1], l->names[j], (l->n - j) * sizeof(*l->names));
+	snprintf(l->names[j], sizeof(l->names[j]), "%s", c);
+	l->n++;
 	return 0;
 }
 
-void store_unlock_clusters(int *fds, size_t n)
+/* flock, then make sure the path still names the file we locked: whoever
+ * held it before may have unlinked it (store_unlock of a cluster that is
+ * gone), and a lock on an unlinked file excludes nobody. */
+static int lock_one(const char *path, struct err *e)
 {
+	for (;;) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0 && owner_claim_fd(fd) < 0) { /* under sudo: the invoking user's */
+			close(fd);
+			fd = -1;
+		}
+		if (fd < 0)
+			return err_set(e, -errno, "lock %s: %s", path, strerror(errno));
+		int r;
+		while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+			;
+		struct stat a, b;
+		if (r < 0 || fstat(fd, &a) < 0) {
+			r = err_set(e, -errno, "lock %s: %s", path, strerror(errno));
+			close(fd);
+			return r;
+		}
+		if (stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return fd;
+		close(fd); /* unlinked under us: take the new one */
+	}
+}
+
+int store_lock(const char *root, const char *const *clusters, size_t n, struct store_locks *l,
+	       struct err *e)
+{
+	store_locks_init(l);
+	size_t cap = 0;
 	for (size_t i = 0; i < n; i++)
-		close(fds[i]);
-	free(fds);
+		if (locks_add(l, &cap, clusters[i]) < 0) {
+			store_unlock(root, l);
+			return err_set(e, -ENOMEM, "out of memory");
+		}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/clusters", root);
+	int r = mkdir_p(dir, 0700);
+	l->fds = calloc(l->n ? l->n : 1, sizeof(int));
+	if (r < 0 || !l->fds) {
+		store_unlock(root, l);
+		return r < 0 ? err_set(e, r, "create %s: %s", dir, strerror(-r))
+			     : err_set(e, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/.%s.lock", dir, l->names[i]);
+		if ((r = lock_one(p, e)) < 0) {
+			store_unlock(root, l);
+			return r;
+		}
+		l->fds[l->nfds++] = r;
+	}
+	return 0;
+}
+
+int store_lock_members(const char *root, const char *const *names, size_t n,
+		       struct store_locks *l, struct err *e)
+{
+	char(*cl)[FB_NAME_MAX + 1] = calloc(n ? n : 1, sizeof(*cl));
+	const char **p = calloc(n ? n : 1, sizeof(char *));
+	int r = cl && p ? 0 : err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		wire_cluster_name(names[i], cl[i]);
+		p[i] = cl[i];
+	}
+	if (r == 0)
+		r = store_lock(root, p, n, l, e);
+	else
+		store_locks_init(l);
+	free(cl);
+	free(p);
+	return r;
+}
+
+/* Lock files of clusters that no longer have a directory go while we still
+ * hold them (lock_one makes a waiter take the next file). */
+void store_unlock(const char *root, struct store_locks *l)
+{
+	for (size_t i = 0; i < l->nfds; i++) {
+		char d[PATH_MAX], p[PATH_MAX];
+		snprintf(d, sizeof(d), "%s/clusters/%s", root, l->names[i]);
+		snprintf(p, sizeof(p), "%s/clusters/.%s.lock", root, l->names[i]);
+		if (!path_exists(d))
+			unlink(p);
+		close(l->fds[i]);
+	}
+	free(l->fds);
+	free(l->names);
+	store_locks_init(l);
 }
 
 int store_name_check(const char *name, struct err *e)

@@ -47,11 +47,23 @@ void store_names_free(char **names, size_t n);
 int store_match(const char *root, const char *pattern, char ***names, size_t *n);
 
 /* Serialises store changes per cluster (up, down, rm of the same cluster from
- * several processes): exclusive flocks on <root>/clusters/.<cluster>.lock for
- * the clusters of names, taken in sorted order. */
-int store_lock_clusters(const char *root, const char *const *names, size_t n, int **fds,
-			size_t *nfds, struct err *e);
-void store_unlock_clusters(int *fds, size_t n);
+ * several processes): exclusive flocks on <root>/clusters/.<cluster>.lock,
+ * taken in sorted order. store_unlock removes the lock files of clusters
+ * that have no directory any more (safely: a waiter re-checks the file it
+ * locked), so the store keeps no lock of a cluster that is gone. */
+struct store_locks {
+	char (*names)[FB_NAME_MAX + 1]; /* cluster names, sorted */
+	size_t n;
+	int *fds;
+	size_t nfds;
+};
+void store_locks_init(struct store_locks *l);
+int store_lock(const char *root, const char *const *clusters, size_t n, struct store_locks *l,
+	       struct err *e);
+/* The clusters of these member names. */
+int store_lock_members(const char *root, const char *const *names, size_t n,
+		       struct store_locks *l, struct err *e);
+void store_unlock(const char *root, struct store_locks *l);
 
 /* Names a new member may have: wire_name_valid() and no trailing '-' (a
  * member name is its hostname). The holder stays as permissive as the

@@ -514,6 +514,100 @@ static void t_progress_tty(void)
 	h_teardown();
 }
 
+/* --- patterns --- */
+
+static bool running_in(const char *m, pid_t holder)
+{
+	json_t *o = status_of(m);
+	bool ok = o && !strcmp(state_of(o), "running") && h_pidfile(m) == holder;
+	json_decref(o);
+	return ok;
+}
+
+/* up NAME resolves NAME as down and rm do. */
+static void t_patterns(void)
+{
+	h_setup("patterns");
+	char *out;
+	CHECK_INT(h_run(NULL, "up", "pt", "-n", "3", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "down", "pt", NULL), 0);
+	/* the cluster comes back, no solo "pt" appears */
+	CHECK_INT(h_run(&out, "up", "pt", NULL), 0);
+	CHECK(strstr(out, "pt: the members of cluster pt (pt-1, pt-2, pt-3)") != NULL);
+	CHECK(strstr(out, "  pt-1  IP: ") && strstr(out, "  pt-2  IP: ") && strstr(out, "  pt-3  IP: "));
+	CHECK(strstr(out, "  pt  IP:") == NULL);
+	free(out);
+	CHECK(!member_dir_exists("pt"));
+	pid_t holder = h_pidfile("pt-1");
+	CHECK(running_in("pt-1", holder) && running_in("pt-2", holder) && running_in("pt-3", holder));
+	/* up of a running cluster by its name: returned as it is */
+	CHECK_INT(h_run(&out, "up", "pt", NULL), 0);
+	CHECK(strstr(out, "  pt-3  IP: ") != NULL);
+	free(out);
+	CHECK_INT(h_pidfile("pt-1"), holder);
+	/* what rm took away stays away */
+	CHECK_INT(h_run(NULL, "rm", "-f", "pt-2", NULL), 0);
+	CHECK_INT(h_run(NULL, "down", "pt", NULL), 0);
+	CHECK_INT(h_run(&out, "up", "pt", NULL), 0);
+	CHECK(strstr(out, "  pt-1  IP: ") && strstr(out, "  pt-3  IP: ") && !strstr(out, "pt-2"));
+	free(out);
+	CHECK(!member_dir_exists("pt-2") && !member_dir_exists("pt"));
+
+	/* a name that is both a member and a cluster means the member, for up
+	 * as for down and rm */
+	CHECK_INT(h_run(NULL, "up", "pq", "pq-1", "pq-2", "--image", h_image(), NULL), 0);
+	holder = h_pidfile("pq-1");
+	CHECK_INT(h_run(NULL, "down", "pq", NULL), 0);
+	CHECK(member_gone("pq") && running_in("pq-1", holder) && running_in("pq-2", holder));
+	CHECK_INT(h_run(&out, "up", "pq", NULL), 0);
+	CHECK(strstr(out, "  pq  IP: ") != NULL && strstr(out, "pq-1") == NULL);
+	free(out);
+	CHECK(running_in("pq", holder)); /* it joined its cluster's holder */
+	CHECK_INT(h_run(NULL, "down", "pq-1", "pq-2", NULL), 0);
+	CHECK_INT(h_run(&out, "up", "pq", NULL), 0);
+	CHECK(strstr(out, "pq-1") == NULL); /* still only the member */
+	free(out);
+	CHECK(member_gone("pq-1") && member_gone("pq-2"));
+	CHECK_INT(h_run(NULL, "rm", "-f", "pq", NULL), 0);
+	CHECK(!member_dir_exists("pq") && member_dir_exists("pq-1"));
+	/* with the member gone, the name means the cluster again */
+	CHECK_INT(h_run(&out, "up", "pq", NULL), 0);
+	CHECK(strstr(out, "  pq-1  IP: ") && strstr(out, "  pq-2  IP: "));
+	free(out);
+	CHECK(!member_dir_exists("pq"));
+	/* a name that is neither: a new solo member; names given twice merge */
+	CHECK_INT(h_run(&out, "up", "solo", "--image", h_image(), NULL), 0);
+	CHECK(strstr(out, "  solo  IP: ") != NULL);
+	free(out);
+	CHECK_INT(h_run(&out, "up", "pt", "pt-1", NULL), 0);
+	const char *first = strstr(out, "  pt-1  IP: ");
+	CHECK(first && !strstr(first + 1, "  pt-1  IP: "));
+	free(out);
+	/* the library resolves the same way */
+	CHECK_INT(h_run(NULL, "down", "pt", NULL), 0);
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	const char *names[] = { "pt" };
+	fb_up_options o = { .names = names, .n_names = 1 };
+	fb_cluster *c;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK_INT(fb_cluster_size(c), 2);
+	CHECK_STR(fb_cluster_name(c, 0), "pt-1");
+	CHECK_STR(fb_cluster_name(c, 1), "pt-3");
+	fb_cluster_close(c, &e);
+	/* the rule is in the help */
+	CHECK_INT(h_run(&out, "help", "up", NULL), 0);
+	CHECK(strstr(out, "A NAME that is both a") && strstr(out, "member and a cluster (a solo `web` next to web-1) means the member."));
+	free(out);
+	/* no lock files of clusters that do not exist were left by all this */
+	char lock[400];
+	snprintf(lock, sizeof(lock), "%s/clusters/.pt-1.lock", h_root);
+	CHECK(!path_exists(lock));
+	snprintf(lock, sizeof(lock), "%s/clusters/.solo.lock", h_root);
+	CHECK(path_exists(lock)); /* solo exists: its lock stays */
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -522,6 +616,7 @@ static const struct {
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
 	{ "up-cancel-lib", t_cancel_lib }, { "up-progress-lib", t_progress_lib },
 	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
+	{ "up-patterns", t_patterns },
 };
 
 int main(int argc, char **argv)

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define UP_MAX_N 253 /* .2 .. .254 of one /24 */
+
 static volatile sig_atomic_t up_cancel, up_signal;
 
 static void on_up_signal(int sig)
@@ -298,7 +300,12 @@ static int parse_options(int argc, char **argv, struct up_args *a)
 	/* GNU getopt permutes: options may come before or after the names. */
 	while (!bad && (c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n': bad = cli_parse_int("-n", optarg, 1, 256, &a->count); break;
+		case 'n':
+			bad = cli_parse_int("-n", optarg, 1, 1 << 20, &a->count);
+			if (!bad && a->count > UP_MAX_N)
+				bad = cli_error("-n %d: one network (a /24) holds at most %d members",
+						a->count, UP_MAX_N);
+			break;
 		case 'c': bad = cli_parse_int("--cpus", optarg, 1, 256, &a->cpus); break;
 		case 'm': bad = cli_parse_int("--mem", optarg, 1, 1024, &a->mem_gb); break;
 		case 'd': bad = cli_parse_int("--disk", optarg, 1, 65536, &a->disk_gb); break;
