@@ -141,6 +141,18 @@ typedef struct fb_up_options {
 	 * holder start or `fleetbox prune`. Image preparation (a build or a
 	 * download) is not interrupted; the flag is seen when it finishes. */
 	const volatile sig_atomic_t *cancel;
+	/* Isolation. fb_up never silently hands back or joins VMs another
+	 * process owns. A bound call (bound = 1) uses only holders bound to
+	 * this process; a detached call uses detached holders (shared by
+	 * design) and holders bound to this process. Anything else, a named
+	 * member held there or a cluster member it would join (a detached
+	 * cluster for a bound call, another harness's bound cluster with the
+	 * same names, a harness's cluster for `fleetbox up web-3`), fails with
+	 * -EBUSY and a message naming the owner: the holder's pid, detached or
+	 * bound, and the pid (and name) of the process it is bound to.
+	 * join = 1 opts in: the members are used or booted there and live as
+	 * long as that holder, not as long as this process. */
+	int join;
 } fb_up_options;
 
 /* A started set of members. For a bound cluster it holds the control

@@ -249,6 +249,39 @@ static void set_via(struct up_plan *u, const char *name, pid_t pid)
 	u->holder_pid = pid;
 }
 
+/* Isolation: whose VMs may this call hand back or join? A detached caller
+ * shares detached holders (that is what they are for); a bound caller only
+ * its own. Anything else (a holder bound to another process, a detached one
+ * for a bound caller, one whose owner cannot be read for a bound caller)
+ * is refused unless the caller opted in with join. */
+static int check_owner(struct up_plan *u, const char *member, pid_t holder, bool joining)
+{
+	struct holder_owner ow;
+	orch_holder_owner(holder, &ow);
+	bool mine = ow.bound && ow.parent == getpid();
+	bool ok = u->o->bound ? mine : (!ow.known || !ow.bound || mine);
+	if (ok || u->o->join)
+		return 0;
+	char who[160];
+	orch_owner_describe(holder, &ow, who, sizeof(who));
+	const char *verb = joining ? "would join" : "is held by";
+	if (!u->o->bound)
+		return err_set(&u->e, -EBUSY, "%s %s %s: members there die with that process (a test "
+			       "harness owns that cluster); use other names", member, verb, who);
+	return err_set(&u->e, -EBUSY, "%s %s %s, not by this process: a bound up does not take over "
+		       "VMs it does not own; use other names, or set join = 1 to share them "
+		       "(they keep that holder's lifetime)", member, verb, who);
+}
+
+static int use_holder(struct up_plan *u, const char *member, const char *via, pid_t pid,
+		      bool joining)
+{
+	int r = check_owner(u, member, pid, joining);
+	if (r == 0)
+		set_via(u, via, pid);
+	return r;
+}
+
 /* A member a live holder serves: running, or (VM died, interrupted up)
  * stopped/errored there and booted again through that holder. */
 static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
@@ -256,9 +289,11 @@ static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
 	if (u->via[0] && pid != u->holder_pid)
 		return err_set(&u->e, -EINVAL, "%s and %s are running in different holders", u->via,
 			       m->name);
-	set_via(u, m->name, pid);
+	int r = u->via[0] ? 0 : use_holder(u, m->name, m->name, pid, false);
+	if (r < 0)
+		return r;
 	struct rpc_status *st = NULL;
-	int r = ctl_status(u->root, m->name, &st, &u->e);
+	r = ctl_status(u->root, m->name, &st, &u->e);
 	if (r < 0)
 		return r;
 	enum wire_state state = st->state;
@@ -320,23 +355,25 @@ static int up_classify(struct up_plan *u)
 
 /* No named member is served: join a live holder of a member of the same
  * cluster, if there is one. */
-static void find_cluster_holder(struct up_plan *u)
+static int find_cluster_holder(struct up_plan *u)
 {
 	char **all;
 	size_t na;
+	int r = 0;
 	if (store_list_members(u->root, &all, &na) < 0)
-		return;
-	for (size_t i = 0; i < na && !u->via[0]; i++) {
+		return 0;
+	for (size_t i = 0; i < na && !u->via[0] && r == 0; i++) {
 		char c1[FB_NAME_MAX + 1], c2[FB_NAME_MAX + 1];
 		wire_cluster_name(all[i], c1);
-		for (size_t j = 0; j < u->n && !u->via[0]; j++) {
+		for (size_t j = 0; j < u->n && !u->via[0] && r == 0; j++) {
 			pid_t pid;
 			wire_cluster_name(u->m[j].name, c2);
 			if (!strcmp(c1, c2) && store_member_running(u->root, all[i], &pid))
-				set_via(u, all[i], pid);
+				r = use_holder(u, u->m[j].name, all[i], pid, true);
 		}
 	}
 	store_names_free(all, na);
+	return r;
 }
 
 static int spawn_holder(struct up_plan *u)
@@ -361,8 +398,9 @@ static int up_holder(struct up_plan *u)
 {
 	if (u->to_boot == 0)
 		return 0;
-	if (!u->via[0])
-		find_cluster_holder(u);
+	int r = u->via[0] ? 0 : find_cluster_holder(u);
+	if (r < 0)
+		return r;
 	return u->via[0] ? 0 : spawn_holder(u);
 }
 

@@ -31,3 +31,15 @@ bool orch_pid_exited(pid_t pid);
  * holder, network, image, prepare, reserve, boot, ssh, commit), rollback (its
  * start), stop-wait (every stop request of orch_stop_members answered). */
 void orch_test_stop_at(const char *step);
+
+/* Who owns a live holder: a detached one (bound = false) is shared; a bound
+ * one belongs to the process it is bound to. known = false when its
+ * environment cannot be read (another user's holder). */
+struct holder_owner {
+	bool known, bound;
+	pid_t parent;   /* bound: the owning process */
+	char comm[32];  /* its name, "" if unknown */
+};
+void orch_holder_owner(pid_t holder, struct holder_owner *o);
+/* "detached holder 12 (...)" / "holder 12, bound to process 34 (name)" */
+void orch_owner_describe(pid_t holder, const struct holder_owner *o, char *out, size_t len);

@@ -608,6 +608,105 @@ static void t_patterns(void)
 	h_teardown();
 }
 
+/* --- isolation --- */
+
+/* Another process (harness A) holds is-1 bound to itself: a second harness
+ * with the same names is refused, with A named, unless it joins. */
+static void t_isolation_bound(void)
+{
+	h_setup("isobound");
+	const char *names[] = { "is-1" };
+	pid_t ha;
+	pid_t a = h_bound_child(names, 1, h_image(), NULL, &ha);
+	pid_t vm = h_fake_vm_pid("is-1");
+	CHECK(vm > 0);
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image() };
+	fb_cluster *c = NULL;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), -EBUSY);
+	CHECK(c == NULL);
+	char want[200];
+	snprintf(want, sizeof(want), "is-1 is held by holder %d, bound to process %d (uptest), not by this process",
+		 (int)ha, (int)a);
+	CHECK(strstr(e.message, want) != NULL);
+	CHECK(strstr(e.message, "join = 1") != NULL);
+	/* a new member of A's cluster would join A's holder: refused too */
+	const char *mate[] = { "is-2" };
+	o.names = mate;
+	CHECK_INT(fb_up(&o, &c, &e), -EBUSY);
+	snprintf(want, sizeof(want), "is-2 would join holder %d, bound to process %d", (int)ha, (int)a);
+	CHECK(strstr(e.message, want) != NULL);
+	CHECK(!member_dir_exists("is-2"));
+	CHECK_INT(h_fake_vm_pid("is-1"), vm); /* A's VM was not touched */
+	/* the CLI (detached) refuses both as well */
+	char *out;
+	CHECK_INT(h_run(&out, "up", "is-2", "--image", h_image(), NULL), 1);
+	CHECK(strstr(out, "error: is-2 would join holder") && strstr(out, "members there die with that process"));
+	free(out);
+	CHECK_INT(h_run(&out, "up", "is-1", NULL), 1);
+	CHECK(strstr(out, "error: is-1 is held by holder") != NULL);
+	free(out);
+	CHECK(!member_dir_exists("is-2"));
+	/* join = 1: the same VM, A's holder */
+	o.names = names;
+	o.join = 1;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK_INT(fb_cluster_holder_pid(c), ha);
+	CHECK(strncmp(fb_cluster_ip(c, 0), "203.0.113.", 10) == 0);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	CHECK_INT(h_fake_vm_pid("is-1"), vm); /* closing a joined cluster leaves A's holder alone */
+	CHECK_INT(kill(a, SIGKILL), 0);
+	waitpid(a, NULL, 0);
+	CHECK(h_wait_pid_gone(ha, 10000) >= 0);
+	/* with A gone the names are free for us */
+	o.join = 0;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK(fb_cluster_holder_pid(c) != ha);
+	/* and a second call of this process joins its own holder without join */
+	o.names = mate;
+	fb_cluster *c2;
+	CHECK_INT(fb_up(&o, &c2, &e), 0);
+	CHECK_INT(fb_cluster_holder_pid(c2), fb_cluster_holder_pid(c));
+	CHECK_INT(fb_cluster_close(c2, &e), 0);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	h_teardown();
+}
+
+/* A detached cluster (fleetbox up) and a bound fb_up of the same names. */
+static void t_isolation_detached(void)
+{
+	h_setup("isodet");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	CHECK_INT(h_run(NULL, "up", "id-1", "--image", h_image(), NULL), 0);
+	pid_t holder = h_pidfile("id-1"), vm = h_fake_vm_pid("id-1");
+	const char *names[] = { "id-1" };
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image() };
+	fb_cluster *c = NULL;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), -EBUSY);
+	char want[160];
+	snprintf(want, sizeof(want), "id-1 is held by detached holder %d (a `fleetbox up` cluster)", (int)holder);
+	CHECK(strstr(e.message, want) != NULL);
+	const char *mate[] = { "id-2" };
+	o.names = mate;
+	CHECK_INT(fb_up(&o, &c, &e), -EBUSY);
+	CHECK(strstr(e.message, "id-2 would join detached holder") != NULL);
+	CHECK(!member_dir_exists("id-2"));
+	/* opting in joins the detached holder; the member outlives our close */
+	o.join = 1;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK_INT(fb_cluster_holder_pid(c), holder);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	json_t *s = status_of("id-2");
+	CHECK_STR(state_of(s), "running");
+	json_decref(s);
+	CHECK_INT(h_fake_vm_pid("id-1"), vm);
+	/* detached callers share detached holders, as before */
+	CHECK_INT(h_run(NULL, "up", "id-3", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_pidfile("id-3"), holder);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -616,7 +715,8 @@ static const struct {
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
 	{ "up-cancel-lib", t_cancel_lib }, { "up-progress-lib", t_progress_lib },
 	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
-	{ "up-patterns", t_patterns },
+	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
+	{ "up-isolation-detached", t_isolation_detached },
 };
 
 int main(int argc, char **argv)
