@@ -153,6 +153,13 @@ typedef struct fb_up_options {
 	 * join = 1 opts in: the members are used or booted there and live as
 	 * long as that holder, not as long as this process. */
 	int join;
+	/* 1: members this call creates are ephemeral, the testcontainers
+	 * default: deleted, disk and all, when the cluster is closed
+	 * (fb_cluster_close stops them if their holder outlives the cluster),
+	 * when their holder stops serving them, or when this process dies
+	 * (a bound holder tears down and deletes them). Members that existed
+	 * before the call are never deleted. */
+	int ephemeral;
 } fb_up_options;
 
 /* A started set of members. For a bound cluster it holds the control
@@ -179,8 +186,10 @@ size_t fb_cluster_size(const fb_cluster *c);
 const char *fb_cluster_name(const fb_cluster *c, size_t i);
 const char *fb_cluster_ip(const fb_cluster *c, size_t i);
 pid_t fb_cluster_holder_pid(const fb_cluster *c);
-/* Bound: closes the control connection and waits (up to 30 s) for the holder
- * to stop every VM and exit. Detached: only frees. Accepts NULL. */
+/* Bound (a holder this call's fb_up spawned): closes the control connection
+ * and waits (up to 30 s) for the holder to stop every VM and exit. Detached
+ * or joined: leaves the holder alone. Then ephemeral members are stopped (if
+ * still running) and deleted. Frees c. Accepts NULL. */
 int fb_cluster_close(fb_cluster *c, fb_error *err);
 
 /* Name patterns: an exact member name, else every member of that cluster

@@ -35,14 +35,6 @@
 #define DEFAULT_DISK_MB 20480
 #define UP_MAX_MEMBERS 253 /* .2 .. .254 of the cluster's /24 */
 
-struct fb_cluster {
-	size_t n;
-	char (*names)[FB_NAME_MAX + 1];
-	char (*ips)[FB_IP_STRLEN];
-	struct ctl_holder holder;
-	char root[PATH_MAX];
-};
-
 void orch_err_export(const struct err *e, fb_error *out)
 {
 	if (!out)
@@ -512,6 +504,7 @@ static int prepare_new(struct up_plan *u, struct up_member *m)
 	if ((r = disk_create(&m->img, disk, (uint64_t)c->disk_mb, &u->e)) < 0)
 		return r;
 	m->disk_created = true;
+	m->ephemeral = u->o->ephemeral != 0;
 	return store_config_write(u->root, c, &u->e);
 }
 
@@ -633,6 +626,7 @@ static char *boot_request_line(const struct up_plan *u, const struct up_member *
 	s.kernel_path = img->kernel[0] ? (char *)img->kernel : NULL;
 	s.initrd_path = img->initrd[0] ? (char *)img->initrd : NULL;
 	s.cmdline = img->cmdline[0] ? (char *)img->cmdline : NULL;
+	s.ephemeral = m->ephemeral; /* the holder deletes it once it stops serving it */
 	struct rpc_request req = { .cmd = (char *)"boot-member", .spec = &s };
 	char *line = NULL;
 	size_t len;
@@ -874,23 +868,6 @@ static int record_ip(struct up_plan *u, struct up_member *m)
 	return store_config_write(u->root, &m->cfg, &u->e);
 }
 
-static fb_cluster *cluster_new(size_t n)
-{
-	fb_cluster *c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->holder.ctl_fd = -1;
-	c->names = calloc(n ? n : 1, sizeof(*c->names));
-	c->ips = calloc(n ? n : 1, sizeof(*c->ips));
-	if (!c->names || !c->ips) {
-		free(c->names);
-		free(c->ips);
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
 static int up_commit(struct up_plan *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
@@ -898,23 +875,7 @@ static int up_commit(struct up_plan *u)
 		if (r < 0)
 			return r;
 	}
-	fb_cluster *c = cluster_new(u->n);
-	if (!c)
-		return err_set(&u->e, -ENOMEM, "out of memory");
-	c->n = u->n;
-	for (size_t i = 0; i < u->n; i++) {
-		snprintf(c->names[i], sizeof(c->names[i]), "%s", u->m[i].name);
-		snprintf(c->ips[i], sizeof(c->ips[i]), "%s", u->m[i].ip);
-	}
-	snprintf(c->root, sizeof(c->root), "%s", u->root);
-	/* The bound connection now belongs to the cluster. */
-	c->holder = u->spawned;
-	if (!c->holder.pid)
-		c->holder.pid = u->holder_pid;
-	memset(&u->spawned, 0, sizeof(u->spawned));
-	u->spawned.ctl_fd = -1;
-	u->cl = c;
-	return 0;
+	return orch_cluster_commit(u);
 }
 
 /* --- rollback: undoes exactly what the record says this call did --- */
@@ -982,6 +943,8 @@ static void rollback_new(struct up_plan *u, struct up_member *m, struct rollback
 	struct err e = { 0 };
 	if (store_member_running(u->root, m->name, NULL))
 		rolled_back(u, m, rb->failed, sizeof(rb->failed), "still held by its holder");
+	else if (!path_exists(dir) && m->disk_created) /* its holder deleted it (ephemeral) */
+		rolled_back(u, m, rb->deleted, sizeof(rb->deleted), "deleted");
 	else if (!path_exists(dir))
 		up_set_phase(u, m, FB_UP_ROLLED_BACK, "nothing was created");
 	else if (!m->disk_created && path_exists(disk))
@@ -1114,40 +1077,6 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	*out = u.cl;
 	up_fini(&u);
 	orch_err_export(&u.e, ferr);
-	return r;
-}
-
-size_t fb_cluster_size(const fb_cluster *c)
-{
-	return c ? c->n : 0;
-}
-
-const char *fb_cluster_name(const fb_cluster *c, size_t i)
-{
-	return c && i < c->n ? c->names[i] : NULL;
-}
-
-const char *fb_cluster_ip(const fb_cluster *c, size_t i)
-{
-	return c && i < c->n ? c->ips[i] : NULL;
-}
-
-pid_t fb_cluster_holder_pid(const fb_cluster *c)
-{
-	return c ? c->holder.pid : 0;
-}
-
-int fb_cluster_close(fb_cluster *c, fb_error *ferr)
-{
-	if (!c)
-		return 0;
-	struct err e = { 0 };
-	int r = ctl_holder_release(&c->holder, CTL_STOP_WAIT_MS, &e);
-	free(c->names);
-	free(c->ips);
-	free(c);
-	if (r < 0)
-		orch_err_export(&e, ferr);
 	return r;
 }
 

@@ -36,6 +36,7 @@ struct up_member {
 	bool disk_created;       /* this call created the disk */
 	bool boot_sent;          /* a holder was asked to boot it */
 	bool spawned_for;        /* the holder this call spawned was launched with it */
+	bool ephemeral;          /* created by this call with o->ephemeral */
 	/* boot */
 	char *boot_line;         /* the boot-member request */
 	struct ctl_req *req;     /* in flight on the boot loop */
@@ -64,9 +65,32 @@ struct up_plan {
 	struct up_wait *wait;    /* the private loop of the phase waiting now */
 	size_t pending;          /* its requests in flight */
 	fb_cluster *cl;          /* the result (commit) */
+	fb_cluster *into;        /* fb_cluster_add: the live cluster to grow */
 	uint64_t t0_ms;          /* when fb_up started (uv_hrtime / 1e6) */
 	struct err e;
 };
+
+/* What fb_up returns: the members and their IPs, the holder (for a bound
+ * holder this call spawned, the acknowledged .ctl connection), which
+ * members are ephemeral, and the create options, so fb_cluster_add boots
+ * more members like them. */
+struct fb_cluster {
+	size_t n, cap;
+	char (*names)[FB_NAME_MAX + 1];
+	char (*ips)[FB_IP_STRLEN];
+	bool *ephemeral;         /* created as ephemeral: deleted at close */
+	struct ctl_holder holder;
+	char via[FB_NAME_MAX + 1]; /* a member whose socket reaches the holder */
+	char root[PATH_MAX];
+	int cpus, memory_mb, disk_mb, bound, ephemeral_new;
+	char *image;
+	fb_fixture_spec *fixtures; /* owned copies */
+	size_t n_fixtures;
+};
+
+/* orch_cluster.c: the plan's result as a new cluster (u->cl), or appended
+ * to u->into (fb_cluster_add). */
+int orch_cluster_commit(struct up_plan *u);
 
 /* *o->cancel is non-zero. */
 bool up_cancelled(const struct up_plan *u);
