@@ -182,6 +182,14 @@ typedef struct fb_cluster fb_cluster;
  * this call are destroyed, pre-existing ones only stopped, running ones left
  * alone. fb_error is cleared on success. */
 int fb_up(const fb_up_options *opt, fb_cluster **out, fb_error *err);
+/* Boots one more member (a new or stopped one; name is resolved as in
+ * fb_up) into the live cluster's holder and network, with the create
+ * options of the fb_up that made c (image, cpus, memory, disk, fixtures,
+ * ephemeral), and appends it to c. All-or-nothing like fb_up; c is
+ * unchanged on failure. Fails with -EBUSY if name runs in another holder
+ * and -ESRCH if the cluster's holder serves none of its members any more.
+ * The Go library's Cluster.Add. */
+int fb_cluster_add(fb_cluster *c, const char *name, fb_error *err);
 size_t fb_cluster_size(const fb_cluster *c);
 const char *fb_cluster_name(const fb_cluster *c, size_t i);
 const char *fb_cluster_ip(const fb_cluster *c, size_t i);

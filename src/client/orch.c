@@ -278,6 +278,9 @@ static int use_holder(struct up_plan *u, const char *member, const char *via, pi
  * stopped/errored there and booted again through that holder. */
 static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
 {
+	if (u->into && pid != u->holder_pid)
+		return err_set(&u->e, -EBUSY, "%s is running in holder %d, not in this cluster's holder %d",
+			       m->name, (int)pid, (int)u->holder_pid);
 	if (u->via[0] && pid != u->holder_pid)
 		return err_set(&u->e, -EINVAL, "%s and %s are running in different holders", u->via,
 			       m->name);
@@ -319,9 +322,27 @@ static int read_stopped_config(struct up_plan *u, struct up_member *m)
 	return r;
 }
 
+/* fb_cluster_add: the cluster's own holder, reached through any of its
+ * members it still serves. */
+static int into_holder(struct up_plan *u)
+{
+	const fb_cluster *c = u->into;
+	for (size_t i = 0; i < c->n; i++) {
+		pid_t pid;
+		if (store_member_running(u->root, c->names[i], &pid) && pid == c->holder.pid) {
+			set_via(u, c->names[i], pid);
+			return 0;
+		}
+	}
+	return err_set(&u->e, -ESRCH, "the cluster's holder %d serves none of its members any more",
+		       (int)c->holder.pid);
+}
+
 static int up_classify(struct up_plan *u)
 {
-	int r = expand_names(u);
+	int r = u->into ? into_holder(u) : 0;
+	if (r == 0)
+		r = expand_names(u);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < u->n; i++) {
@@ -1057,17 +1078,10 @@ static int up_run(struct up_plan *u)
 	return 0;
 }
 
-int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
+int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error *ferr)
 {
-	if (out)
-		*out = NULL;
-	if (!o || !out) {
-		struct err e = { 0 };
-		err_set(&e, -EINVAL, "fb_up: %s is NULL", o ? "out" : "options");
-		orch_err_export(&e, ferr);
-		return -EINVAL;
-	}
-	struct up_plan u = { .o = o, .spawned = { .ctl_fd = -1 }, .t0_ms = uv_hrtime() / 1000000 };
+	struct up_plan u = { .o = o, .into = into, .spawned = { .ctl_fd = -1 },
+			     .t0_ms = uv_hrtime() / 1000000 };
 	int r = up_run(&u);
 	if (r < 0) {
 		struct rollback rb = { 0 };
@@ -1078,5 +1092,18 @@ int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
 	up_fini(&u);
 	orch_err_export(&u.e, ferr);
 	return r;
+}
+
+int fb_up(const fb_up_options *o, fb_cluster **out, fb_error *ferr)
+{
+	if (out)
+		*out = NULL;
+	if (!o || !out) {
+		struct err e = { 0 };
+		err_set(&e, -EINVAL, "fb_up: %s is NULL", o ? "out" : "options");
+		orch_err_export(&e, ferr);
+		return -EINVAL;
+	}
+	return orch_up(o, NULL, out, ferr);
 }
 

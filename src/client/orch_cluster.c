@@ -150,6 +150,34 @@ pid_t fb_cluster_holder_pid(const fb_cluster *c)
 	return c ? c->holder.pid : 0;
 }
 
+/* --- add --- */
+
+int fb_cluster_add(fb_cluster *c, const char *name, fb_error *ferr)
+{
+	if (!c || !name) {
+		struct err e = { 0 };
+		err_set(&e, -EINVAL, "fb_cluster_add: %s is NULL", c ? "name" : "cluster");
+		orch_err_export(&e, ferr);
+		return -EINVAL;
+	}
+	const char *names[] = { name };
+	fb_up_options o = {
+		.root = c->root,
+		.names = names,
+		.n_names = 1,
+		.cpus = c->cpus,
+		.memory_mb = c->memory_mb,
+		.disk_mb = c->disk_mb,
+		.image = c->image,
+		.fixtures = c->fixtures,
+		.n_fixtures = c->n_fixtures,
+		.bound = c->bound,
+		.ephemeral = c->ephemeral_new,
+	};
+	fb_cluster *out;
+	return orch_up(&o, c, &out, ferr);
+}
+
 /* --- close --- */
 
 /* Ephemeral members that are not running any more are deleted, under the

@@ -92,6 +92,10 @@ struct fb_cluster {
  * to u->into (fb_cluster_add). */
 int orch_cluster_commit(struct up_plan *u);
 
+/* fb_up, or with into set, fb_cluster_add: boot o's members into into's
+ * holder and add them to it (*out = into on success). */
+int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error *ferr);
+
 /* *o->cancel is non-zero. */
 bool up_cancelled(const struct up_plan *u);
 

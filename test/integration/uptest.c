@@ -821,6 +821,77 @@ static void t_ephemeral_kill(void)
 	h_teardown();
 }
 
+/* --- fb_cluster_add --- */
+
+static void t_cluster_add(void)
+{
+	h_setup("add");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	char fxdir[400];
+	snprintf(fxdir, sizeof(fxdir), "%s/fx", h_root);
+	CHECK_INT(mkdir_p(fxdir, 0755), 0);
+	const char *names[] = { "ca-1" };
+	fb_fixture_spec fx[] = { { fxdir, "/srv/fx" } };
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image(),
+			    .cpus = 3, .fixtures = fx, .n_fixtures = 1 };
+	fb_cluster *c;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	pid_t holder = fb_cluster_holder_pid(c);
+	/* a new member, in the same holder and network, with the same options */
+	CHECK_INT(fb_cluster_add(c, "ca-2", &e), 0);
+	CHECK_INT(e.code, 0);
+	CHECK_INT(fb_cluster_size(c), 2);
+	CHECK_STR(fb_cluster_name(c, 1), "ca-2");
+	CHECK_STR(fb_cluster_ip(c, 1), "203.0.113.3");
+	CHECK_INT(h_pidfile("ca-2"), holder);
+	fb_member_info info;
+	CHECK_INT(fb_status(NULL, "ca-2", &info, &e), 0);
+	CHECK_STR(info.state, "running");
+	CHECK_INT(info.cpus, 3);
+	CHECK_STR(info.image, h_image());
+	CHECK(member_file_exists("ca-2", "fixture-0.img"));
+	/* another cluster's name: it joins this holder too (the caller asked) */
+	CHECK_INT(fb_cluster_add(c, "cb", &e), 0);
+	CHECK_INT(h_pidfile("cb"), holder);
+	/* a member that runs in another holder is not taken */
+	CHECK_INT(h_run(NULL, "up", "cz-1", "--image", h_image(), NULL), 0);
+	CHECK_INT(fb_cluster_add(c, "cz-1", &e), -EBUSY);
+	CHECK(strstr(e.message, "cz-1 is running in holder") && strstr(e.message, "not in this cluster's holder"));
+	CHECK_INT(fb_cluster_size(c), 3);
+	/* a failure rolls back the new member, the cluster is unchanged */
+	CHECK_INT(fb_cluster_add(c, "Bad_Name", &e), -EINVAL);
+	CHECK_INT(fb_cluster_add(NULL, "x", &e), -EINVAL);
+	CHECK_INT(fb_cluster_add(c, NULL, &e), -EINVAL);
+	CHECK_INT(fb_cluster_size(c), 3);
+	/* close: the bound holder stops every member, added ones included */
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	CHECK(h_wait_pid_gone(holder, 5000) >= 0);
+	CHECK(member_gone("ca-2") && member_gone("cb"));
+	CHECK(member_file_exists("ca-2", "disk")); /* not ephemeral: kept */
+
+	/* an ephemeral cluster's added members are ephemeral */
+	const char *en[] = { "ce-1" };
+	fb_up_options eo = { .names = en, .n_names = 1, .bound = 1, .image = h_image(), .ephemeral = 1 };
+	CHECK_INT(fb_up(&eo, &c, &e), 0);
+	CHECK_INT(fb_cluster_add(c, "ce-2", &e), 0);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	CHECK(!member_dir_exists("ce-1") && !member_dir_exists("ce-2"));
+
+	/* a detached cluster grows in its detached holder */
+	const char *dn[] = { "cd-1" };
+	fb_up_options dopt = { .names = dn, .n_names = 1, .image = h_image() };
+	CHECK_INT(fb_up(&dopt, &c, &e), 0);
+	holder = fb_cluster_holder_pid(c);
+	CHECK_INT(fb_cluster_add(c, "cd-2", &e), 0);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	CHECK_INT(h_pidfile("cd-2"), holder);
+	json_t *st = status_of("cd-2");
+	CHECK_STR(state_of(st), "running");
+	json_decref(st);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -831,7 +902,7 @@ static const struct {
 	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
 	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
 	{ "up-isolation-detached", t_isolation_detached }, { "up-ephemeral", t_ephemeral_close },
-	{ "up-ephemeral-kill", t_ephemeral_kill },
+	{ "up-ephemeral-kill", t_ephemeral_kill }, { "up-cluster-add", t_cluster_add },
 };
 
 int main(int argc, char **argv)
