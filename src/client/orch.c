@@ -316,7 +316,10 @@ static int classify_member(struct up_plan *u, struct up_member *m)
 
 static int read_stopped_config(struct up_plan *u, struct up_member *m)
 {
-	int r = store_config_read(u->root, m->name, &m->cfg, &u->e);
+	/* Killed between its config and the marker's removal: complete. */
+	int r = store_creating_done(u->root, m->name, &u->e);
+	if (r == 0)
+		r = store_config_read(u->root, m->name, &m->cfg, &u->e);
 	if (r == 0 && has_create_options(u->o))
 		progress(u, "note: %s exists; create options are ignored", m->name);
 	return r;
@@ -502,6 +505,37 @@ static void new_config(const struct up_plan *u, struct up_member *m)
 	store_now_rfc3339(c->created_at);
 }
 
+/* The crash-safe order (store.h): marker, keys, disk, config, no marker.
+ * Killed anywhere in between, the next command sees either an incomplete
+ * member it reclaims or a complete stopped one. What an earlier, killed
+ * creation left is reclaimed first (we hold the cluster lock). */
+static int create_member(struct up_plan *u, struct up_member *m)
+{
+	char dir[PATH_MAX], disk[PATH_MAX];
+	store_member_dir(u->root, m->name, dir, sizeof(dir));
+	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	int r = store_member_reclaim(u->root, m->name, &u->e);
+	if (r == 0 && (r = mkdir_p(dir, 0700)) < 0)
+		err_set(&u->e, r, "create %s: %s", dir, strerror(-r));
+	if (r == 0 && path_exists(disk))
+		r = err_set(&u->e, -EEXIST, "disk %s already exists and is not a member's (no config.json): "
+			    "it is never touched; move it away", disk);
+	if (r == 0)
+		orch_test_stop_at("create-dir");
+	if (r == 0 && (r = store_creating_mark(u->root, m->name, &u->e)) == 0)
+		orch_test_stop_at("create-marker");
+	if (r == 0 && (r = keys_ensure_host(dir, m->name, &u->e)) == 0)
+		orch_test_stop_at("create-keys");
+	if (r == 0 && (r = disk_create(&m->img, disk, (uint64_t)m->cfg.disk_mb, &u->e)) == 0) {
+		m->disk_created = true;
+		m->ephemeral = u->o->ephemeral != 0;
+		orch_test_stop_at("create-disk");
+	}
+	if (r == 0 && (r = store_config_write(u->root, &m->cfg, &u->e)) == 0)
+		orch_test_stop_at("create-config");
+	return r < 0 ? r : store_creating_done(u->root, m->name, &u->e);
+}
+
 static int prepare_new(struct up_plan *u, struct up_member *m)
 {
 	struct member_config *c = &m->cfg;
@@ -514,19 +548,7 @@ static int prepare_new(struct up_plan *u, struct up_member *m)
 		memcpy(c->fixtures, u->fx, nfx * sizeof(*u->fx));
 		c->n_fixtures = nfx;
 	}
-	char dir[PATH_MAX], disk[PATH_MAX];
-	store_member_dir(u->root, m->name, dir, sizeof(dir));
-	int r = mkdir_p(dir, 0700);
-	if (r < 0)
-		return err_set(&u->e, r, "create %s: %s", dir, strerror(-r));
-	if ((r = keys_ensure_host(dir, m->name, &u->e)) < 0)
-		return r;
-	snprintf(disk, sizeof(disk), "%s/disk", dir);
-	if ((r = disk_create(&m->img, disk, (uint64_t)c->disk_mb, &u->e)) < 0)
-		return r;
-	m->disk_created = true;
-	m->ephemeral = u->o->ephemeral != 0;
-	return store_config_write(u->root, c, &u->e);
+	return create_member(u, m);
 }
 
 static int up_prepare(struct up_plan *u)

@@ -535,3 +535,141 @@ void store_now_rfc3339(char out[32])
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+/* --- incomplete creations (crash-safe create) --- */
+
+static bool is_housekeeping(const char *f)
+{
+	return !strcmp(f, ".lock") || !strcmp(f, "pid");
+}
+
+int store_creating_mark(const char *root, const char *name, struct err *e)
+{
+	char p[PATH_MAX], pid[24];
+	if (store_member_file(root, name, STORE_CREATING, p, sizeof(p)) < 0)
+		return err_set(e, -ENAMETOOLONG, "store path too long");
+	int n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	int r = file_write_atomic(p, pid, (size_t)n, 0600);
+	return r < 0 ? err_set(e, r, "write %s: %s", p, strerror(-r)) : 0;
+}
+
+int store_creating_done(const char *root, const char *name, struct err *e)
+{
+	char p[PATH_MAX];
+	if (store_member_file(root, name, STORE_CREATING, p, sizeof(p)) < 0)
+		return err_set(e, -ENAMETOOLONG, "store path too long");
+	if (unlink(p) < 0)
+		return errno == ENOENT ? 0 : err_set(e, -errno, "remove %s: %s", p, strerror(errno));
+	return fsync_parent(p) < 0 ? err_set(e, -EIO, "fsync %s", p) : 0;
+}
+
+/* Marker present, or nothing but a holder's housekeeping (or nothing). */
+static bool dir_incomplete(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool marker = false, other = false, cfg = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!strcmp(de->d_name, STORE_CREATING))
+			marker = true;
+		else if (!strcmp(de->d_name, "config.json"))
+			cfg = true;
+		else if (!is_housekeeping(de->d_name))
+			other = true;
+	}
+	closedir(d);
+	return !cfg && (marker || !other);
+}
+
+bool store_member_incomplete(const char *root, const char *name)
+{
+	char dir[PATH_MAX];
+	if (!wire_name_valid(name) || store_member_dir(root, name, dir, sizeof(dir)) < 0)
+		return false;
+	return path_exists(dir) && dir_incomplete(dir);
+}
+
+/* Everything in dir except the housekeeping files (a live holder's). */
+static int empty_but_registration(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || is_housekeeping(de->d_name))
+			continue;
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		int rr = rm_rf(p);
+		if (rr < 0 && r == 0)
+			r = rr;
+	}
+	closedir(d);
+	return r;
+}
+
+int store_member_reclaim(const char *root, const char *name, struct err *e)
+{
+	if (!store_member_incomplete(root, name))
+		return 0;
+	if (!store_member_running(root, name, NULL))
+		return store_member_delete(root, name, e);
+	char dir[PATH_MAX];
+	store_member_dir(root, name, dir, sizeof(dir));
+	int r = empty_but_registration(dir);
+	return r < 0 ? err_set(e, r, "clean %s: %s", dir, strerror(-r)) : 0;
+}
+
+static void list_incomplete_in(const char *root, const char *cluster, const char *pattern,
+			       char ***v, size_t *n, size_t *cap)
+{
+	char cdir[PATH_MAX];
+	snprintf(cdir, sizeof(cdir), "%s/clusters/%s", root, cluster);
+	DIR *d = opendir(cdir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char cl[FB_NAME_MAX + 1];
+		if (de->d_name[0] == '.' || !wire_name_valid(de->d_name))
+			continue;
+		wire_cluster_name(de->d_name, cl);
+		bool match = !pattern || !strcmp(de->d_name, pattern) || !strcmp(cl, pattern);
+		if (match && !strcmp(cl, cluster) && !store_member_running(root, de->d_name, NULL) &&
+		    store_member_incomplete(root, de->d_name))
+			push_name(v, n, cap, de->d_name);
+	}
+	closedir(d);
+}
+
+int store_list_incomplete(const char *root, const char *pattern, char ***names, size_t *n)
+{
+	*names = NULL;
+	*n = 0;
+	size_t cap = 0;
+	if (pattern) {
+		char cl[FB_NAME_MAX + 1];
+		wire_cluster_name(pattern, cl);
+		list_incomplete_in(root, cl, pattern, names, n, &cap);
+		if (strcmp(cl, pattern) != 0)
+			list_incomplete_in(root, pattern, pattern, names, n, &cap);
+		return 0;
+	}
+	char cdir[PATH_MAX];
+	snprintf(cdir, sizeof(cdir), "%s/clusters", root);
+	DIR *d = opendir(cdir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && wire_name_valid(de->d_name))
+			list_incomplete_in(root, de->d_name, NULL, names, n, &cap);
+	closedir(d);
+	return 0;
+}

@@ -87,3 +87,24 @@ int store_member_delete(const char *root, const char *name, struct err *e);
 bool store_member_running(const char *root, const char *name, pid_t *pid);
 /* RFC 3339 UTC timestamp of now. */
 void store_now_rfc3339(char out[32]);
+
+/* Crash-safe creation. A new member's directory gets the marker
+ * <member>/.creating (written atomically) before anything else of the
+ * member; config.json is written last, then the marker goes. So a directory
+ * without config.json is either an unfinished creation (marker present) or
+ * holds nothing but a holder's housekeeping (.lock, pid): "incomplete",
+ * invisible to ls, and reclaimed (deleted) by the next up of that name, by
+ * rm of a pattern matching it, and by prune. Anything else without a config
+ * (a disk that was there before) is never touched. Callers hold the cluster
+ * lock, which the creator held for its whole run: a marker seen under the
+ * lock belongs to a writer that is gone. */
+#define STORE_CREATING ".creating"
+int store_creating_mark(const char *root, const char *name, struct err *e);
+int store_creating_done(const char *root, const char *name, struct err *e);
+bool store_member_incomplete(const char *root, const char *name);
+/* Deletes an incomplete member (all of it; when a live holder serves it,
+ * all but its .lock and pid). No-op for anything else. */
+int store_member_reclaim(const char *root, const char *name, struct err *e);
+/* Incomplete members matching pattern (exact name or cluster; NULL: all)
+ * that no live holder serves. Caller frees with store_names_free. */
+int store_list_incomplete(const char *root, const char *pattern, char ***names, size_t *n);

@@ -9,6 +9,8 @@
 #include "rpc/wire.h"
 #include "util/fileio.h"
 
+#define STORE_CREATING_NAME ".creating" /* store.h */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -892,6 +894,81 @@ static void t_cluster_add(void)
 	h_teardown();
 }
 
+/* --- crash-safe creation --- */
+
+static bool nothing_left_of(const char *cluster)
+{
+	char p[400];
+	snprintf(p, sizeof(p), "%s/clusters/%s", h_root, cluster);
+	if (path_exists(p))
+		return false;
+	snprintf(p, sizeof(p), "%s/clusters/.%s.lock", h_root, cluster);
+	return !path_exists(p);
+}
+
+/* A bound client doing fb_up of kc-1, stopped at step, then SIGKILLed;
+ * returns once its holder is gone too. */
+static void kill_bound_up_at(const char *step)
+{
+	setenv("FLEETBOX_TEST_STOP_AT", step, 1);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		const char *names[] = { "kc-1" };
+		fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image() };
+		fb_cluster *c;
+		fb_error e;
+		_exit(fb_up(&o, &c, &e) == 0 ? 0 : 3);
+	}
+	unsetenv("FLEETBOX_TEST_STOP_AT");
+	wait_stopped(child);
+	CHECK_INT(kill(child, SIGKILL), 0);
+	CHECK_INT(wait_exit_status(child), 128 + SIGKILL);
+	CHECK(h_wait_until(holder_gone_cond, "kc-1", 10000));
+}
+
+static void t_create_crash(void)
+{
+	h_setup("createcrash");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	static const char *const steps[] = { "prepare",	    "create-dir",    "create-marker",
+					     "create-keys", "create-disk",   "create-config",
+					     "reserve",	    "boot",	     NULL };
+	char *out;
+	for (const char *const *st = steps; *st; st++) {
+		/* then up (it reclaims or boots what is there), then rm */
+		kill_bound_up_at(*st);
+		fprintf(stderr, "killed at %s\n", *st);
+		CHECK_INT(h_run(&out, "up", "kc-1", "--image", h_image(), NULL), 0);
+		CHECK(strstr(out, "  kc-1  IP: ") != NULL);
+		free(out);
+		CHECK(!member_file_exists("kc-1", STORE_CREATING_NAME));
+		CHECK_INT(h_run(NULL, "rm", "-f", "kc-1", NULL), 0);
+		CHECK(nothing_left_of("kc"));
+		/* or rm straight away */
+		kill_bound_up_at(*st);
+		CHECK_INT(h_run(NULL, "rm", "-f", "kc-1", NULL), 0);
+		CHECK(nothing_left_of("kc"));
+		CHECK_INT(h_run(&out, "ls", "-q", NULL), 0);
+		CHECK_STR(out, "");
+		free(out);
+	}
+	/* a disk that was there before (no config) is still never touched */
+	char d[400], disk[420];
+	snprintf(d, sizeof(d), "%s/clusters/kd/kd-1", h_root);
+	CHECK_INT(mkdir_p(d, 0700), 0);
+	snprintf(disk, sizeof(disk), "%s/disk", d);
+	CHECK_INT(file_write_atomic(disk, "precious", 8, 0600), 0);
+	CHECK_INT(h_run(&out, "up", "kd-1", "--image", h_image(), NULL), 1);
+	CHECK(strstr(out, "already exists and is not a member's") != NULL);
+	free(out);
+	CHECK_INT(h_run(NULL, "rm", "-f", "kd-1", NULL), 0);
+	char *s = h_read_file(disk);
+	CHECK(s && !strcmp(s, "precious"));
+	free(s);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -903,6 +980,7 @@ static const struct {
 	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
 	{ "up-isolation-detached", t_isolation_detached }, { "up-ephemeral", t_ephemeral_close },
 	{ "up-ephemeral-kill", t_ephemeral_kill }, { "up-cluster-add", t_cluster_add },
+	{ "up-create-crash", t_create_crash },
 };
 
 int main(int argc, char **argv)
