@@ -101,13 +101,52 @@ static bool member_gone(const char *m)
 	return !h_sock_exists(m) && (h_pidfile(m) == 0 || !h_pid_alive(h_pidfile(m)));
 }
 
-/* The holder launched for exactly these names (argv "--fleetbox-runner csv"). */
+/* Does pid's environment say it serves our store? */
+static bool in_our_store(pid_t pid)
+{
+	char p[64], *env;
+	size_t len;
+	snprintf(p, sizeof(p), "/proc/%d/environ", (int)pid);
+	if (file_read_all(p, 1 << 20, &env, &len) < 0)
+		return false;
+	char want[320];
+	snprintf(want, sizeof(want), "FLEETBOX_HOME=%s", h_root);
+	bool ours = false;
+	for (size_t i = 0; i < len && !ours; i += strlen(env + i) + 1)
+		ours = !strcmp(env + i, want);
+	free(env);
+	return ours;
+}
+
+/* A live holder of this store launched for exactly these names (argv
+ * "--fleetbox-runner csv"); other test runs on the machine do not count. */
 static pid_t holder_for(const char *csv)
 {
 	char who[256];
-	snprintf(who, sizeof(who), " --fleetbox-runner %s ", csv);
-	const char *needles[] = { who, NULL };
-	return h_find_process(needles, 0);
+	snprintf(who, sizeof(who), "--fleetbox-runner %s", csv);
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	struct dirent *de;
+	pid_t found = 0;
+	while (!found && (de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		char p[300], *s;
+		size_t n;
+		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
+		if (pid <= 0 || file_read_all(p, 1 << 16, &s, &n) < 0)
+			continue;
+		for (size_t i = 0; i + 1 < n; i++)
+			if (!s[i])
+				s[i] = ' ';
+		bool match = n > 0 && strstr(s, who) && !strcmp(strstr(s, who) + strlen(who), "");
+		free(s);
+		if (match && h_pid_alive(pid) && in_our_store(pid))
+			found = pid;
+	}
+	closedir(d);
+	if (found)
+		fprintf(stderr, "holder %d for %s is alive\n", (int)found, csv);
+	return found;
 }
 
 static bool holder_gone_cond(void *arg)
