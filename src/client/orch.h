@@ -43,3 +43,14 @@ struct holder_owner {
 void orch_holder_owner(pid_t holder, struct holder_owner *o);
 /* "detached holder 12 (...)" / "holder 12, bound to process 34 (name)" */
 void orch_owner_describe(pid_t holder, const struct holder_owner *o, char *out, size_t len);
+
+/* <root>/runner-<name>.log goes when no member <name> exists any more and
+ * no live holder of the store still writes it (a holder launched with name
+ * first keeps its log while it serves others). */
+void orch_tidy_runner_log(const char *root, const char *name);
+/* The same for every runner-*.log of the store; returns how many went. */
+int orch_tidy_runner_logs(const char *root);
+/* The store half of `prune`: incomplete creations, runner logs of members
+ * that do not exist, lock files of clusters that do not exist; clusters in
+ * use by a running up/down/rm are skipped. Returns how many it removed. */
+int orch_prune_store(const char *root, struct err *e);

@@ -150,15 +150,11 @@ static int down_expand(struct down *d)
 	return r;
 }
 
-/* Members of one holder stop in any order. */
+/* All at once: N members stop in the time of the slowest. */
 static int down_stop(struct down *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		if (store_member_running(d->root, d->names[i], NULL) &&
-		    ctl_stop(d->root, d->names[i], &d->e) < 0 &&
-		    store_member_running(d->root, d->names[i], NULL))
-			return d->e.code;
-	return 0;
+	return orch_stop_members(d->root, (const char *const *)d->names, d->n, CTL_STOP_WAIT_MS,
+				 NULL, &d->e);
 }
 
 /* Only what is really gone counts as deleted. */
@@ -184,6 +180,10 @@ static int down_delete(struct down *d)
 		if (r < 0)
 			return r;
 	}
+	/* Holder logs of members that are gone now (their holders exited, or
+	 * exited earlier while another member still kept the log). */
+	if (d->remove)
+		orch_tidy_runner_logs(d->root);
 	return 0;
 }
 

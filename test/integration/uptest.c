@@ -18,6 +18,8 @@
 #include <pty.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1008,6 +1010,132 @@ static void t_create_crash(void)
 	h_teardown();
 }
 
+/* --- down/rm: concurrent stops, nothing left behind --- */
+
+static bool root_file_exists(const char *name)
+{
+	char p[400];
+	snprintf(p, sizeof(p), "%s/%s", h_root, name);
+	return path_exists(p);
+}
+
+/* `down` of N members sends every stop before it waits for any: stopped at
+ * the point where all stops are answered, the holders have been told to
+ * stop all of them (a one-after-another down would have told only one). */
+static void t_parallel_down(void)
+{
+	h_setup("pdown");
+	char rec[400];
+	snprintf(rec, sizeof(rec), "%s/record.ndjson", h_root);
+	setenv("FLEETBOX_FAKE_RECORD", rec, 1);
+	CHECK_INT(h_run(NULL, "up", "pd", "-n", "2", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "up", "pe-1", "--image", h_image(), NULL), 0); /* another holder */
+	pid_t h1 = h_pidfile("pd-1"), h2 = h_pidfile("pe-1");
+	CHECK(h1 > 0 && h2 > 0 && h1 != h2);
+	setenv("FLEETBOX_TEST_STOP_AT", "stop-wait", 1);
+	const char *args[] = { "down", "pd", "pe-1", NULL };
+	pid_t pid = spawn_cli(args);
+	wait_stopped(pid);
+	unsetenv("FLEETBOX_TEST_STOP_AT");
+	/* the holders work on their own while the client is stopped */
+	CHECK(h_wait_pid_gone(h1, 10000) >= 0 && h_wait_pid_gone(h2, 10000) >= 0);
+	char *s = h_read_file(rec);
+	fprintf(stderr, "record:\n%s", s ? s : "");
+	CHECK(s && strstr(s, "{\"op\":\"stop\",\"name\":\"pd-1\"}") &&
+	      strstr(s, "{\"op\":\"stop\",\"name\":\"pd-2\"}") &&
+	      strstr(s, "{\"op\":\"stop\",\"name\":\"pe-1\"}"));
+	free(s);
+	CHECK_INT(kill(pid, SIGCONT), 0);
+	CHECK_INT(wait_exit_status(pid), 0);
+	CHECK(member_gone("pd-1") && member_gone("pd-2") && member_gone("pe-1"));
+	CHECK(member_file_exists("pd-1", "disk"));
+	unsetenv("FLEETBOX_FAKE_RECORD");
+	/* rm in parallel too, and it leaves no lock file or holder log of what it removed */
+	CHECK_INT(h_run(NULL, "up", "pd", "pe-1", NULL), 0);
+	CHECK(root_file_exists("runner-pd-1.log"));
+	CHECK_INT(h_run(NULL, "rm", "-f", "pd", "pe", NULL), 0);
+	CHECK(nothing_left_of("pd") && nothing_left_of("pe"));
+	CHECK(!root_file_exists("runner-pd-1.log") && !root_file_exists("runner-pe-1.log"));
+	h_teardown();
+}
+
+/* A holder's log stays while the holder lives (it serves others); rm of its
+ * last member takes it. prune sweeps what crashes left. */
+static void t_rm_tidy(void)
+{
+	h_setup("rmtidy");
+	CHECK_INT(h_run(NULL, "up", "rt", "-n", "2", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "rm", "-f", "rt-1", NULL), 0);
+	CHECK(root_file_exists("runner-rt-1.log")); /* rt-2's holder writes it */
+	CHECK_INT(h_run(NULL, "rm", "-f", "rt-2", NULL), 0);
+	CHECK(!root_file_exists("runner-rt-1.log"));
+	CHECK(nothing_left_of("rt"));
+	/* leftovers of crashes: an orphan holder log, a lock of a cluster that
+	 * is gone, an unfinished creation */
+	char p[400];
+	snprintf(p, sizeof(p), "%s/runner-ghost-1.log", h_root);
+	CHECK_INT(file_write_atomic(p, "x", 1, 0600), 0);
+	snprintf(p, sizeof(p), "%s/clusters/.ghost.lock", h_root);
+	CHECK_INT(file_write_atomic(p, "", 0, 0600), 0);
+	snprintf(p, sizeof(p), "%s/clusters/gh/gh-1", h_root);
+	CHECK_INT(mkdir_p(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/clusters/gh/gh-1/.creating", h_root);
+	CHECK_INT(file_write_atomic(p, "1", 1, 0600), 0);
+	snprintf(p, sizeof(p), "%s/clusters/gh/gh-1/disk", h_root);
+	CHECK_INT(file_write_atomic(p, "half", 4, 0600), 0);
+	/* and things prune must keep: a member, its lock, a live holder's log */
+	CHECK_INT(h_run(NULL, "up", "kp-1", "--image", h_image(), NULL), 0);
+	char *out;
+	CHECK_INT(h_run(&out, "ls", "-q", NULL), 0);
+	CHECK_STR(out, "kp-1\n"); /* the unfinished creation is not a member */
+	free(out);
+	CHECK_INT(h_run(&out, "prune", NULL), 0);
+	CHECK(strstr(out, "3 stale file(s)") != NULL);
+	free(out);
+	CHECK(!root_file_exists("runner-ghost-1.log") && !root_file_exists("clusters/.ghost.lock"));
+	CHECK(nothing_left_of("gh"));
+	CHECK(root_file_exists("runner-kp-1.log") && root_file_exists("clusters/.kp.lock"));
+	CHECK(member_file_exists("kp-1", "disk"));
+	h_teardown();
+}
+
+/* rm never reports success for what it did not delete: a member directory
+ * that cannot be removed (a mount point inside it, in a private mount
+ * namespace) makes rm fail, and says which. */
+static void t_rm_undeletable(void)
+{
+	if (geteuid() != 0) {
+		printf("skipped: needs root for a private mount namespace\n");
+		exit(77);
+	}
+	h_setup("rmfail");
+	CHECK_INT(h_run(NULL, "up", "rf-1", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(NULL, "down", "rf-1", NULL), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char sub[400];
+		snprintf(sub, sizeof(sub), "%s/clusters/rf/rf-1/mnt", h_root);
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mkdir(sub, 0700) < 0 || mount("tmpfs", sub, "tmpfs", 0, NULL) < 0)
+			_exit(77);
+		char *out;
+		int rc = h_run(&out, "rm", "-f", "rf-1", NULL);
+		bool said = strstr(out, "error: delete ") && strstr(out, "rf-1");
+		free(out);
+		umount2(sub, MNT_DETACH);
+		_exit(rc == 1 && said ? 0 : 1);
+	}
+	int rc = wait_exit_status(pid);
+	if (rc == 77) {
+		printf("skipped: no private mount namespace here\n");
+		h_teardown();
+		exit(77);
+	}
+	CHECK_INT(rc, 0);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1019,7 +1147,8 @@ static const struct {
 	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
 	{ "up-isolation-detached", t_isolation_detached }, { "up-ephemeral", t_ephemeral_close },
 	{ "up-ephemeral-kill", t_ephemeral_kill }, { "up-cluster-add", t_cluster_add },
-	{ "up-create-crash", t_create_crash },
+	{ "up-create-crash", t_create_crash }, { "down-parallel", t_parallel_down },
+	{ "rm-tidy", t_rm_tidy },		  { "rm-undeletable", t_rm_undeletable },
 };
 
 int main(int argc, char **argv)

@@ -5,6 +5,7 @@
  * logs.c; their descriptions in commands.c. */
 #include "client/cli/cli.h"
 #include "client/ctl.h"
+#include "client/orch.h"
 #include "client/image/image.h"
 #include "client/store.h"
 #include "fleetbox.h"
@@ -125,7 +126,9 @@ int cmd_prune(const char *root, int argc, char **argv)
 		json_decref(rep);
 		return 1;
 	}
-	int stale = prune_member_files(root) + prune_dead_sockets(root);
+	/* and the files of members that are gone (orch_tidy.c) */
+	struct err e = { 0 };
+	int stale = prune_member_files(root) + prune_dead_sockets(root) + orch_prune_store(root, &e);
 	printf("pruned: %lld network(s), %lld tap(s), %lld orphaned VMM process(es), %d stale file(s)\n",
 	       (long long)rep_int(rep, "records_reclaimed"), (long long)rep_int(rep, "taps_removed"),
 	       (long long)rep_int(rep, "processes_killed"), stale);
