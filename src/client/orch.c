@@ -104,10 +104,14 @@ static int validate_names(struct up_plan *u)
 	const fb_up_options *o = u->o;
 	if (o->n_names == 0)
 		return err_set(&u->e, -EINVAL, "no member names given");
+	if (!o->names)
+		return err_set(&u->e, -EINVAL, "names is NULL (n_names %zu)", o->n_names);
 	if (o->n_names > UP_MAX_MEMBERS)
-		return err_set(&u->e, -E2BIG, "%zu members: one network (a /24) holds at most %d",
+		return err_set(&u->e, -EINVAL, "%zu members: one network (a /24) holds at most %d",
 			       o->n_names, UP_MAX_MEMBERS);
 	for (size_t i = 0; i < o->n_names; i++) {
+		if (!o->names[i])
+			return err_set(&u->e, -EINVAL, "names[%zu] is NULL", i);
 		/* New members need a hostname (no trailing '-'); older ones still boot. */
 		bool known = wire_name_valid(o->names[i]) && store_member_exists(u->root, o->names[i]);
 		int r = known ? 0 : store_name_check(o->names[i], &u->e);
@@ -125,6 +129,11 @@ static int validate_fixtures(struct up_plan *u)
 	const fb_up_options *o = u->o;
 	if (!o->n_fixtures)
 		return 0;
+	if (!o->fixtures)
+		return err_set(&u->e, -EINVAL, "fixtures is NULL (n_fixtures %zu)", o->n_fixtures);
+	for (size_t i = 0; i < o->n_fixtures; i++)
+		if (!o->fixtures[i].host_path || !o->fixtures[i].guest_path)
+			return err_set(&u->e, -EINVAL, "fixtures[%zu] has a NULL path", i);
 	u->fx = calloc(o->n_fixtures, sizeof(*u->fx));
 	if (!u->fx)
 		return err_set(&u->e, -ENOMEM, "out of memory");
@@ -138,10 +147,26 @@ static int validate_fixtures(struct up_plan *u)
 	return fixture_check_set(u->fx, o->n_fixtures, &u->e);
 }
 
+/* Negative sizes are mistakes, not "use the default" (that is 0). */
+static int validate_sizes(struct up_plan *u)
+{
+	const fb_up_options *o = u->o;
+	const struct {
+		const char *name;
+		int v;
+	} sz[] = { { "cpus", o->cpus }, { "memory_mb", o->memory_mb }, { "disk_mb", o->disk_mb } };
+	for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++)
+		if (sz[i].v < 0)
+			return err_set(&u->e, -EINVAL, "%s is %d: want a positive value, or 0 for the default",
+				       sz[i].name, sz[i].v);
+	return 0;
+}
+
 static int up_validate(struct up_plan *u)
 {
 	int r = orch_root(u->o->root, u->root, sizeof(u->root), &u->e);
-	if (r < 0 || (r = validate_names(u)) < 0 || (r = validate_fixtures(u)) < 0)
+	if (r < 0 || (r = validate_names(u)) < 0 || (r = validate_sizes(u)) < 0 ||
+	    (r = validate_fixtures(u)) < 0)
 		return r;
 	return 0;
 }
@@ -183,7 +208,7 @@ static int add_member(struct up_plan *u, size_t *cap, const char *name)
 		if (!strcmp(u->m[i].name, name))
 			return 0; /* "web" and "web-2": web-2 once */
 	if (u->n == UP_MAX_MEMBERS)
-		return err_set(&u->e, -E2BIG, "more than %d members: one network (a /24) holds at most %d",
+		return err_set(&u->e, -EINVAL, "more than %d members: one network (a /24) holds at most %d",
 			       UP_MAX_MEMBERS, UP_MAX_MEMBERS);
 	if (u->n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 8;
@@ -357,6 +382,8 @@ static int up_classify(struct up_plan *u)
 			return r;
 		if (m->kind != MEMBER_RUNNING)
 			u->to_boot++;
+		else if (has_create_options(u->o))
+			progress(u, "note: %s is running; create options are ignored", m->name);
 	}
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];

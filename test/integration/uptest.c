@@ -60,6 +60,17 @@ static pid_t spawn_cli(const char *const *args)
 	return pid;
 }
 
+/* The member's fake VM process, once it exists (bounded). Looked up once:
+ * a second look may land in its exec and see an empty cmdline. */
+static pid_t wait_vm_pid(const char *m)
+{
+	long deadline = h_now_ms() + 20000;
+	pid_t v;
+	while (!(v = h_fake_vm_pid(m)) && h_now_ms() < deadline)
+		nap_ms(5);
+	return v;
+}
+
 static char *cli_output(void)
 {
 	char *s = h_read_file(out_path);
@@ -239,10 +250,7 @@ static void t_cancel_boot(void)
 		int sig = round == 0 ? SIGINT : SIGTERM;
 		const char *args[] = { "up", "cb", "-n", "2", "--image", h_image(), NULL };
 		pid_t pid = spawn_cli(args);
-		long deadline = h_now_ms() + 20000;
-		while ((!h_fake_vm_pid("cb-1") || !h_fake_vm_pid("cb-2")) && h_now_ms() < deadline)
-			nap_ms(5);
-		pid_t v1 = h_fake_vm_pid("cb-1"), v2 = h_fake_vm_pid("cb-2");
+		pid_t v1 = wait_vm_pid("cb-1"), v2 = wait_vm_pid("cb-2");
 		CHECK(v1 > 0 && v2 > 0);
 		json_t *o = status_of("cb-1");
 		CHECK_STR(state_of(o), "starting");
@@ -309,11 +317,9 @@ static void t_cancel_twice(void)
 	setenv("FLEETBOX_TEST_STOP_AT", "rollback", 1);
 	const char *args[] = { "up", "ct", "-n", "2", "--image", h_image(), NULL };
 	pid_t pid = spawn_cli(args);
-	long deadline = h_now_ms() + 20000;
-	while ((!h_fake_vm_pid("ct-1") || !h_fake_vm_pid("ct-2")) && h_now_ms() < deadline)
-		nap_ms(5);
+	pid_t v1 = wait_vm_pid("ct-1"), v2 = wait_vm_pid("ct-2");
 	pid_t holder = h_pidfile("ct-1");
-	CHECK(holder > 0 && h_fake_vm_pid("ct-2") > 0);
+	CHECK(holder > 0 && v1 > 0 && v2 > 0);
 	CHECK_INT(kill(pid, SIGINT), 0);
 	wait_stopped(pid); /* at the start of rollback */
 	unsetenv("FLEETBOX_TEST_STOP_AT");
@@ -327,7 +333,7 @@ static void t_cancel_twice(void)
 	CHECK(strstr(out, "deleted ct-1, ct-2") != NULL);
 	free(out);
 	CHECK(h_wait_pid_gone(holder, 5000) >= 0);
-	CHECK(!h_fake_vm_pid("ct-1") && !h_fake_vm_pid("ct-2"));
+	CHECK(h_wait_pid_gone(v1, 5000) >= 0 && h_wait_pid_gone(v2, 5000) >= 0);
 	CHECK(!member_dir_exists("ct-1") && !member_dir_exists("ct-2"));
 	unsetenv("FLEETBOX_FAKE_BOOT_MS");
 	/* what is left (sockets of the killed holder) the next command repairs */
@@ -1136,6 +1142,123 @@ static void t_rm_undeletable(void)
 	h_teardown();
 }
 
+/* --- argument hygiene --- */
+
+static void junk(fb_error *e)
+{
+	e->code = -EIO;
+	snprintf(e->message, sizeof(e->message), "stale message");
+}
+
+static void check_cleared(const fb_error *e)
+{
+	CHECK_INT(e->code, 0);
+	CHECK_STR(e->message, "");
+}
+
+static void t_args(void)
+{
+	h_setup("args");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	const char *names[] = { "ar-1" };
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image() };
+	fb_cluster *c = (fb_cluster *)&o;
+	fb_error e;
+	/* NULL arguments: -EINVAL and a message, never a crash */
+	CHECK_INT(fb_up(NULL, &c, &e), -EINVAL);
+	CHECK(c == NULL && e.code == -EINVAL && strstr(e.message, "options is NULL"));
+	CHECK_INT(fb_up(&o, NULL, &e), -EINVAL);
+	CHECK_INT(fb_up(&o, NULL, NULL), -EINVAL);
+	fb_up_options bad = o;
+	bad.names = NULL;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "names is NULL") != NULL);
+	const char *nul[] = { NULL };
+	bad.names = nul;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "names[0] is NULL") != NULL);
+	bad = o;
+	bad.n_fixtures = 1;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "fixtures is NULL") != NULL);
+	fb_fixture_spec fx = { NULL, "/x" };
+	bad.fixtures = &fx;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	/* negative sizes are refused, not replaced by defaults */
+	bad = o;
+	bad.cpus = -1;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK_STR(e.message, "cpus is -1: want a positive value, or 0 for the default");
+	bad.cpus = 0;
+	bad.memory_mb = -512;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "memory_mb is -512") != NULL);
+	bad.memory_mb = 0;
+	bad.disk_mb = -1;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "disk_mb is -1") != NULL);
+	CHECK(!member_dir_exists("ar-1"));
+	/* more than one /24 holds, up front */
+	static const char *many[254];
+	static char buf[254][16];
+	for (int i = 0; i < 254; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "mn-%d", i + 1);
+		many[i] = buf[i];
+	}
+	bad = o;
+	bad.names = many;
+	bad.n_names = 254;
+	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
+	CHECK(strstr(e.message, "254 members: one network (a /24) holds at most 253") != NULL);
+	CHECK(!cluster_dir_exists("mn"));
+	char *out;
+	CHECK_INT(h_run(&out, "up", "mn", "-n", "254", NULL), 1);
+	CHECK(strstr(out, "error: -n 254: one network (a /24) holds at most 253 members") != NULL);
+	free(out);
+	CHECK(!cluster_dir_exists("mn"));
+	/* down/rm: NULL patterns */
+	CHECK_INT(fb_down(NULL, NULL, 1, &e), -EINVAL);
+	CHECK_INT(fb_rm(NULL, nul, 1, &e), -EINVAL);
+	CHECK_INT(fb_rm(NULL, nul, 1, NULL), -EINVAL);
+	/* the accessors take NULL */
+	CHECK_INT(fb_cluster_size(NULL), 0);
+	CHECK(fb_cluster_name(NULL, 0) == NULL && fb_cluster_ip(NULL, 0) == NULL);
+	CHECK_INT(fb_cluster_holder_pid(NULL), 0);
+	junk(&e);
+	CHECK_INT(fb_cluster_close(NULL, &e), 0);
+	check_cleared(&e);
+	/* success clears a stale error, in every call */
+	junk(&e);
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	check_cleared(&e);
+	CHECK(fb_cluster_name(c, 5) == NULL && fb_cluster_ip(c, 5) == NULL);
+	junk(&e);
+	CHECK_INT(fb_cluster_add(c, "ar-2", &e), 0);
+	check_cleared(&e);
+	junk(&e);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	check_cleared(&e);
+	const char *pat[] = { "ar" };
+	junk(&e);
+	CHECK_INT(fb_down(NULL, pat, 1, &e), 0);
+	check_cleared(&e);
+	junk(&e);
+	CHECK_INT(fb_rm(NULL, pat, 1, &e), 0);
+	check_cleared(&e);
+	junk(&e);
+	CHECK_INT(fb_rm_all(NULL, &e), 0);
+	check_cleared(&e);
+	junk(&e);
+	CHECK_INT(fb_down_all(NULL, &e), 0);
+	check_cleared(&e);
+	/* create options are ignored for running members too, and it says so */
+	CHECK_INT(h_run(NULL, "up", "nr-1", "--image", h_image(), NULL), 0);
+	CHECK_INT(h_run(&out, "up", "nr-1", "--cpus", "4", NULL), 0);
+	CHECK(strstr(out, "note: nr-1 is running; create options are ignored") != NULL);
+	free(out);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1149,6 +1272,7 @@ static const struct {
 	{ "up-ephemeral-kill", t_ephemeral_kill }, { "up-cluster-add", t_cluster_add },
 	{ "up-create-crash", t_create_crash }, { "down-parallel", t_parallel_down },
 	{ "rm-tidy", t_rm_tidy },		  { "rm-undeletable", t_rm_undeletable },
+	{ "up-args", t_args },
 };
 
 int main(int argc, char **argv)
