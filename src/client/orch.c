@@ -1,9 +1,15 @@
-/* orch.c - `up`, `down`, `rm`: the client prepares everything (store, keys,
- * image, disk, seed, fixtures) and the holder boots what it is told.
+/* orch.c - `up`: the client prepares everything (store, keys, image, disk,
+ * seed, fixtures) and the holder boots what it is told.
  *
- * `up` is all-or-nothing. The invariants of rollback:
- *   - a member created by this call (no config.json before) is stopped and its
- *     directory deleted, including the disk this call created;
+ * fb_up is a sequence of named phases over one plan (orch_plan.h): validate,
+ * lock, classify (names expanded as down/rm expand them, isolation checked),
+ * find or spawn the holder, network, image, prepare members (crash-safe
+ * creation), reserve + seed, boot (orch_boot.c), confirm SSH, commit
+ * (orch_cluster.c). Each phase records what it created; an interrupt is
+ * checked between phases and inside the long waits; one rollback
+ * (orch_rollback.c) undoes exactly the record:
+ *   - a member created by this call is stopped and its directory deleted,
+ *     unless a disk it did not create was found there (never deleted);
  *   - a member that existed but was stopped is only stopped again: its disk
  *     and config are never touched;
  *   - a member that was already running is never touched. */
@@ -15,7 +21,6 @@
 #include "client/ssh/keys.h"
 #include "client/seed.h"
 #include "client/store.h"
-#include "client/ssh/target.h"
 #include "rpc/msg.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -26,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define DEFAULT_CPUS 2
@@ -55,8 +59,7 @@ int orch_root(const char *root, char *buf, size_t len, struct err *e)
 	return 0;
 }
 
-static void progress(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(const struct up_plan *u, const char *fmt, ...)
+void up_line(const struct up_plan *u, const char *fmt, ...)
 {
 	if (!u->o->progress)
 		return;
@@ -75,7 +78,7 @@ static void image_progress(void *data, const char *line)
 		u->o->progress(u->o->progress_data, line);
 }
 
-static bool fake_vmm(void)
+bool up_fake_vmm(void)
 {
 	const char *v = getenv("FLEETBOX_VMM");
 	return v && !strcmp(v, "fake");
@@ -241,7 +244,7 @@ static int expand_name(struct up_plan *u, size_t *cap, const char *name)
 		char list[400] = "";
 		for (size_t i = 0; i < nf; i++)
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", found[i]);
-		progress(u, "%s: the members of cluster %s (%s)", name, name, list);
+		up_line(u, "%s: the members of cluster %s (%s)", name, name, list);
 	}
 	for (size_t i = 0; r == 0 && i < nf; i++)
 		r = add_member(u, cap, found[i]);
@@ -346,7 +349,7 @@ static int read_stopped_config(struct up_plan *u, struct up_member *m)
 	if (r == 0)
 		r = store_config_read(u->root, m->name, &m->cfg, &u->e);
 	if (r == 0 && has_create_options(u->o))
-		progress(u, "note: %s exists; create options are ignored", m->name);
+		up_line(u, "note: %s exists; create options are ignored", m->name);
 	return r;
 }
 
@@ -383,7 +386,7 @@ static int up_classify(struct up_plan *u)
 		if (m->kind != MEMBER_RUNNING)
 			u->to_boot++;
 		else if (has_create_options(u->o))
-			progress(u, "note: %s is running; create options are ignored", m->name);
+			up_line(u, "note: %s is running; create options are ignored", m->name);
 	}
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];
@@ -756,145 +759,6 @@ static int up_reserve_seed(struct up_plan *u)
 	return 0;
 }
 
-/* --- phase: boot (every boot-member concurrently on a private loop) --- */
-
-/* The holder's answer to boot-member: {} once the VM is started and its
- * IP is known, else an error. */
-static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
-{
-	if (status < 0) {
-		if (e)
-			m->boot_err = *e;
-		return status;
-	}
-	struct rpc_reply rep;
-	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
-	if (r == 0 && rep.error && *rep.error)
-		r = err_set(&m->boot_err, -EIO, "%s", rep.error);
-	rpc_reply_fini(&rep);
-	return r;
-}
-
-/* A booted member must be running per its holder; its IP is the
- * reservation's (bridge), else the holder's status (fake VMM). */
-static int booted_status(struct up_member *m, int status, const char *reply, const struct err *e)
-{
-	if (status < 0) {
-		if (e)
-			m->boot_err = *e;
-		return status;
-	}
-	struct rpc_reply rep;
-	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
-	const struct rpc_status *st = rep.status;
-	if (r == 0 && !st)
-		r = err_set(&m->boot_err, -EPROTO, "status reply from %s has no status", m->name);
-	else if (r == 0 && st->state != FB_STATE_RUNNING)
-		r = err_set(&m->boot_err, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
-			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
-	if (r == 0 && st->ip && *st->ip)
-		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
-	if (r == 0 && !m->u->holder_pid)
-		m->u->holder_pid = (pid_t)st->pid;
-	rpc_reply_fini(&rep);
-	return r;
-}
-
-static void boot_end(struct up_member *m, int status)
-{
-	struct up_plan *u = m->u;
-	m->boot_status = status;
-	if (status == 0) {
-		m->booted = true;
-		up_set_phase(u, m, fake_vmm() ? FB_UP_READY : FB_UP_WAITING_SSH, "");
-	} else if (status != -ECANCELED) {
-		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
-	}
-	if (--u->pending == 0)
-		up_wait_done(u->wait);
-}
-
-static void status_cb(void *data, int status, const char *reply, const struct err *e)
-{
-	struct up_member *m = data;
-	m->req = NULL;
-	boot_end(m, booted_status(m, status, reply, e));
-}
-
-static void boot_cb(void *data, int status, const char *reply, const struct err *e)
-{
-	struct up_member *m = data;
-	struct up_plan *u = m->u;
-	m->req = NULL;
-	int r = boot_reply(m, status, reply, e);
-	if (r < 0 || u->wait->cancelled) {
-		boot_end(m, r < 0 ? r : -ECANCELED);
-		return;
-	}
-	r = ctl_request_start(&u->wait->loop, u->root, m->name, "{\"cmd\":\"status\"}\n",
-			      CTL_STATUS_MS, CTL_STATUS_MS, status_cb, m, &m->req);
-	if (r < 0)
-		boot_end(m, err_set(&m->boot_err, r, "status of %s: %s", m->name, strerror(-r)));
-}
-
-/* Interrupted: end every request in flight (the rollback then stops those
- * VMs in their holder, booting or not). */
-static void boot_cancel(struct up_wait *w)
-{
-	struct up_plan *u = w->u;
-	for (size_t i = 0; i < u->n; i++)
-		ctl_request_cancel(u->m[i].req);
-	if (u->pending == 0)
-		up_wait_done(w);
-}
-
-static void boot_start(struct up_plan *u, struct up_member *m)
-{
-	/* Boot through the holder-wide socket we know answers. */
-	int r = ctl_request_start(&u->wait->loop, u->root, u->via, m->boot_line, CTL_DIAL_MS,
-				  CTL_BOOT_MS, boot_cb, m, &m->req);
-	if (r < 0) {
-		m->boot_status = err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
-		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
-		return;
-	}
-	m->boot_sent = true;
-	u->pending++;
-	up_set_phase(u, m, FB_UP_BOOTING, "");
-}
-
-static int boot_all(struct up_plan *u)
-{
-	struct up_wait w;
-	int r = up_wait_init(&w, u, &u->e);
-	if (r < 0)
-		return r;
-	w.on_cancel = boot_cancel;
-	u->wait = &w;
-	for (size_t i = 0; i < u->n; i++)
-		if (u->m[i].boot_line)
-			boot_start(u, &u->m[i]);
-	if (u->pending == 0)
-		up_wait_done(&w);
-	r = up_wait_run(&w, &u->e);
-	u->wait = NULL;
-	return r;
-}
-
-static int up_boot(struct up_plan *u)
-{
-	if (u->to_boot == 0)
-		return 0;
-	progress(u, "booting %zu member%s", u->to_boot, u->to_boot == 1 ? "" : "s");
-	int r = boot_all(u);
-	for (size_t i = 0; r == 0 && i < u->n; i++)
-		if (u->m[i].boot_line && u->m[i].boot_status < 0) {
-			u->e = u->m[i].boot_err;
-			r = u->m[i].boot_status;
-		}
-	return r;
-}
-
 /* --- phase: confirm SSH --- */
 
 #define SSH_CONFIRM_MS 120000
@@ -909,7 +773,7 @@ static int confirm_ssh(struct up_plan *u, struct up_member *m, struct err *e)
 
 static int up_confirm_ssh(struct up_plan *u)
 {
-	if (fake_vmm())
+	if (up_fake_vmm())
 		return 0;
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];
@@ -946,147 +810,6 @@ static int up_commit(struct up_plan *u)
 			return r;
 	}
 	return orch_cluster_commit(u);
-}
-
-/* --- rollback: undoes exactly what the record says this call did --- */
-
-struct rollback {
-	char deleted[256], stopped[256], kept[256], failed[256];
-	bool escalated;
-	pid_t killed;
-};
-
-static void name_append(char *list, size_t len, const char *name)
-{
-	size_t n = strlen(list);
-	if (n + 2 < len)
-		snprintf(list + n, len - n, "%s%s", n ? ", " : "", name);
-}
-
-/* Members this call had a holder boot or register: stopped again, all at
- * once. A second interrupt ends the wait early (see rollback_escalate). */
-static void rollback_stop(struct up_plan *u, struct rollback *rb)
-{
-	const char **names = calloc(u->n, sizeof(char *));
-	size_t k = 0;
-	for (size_t i = 0; names && i < u->n; i++) {
-		struct up_member *m = &u->m[i];
-		if ((m->kind == MEMBER_STOPPED || m->kind == MEMBER_NEW) && (m->boot_sent || m->spawned_for))
-			names[k++] = m->name;
-	}
-	struct err e = { 0 };
-	if (k && orch_stop_members(u->root, names, k, CTL_STOP_WAIT_MS, u->o->cancel, &e) == -ECANCELED)
-		rb->escalated = true;
-	free(names);
-}
-
-/* Second interrupt: no more waiting for graceful stops. The holder this call
- * spawned is killed (its VMMs die with it, PDEATHSIG); host network state
- * it made stays recorded and the next holder start or `prune` reclaims it. */
-static void rollback_escalate(struct up_plan *u, struct rollback *rb)
-{
-	if (!rb->escalated || !u->spawned.pid)
-		return;
-	kill(u->spawned.pid, SIGKILL);
-	waitpid(u->spawned.pid, NULL, 0);
-	rb->killed = u->spawned.pid;
-	if (u->spawned.ctl_fd >= 0)
-		close(u->spawned.ctl_fd);
-	memset(&u->spawned, 0, sizeof(u->spawned));
-	u->spawned.ctl_fd = -1;
-}
-
-static void rolled_back(struct up_plan *u, struct up_member *m, char *list, size_t len,
-			const char *what)
-{
-	name_append(list, len, m->name);
-	up_set_phase(u, m, FB_UP_ROLLED_BACK, what);
-}
-
-/* A new member: its directory goes, unless a disk this call did not create
- * was found there (never deleted) or a holder still holds it. */
-static void rollback_new(struct up_plan *u, struct up_member *m, struct rollback *rb)
-{
-	char dir[PATH_MAX], disk[PATH_MAX];
-	store_member_dir(u->root, m->name, dir, sizeof(dir));
-	store_member_file(u->root, m->name, "disk", disk, sizeof(disk));
-	struct err e = { 0 };
-	if (store_member_running(u->root, m->name, NULL))
-		rolled_back(u, m, rb->failed, sizeof(rb->failed), "still held by its holder");
-	else if (!path_exists(dir) && m->disk_created) /* its holder deleted it (ephemeral) */
-		rolled_back(u, m, rb->deleted, sizeof(rb->deleted), "deleted");
-	else if (!path_exists(dir))
-		up_set_phase(u, m, FB_UP_ROLLED_BACK, "nothing was created");
-	else if (!m->disk_created && path_exists(disk))
-		rolled_back(u, m, rb->kept, sizeof(rb->kept), "kept the disk found in place");
-	else if (store_member_delete(u->root, m->name, &e) == 0)
-		rolled_back(u, m, rb->deleted, sizeof(rb->deleted), "deleted");
-	else
-		rolled_back(u, m, rb->failed, sizeof(rb->failed), e.msg);
-}
-
-static void rollback_member(struct up_plan *u, struct up_member *m, struct rollback *rb)
-{
-	if (m->kind == MEMBER_NEW)
-		rollback_new(u, m, rb);
-	else if (m->kind == MEMBER_STOPPED && (m->boot_sent || m->spawned_for))
-		rolled_back(u, m, rb->stopped, sizeof(rb->stopped), "stopped again");
-	else if (m->kind == MEMBER_STOPPED)
-		up_set_phase(u, m, FB_UP_ROLLED_BACK, "left stopped");
-}
-
-static void up_rollback(struct up_plan *u, struct rollback *rb)
-{
-	orch_test_stop_at("rollback");
-	rollback_stop(u, rb);
-	rollback_escalate(u, rb);
-	struct err e = { 0 };
-	ctl_holder_release(&u->spawned, CTL_STOP_WAIT_MS, &e);
-	for (size_t i = 0; i < u->n; i++)
-		rollback_member(u, &u->m[i], rb);
-}
-
-static void part(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void part(char *out, size_t len, const char *fmt, ...)
-{
-	size_t n = strlen(out);
-	if (n && n + 2 < len)
-		n += (size_t)snprintf(out + n, len - n, "; ");
-	va_list ap;
-	va_start(ap, fmt);
-	if (n < len)
-		vsnprintf(out + n, len - n, fmt, ap);
-	va_end(ap);
-}
-
-/* "deleted a, b; stopped c again; ..." or "" when nothing was undone. */
-static void rollback_summary(const struct rollback *rb, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (rb->deleted[0])
-		part(out, len, "deleted %s", rb->deleted);
-	if (rb->stopped[0])
-		part(out, len, "stopped %s again", rb->stopped);
-	if (rb->kept[0])
-		part(out, len, "kept the disk found in place for %s", rb->kept);
-	if (rb->killed)
-		part(out, len, "second interrupt: killed holder %d", (int)rb->killed);
-	if (rb->failed[0])
-		part(out, len, "could not remove %s (still held by a holder)", rb->failed);
-}
-
-/* The error the caller sees: what went wrong (or that it was interrupted,
- * and where), and what was rolled back. */
-static void up_fail_message(struct up_plan *u, int r, const struct rollback *rb)
-{
-	char done[800];
-	rollback_summary(rb, done, sizeof(done));
-	struct err e = u->e;
-	if (r == -ECANCELED)
-		err_set(&u->e, r, "interrupted during %s; %s%s", u->phase ? u->phase : "up",
-			done[0] ? "rolled back: " : "nothing to roll back", done);
-	else if (done[0])
-		err_set(&u->e, r, "%s (rolled back: %s)", e.msg, done);
 }
 
 static void up_fini(struct up_plan *u)
@@ -1132,11 +855,8 @@ int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error
 	struct up_plan u = { .o = o, .into = into, .spawned = { .ctl_fd = -1 },
 			     .t0_ms = uv_hrtime() / 1000000 };
 	int r = up_run(&u);
-	if (r < 0) {
-		struct rollback rb = { 0 };
-		up_rollback(&u, &rb);
-		up_fail_message(&u, r, &rb);
-	}
+	if (r < 0)
+		up_rollback(&u, r);
 	*out = u.cl;
 	up_fini(&u);
 	orch_err_export(&u.e, ferr);

@@ -1,0 +1,150 @@
+/* orch_boot.c - the boot phase of `up`: every boot-member request at once on
+ * a private loop (through the holder-wide socket we know answers), then each
+ * member's status as soon as its own reply arrives, so a fast member is
+ * reported ready before a slow one. Interrupted, it ends the requests in
+ * flight; the rollback then stops those VMs in their holder. */
+#include "client/orch_plan.h"
+#include "client/orch.h"
+#include "rpc/msg.h"
+#include "util/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The holder's answer to boot-member: {} once the VM is started and its
+ * IP is known, else an error. */
+static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
+{
+	if (status < 0) {
+		if (e)
+			m->boot_err = *e;
+		return status;
+	}
+	struct rpc_reply rep;
+	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	if (r == 0 && rep.error && *rep.error)
+		r = err_set(&m->boot_err, -EIO, "%s", rep.error);
+	rpc_reply_fini(&rep);
+	return r;
+}
+
+/* A booted member must be running per its holder; its IP is the
+ * reservation's (bridge), else the holder's status (fake VMM). */
+static int booted_status(struct up_member *m, int status, const char *reply, const struct err *e)
+{
+	if (status < 0) {
+		if (e)
+			m->boot_err = *e;
+		return status;
+	}
+	struct rpc_reply rep;
+	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	const struct rpc_status *st = rep.status;
+	if (r == 0 && !st)
+		r = err_set(&m->boot_err, -EPROTO, "status reply from %s has no status", m->name);
+	else if (r == 0 && st->state != FB_STATE_RUNNING)
+		r = err_set(&m->boot_err, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
+			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
+	if (r == 0 && st->ip && *st->ip)
+		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
+	if (r == 0 && !m->u->holder_pid)
+		m->u->holder_pid = (pid_t)st->pid;
+	rpc_reply_fini(&rep);
+	return r;
+}
+
+static void boot_end(struct up_member *m, int status)
+{
+	struct up_plan *u = m->u;
+	m->boot_status = status;
+	if (status == 0) {
+		m->booted = true;
+		up_set_phase(u, m, up_fake_vmm() ? FB_UP_READY : FB_UP_WAITING_SSH, "");
+	} else if (status != -ECANCELED) {
+		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
+	}
+	if (--u->pending == 0)
+		up_wait_done(u->wait);
+}
+
+static void status_cb(void *data, int status, const char *reply, const struct err *e)
+{
+	struct up_member *m = data;
+	m->req = NULL;
+	boot_end(m, booted_status(m, status, reply, e));
+}
+
+static void boot_cb(void *data, int status, const char *reply, const struct err *e)
+{
+	struct up_member *m = data;
+	struct up_plan *u = m->u;
+	m->req = NULL;
+	int r = boot_reply(m, status, reply, e);
+	if (r < 0 || u->wait->cancelled) {
+		boot_end(m, r < 0 ? r : -ECANCELED);
+		return;
+	}
+	r = ctl_request_start(&u->wait->loop, u->root, m->name, "{\"cmd\":\"status\"}\n",
+			      CTL_STATUS_MS, CTL_STATUS_MS, status_cb, m, &m->req);
+	if (r < 0)
+		boot_end(m, err_set(&m->boot_err, r, "status of %s: %s", m->name, strerror(-r)));
+}
+
+/* Interrupted: end every request in flight (the rollback then stops those
+ * VMs in their holder, booting or not). */
+static void boot_cancel(struct up_wait *w)
+{
+	struct up_plan *u = w->u;
+	for (size_t i = 0; i < u->n; i++)
+		ctl_request_cancel(u->m[i].req);
+	if (u->pending == 0)
+		up_wait_done(w);
+}
+
+static void boot_start(struct up_plan *u, struct up_member *m)
+{
+	/* Boot through the holder-wide socket we know answers. */
+	int r = ctl_request_start(&u->wait->loop, u->root, u->via, m->boot_line, CTL_DIAL_MS,
+				  CTL_BOOT_MS, boot_cb, m, &m->req);
+	if (r < 0) {
+		m->boot_status = err_set(&m->boot_err, r, "boot %s: %s", m->name, strerror(-r));
+		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
+		return;
+	}
+	m->boot_sent = true;
+	u->pending++;
+	up_set_phase(u, m, FB_UP_BOOTING, "");
+}
+
+static int boot_all(struct up_plan *u)
+{
+	struct up_wait w;
+	int r = up_wait_init(&w, u, &u->e);
+	if (r < 0)
+		return r;
+	w.on_cancel = boot_cancel;
+	u->wait = &w;
+	for (size_t i = 0; i < u->n; i++)
+		if (u->m[i].boot_line)
+			boot_start(u, &u->m[i]);
+	if (u->pending == 0)
+		up_wait_done(&w);
+	r = up_wait_run(&w, &u->e);
+	u->wait = NULL;
+	return r;
+}
+
+int up_boot(struct up_plan *u)
+{
+	if (u->to_boot == 0)
+		return 0;
+	up_line(u, "booting %zu member%s", u->to_boot, u->to_boot == 1 ? "" : "s");
+	int r = boot_all(u);
+	for (size_t i = 0; r == 0 && i < u->n; i++)
+		if (u->m[i].boot_line && u->m[i].boot_status < 0) {
+			u->e = u->m[i].boot_err;
+			r = u->m[i].boot_status;
+		}
+	return r;
+}
