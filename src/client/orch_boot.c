@@ -60,7 +60,7 @@ static void boot_end(struct up_member *m, int status)
 	m->boot_status = status;
 	if (status == 0) {
 		m->booted = true;
-		up_set_phase(u, m, up_fake_vmm() ? FB_UP_READY : FB_UP_WAITING_SSH, "");
+		up_set_phase(u, m, up_confirms_ssh() ? FB_UP_WAITING_SSH : FB_UP_READY, "");
 	} else if (status != -ECANCELED) {
 		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
 	}

@@ -96,11 +96,11 @@ int orch_cluster_commit(struct up_plan *u);
  * holder and add them to it (*out = into on success). */
 int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error *ferr);
 
-/* Shared by the phases: the caller's line progress callback, the fake VMM
- * (no SSH to confirm), the boot phase (orch_boot.c) and the rollback with
+/* Shared by the phases: the caller's line progress callback, whether SSH is
+ * confirmed (not with the fake VMM), the boot phase (orch_boot.c) and the rollback with
  * its message (orch_rollback.c; r is the failure). */
 void up_line(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-bool up_fake_vmm(void);
+bool up_confirms_ssh(void);
 int up_boot(struct up_plan *u);
 void up_rollback(struct up_plan *u, int r);
 

@@ -349,6 +349,44 @@ static void on_alarm(int sig)
 	lib_cancel = 1;
 }
 
+/* During the SSH confirm wait: FLEETBOX_TEST_FAKE_SSH makes up wait for SSH
+ * on the fake VM's address, which nothing answers (in a private network
+ * namespace with no route: no packet leaves); the interrupt ends the wait at
+ * once instead of after its 2 min timeout. */
+static void t_cancel_ssh(void)
+{
+	h_setup("cancelssh");
+	h_enter_netns();
+	unsetenv("FLEETBOX_NET"); /* the network-free fake: 203.0.113.x, unroutable here */
+	setenv("FLEETBOX_TEST_FAKE_SSH", "1", 1);
+	const char *args[] = { "up", "cs", "-n", "2", "--image", h_image(), NULL };
+	pid_t pid = spawn_cli(args);
+	/* wait until the members are running in their holder: up is in its SSH wait */
+	long deadline = h_now_ms() + 20000;
+	bool waiting = false;
+	while (!waiting && h_now_ms() < deadline) {
+		json_t *a = status_of("cs-1"), *b = status_of("cs-2");
+		waiting = a && b && !strcmp(state_of(a), "running") && !strcmp(state_of(b), "running");
+		json_decref(a);
+		json_decref(b);
+		nap_ms(20);
+	}
+	CHECK(waiting);
+	nap_ms(1200); /* a progress tick or two, retries meanwhile */
+	long t0 = h_now_ms();
+	CHECK_INT(kill(pid, SIGINT), 0);
+	CHECK_INT(wait_exit_status(pid), 130);
+	printf("bench cancel_ssh_wait_ms=%ld\n", h_now_ms() - t0);
+	char *out = cli_output();
+	CHECK(strstr(out, "cs-1: waiting for SSH (") != NULL);
+	CHECK(strstr(out, "error: interrupted during ssh; rolled back: deleted cs-1, cs-2") != NULL);
+	free(out);
+	CHECK(h_wait_until(holder_gone_cond, "cs-1,cs-2", 10000));
+	CHECK(!member_dir_exists("cs-1") && !member_dir_exists("cs-2"));
+	unsetenv("FLEETBOX_TEST_FAKE_SSH");
+	h_teardown();
+}
+
 /* The library: a bound fb_up with a flag a SIGALRM handler sets. */
 static void t_cancel_lib(void)
 {
@@ -1265,7 +1303,8 @@ static const struct {
 } cases[] = {
 	{ "up-cancel", t_cancel_phases },   { "up-cancel-boot", t_cancel_boot },
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
-	{ "up-cancel-lib", t_cancel_lib }, { "up-progress-lib", t_progress_lib },
+	{ "up-cancel-lib", t_cancel_lib }, { "up-cancel-ssh", t_cancel_ssh },
+	{ "up-progress-lib", t_progress_lib },
 	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
 	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
 	{ "up-isolation-detached", t_isolation_detached }, { "up-ephemeral", t_ephemeral_close },
