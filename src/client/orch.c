@@ -328,9 +328,12 @@ static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
 		m->kind = MEMBER_RUNNING;
 		return 0;
 	}
-	if (state != FB_STATE_STOPPED && state != FB_STATE_ERROR)
-		return err_set(&u->e, -EBUSY, "%s is %s in another fleetbox run; try again when it is up",
-			       m->name, wire_state_name(state));
+	/* Starting (or downloading) while we hold the cluster lock: either a
+	 * boot whose client died goes on in the holder, or a member the holder
+	 * was launched for was never booted. We ask for the boot; the holder
+	 * says "already running" in the first case, and the boot phase then
+	 * waits for that boot instead (orch_boot.c). */
+	m->maybe_booting = state == FB_STATE_STARTING || state == FB_STATE_DOWNLOADING;
 	m->kind = store_member_exists(u->root, m->name) ? MEMBER_STOPPED : MEMBER_NEW;
 	return 0;
 }

@@ -12,6 +12,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#define ADOPT 1        /* boot_reply: the holder is booting it already */
+#define STILL_BOOTING 1 /* booted_status: starting/downloading, ask again */
+#define POLL_MS 200
+
+/* "member <m> is already running" for a member that was starting at classify:
+ * a boot in progress (its client died) that we wait for. */
+static bool boot_in_progress(const struct up_member *m, const char *error)
+{
+	char want[FB_NAME_MAX + 40];
+	snprintf(want, sizeof(want), "member %s is already running", m->name);
+	return m->maybe_booting && !strcmp(error, want);
+}
+
 /* The holder's answer to boot-member: {} once the VM is started and its
  * IP is known, else an error. */
 static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
@@ -23,7 +36,9 @@ static int boot_reply(struct up_member *m, int status, const char *reply, const 
 	}
 	struct rpc_reply rep;
 	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
-	if (r == 0 && rep.error && *rep.error)
+	if (r == 0 && rep.error && boot_in_progress(m, rep.error))
+		r = ADOPT;
+	else if (r == 0 && rep.error && *rep.error)
 		r = err_set(&m->boot_err, -EIO, "%s", rep.error);
 	rpc_reply_fini(&rep);
 	return r;
@@ -43,12 +58,15 @@ static int booted_status(struct up_member *m, int status, const char *reply, con
 	const struct rpc_status *st = rep.status;
 	if (r == 0 && !st)
 		r = err_set(&m->boot_err, -EPROTO, "status reply from %s has no status", m->name);
+	else if (r == 0 && m->awaiting &&
+		 (st->state == FB_STATE_STARTING || st->state == FB_STATE_DOWNLOADING))
+		r = STILL_BOOTING;
 	else if (r == 0 && st->state != FB_STATE_RUNNING)
 		r = err_set(&m->boot_err, -EIO, "%s is %s%s%s", m->name, wire_state_name(st->state),
 			    st->error && *st->error ? ": " : "", st->error ? st->error : "");
 	if (r == 0 && st->ip && *st->ip)
 		snprintf(m->ip, sizeof(m->ip), "%s", st->ip);
-	if (r == 0 && !m->u->holder_pid)
+	if (r >= 0 && !m->u->holder_pid)
 		m->u->holder_pid = (pid_t)st->pid;
 	rpc_reply_fini(&rep);
 	return r;
@@ -72,7 +90,20 @@ static void status_cb(void *data, int status, const char *reply, const struct er
 {
 	struct up_member *m = data;
 	m->req = NULL;
-	boot_end(m, booted_status(m, status, reply, e));
+	int r = booted_status(m, status, reply, e);
+	if (r == STILL_BOOTING && !m->u->wait->cancelled)
+		m->next_poll = uv_now(&m->u->wait->loop) + POLL_MS; /* boot_tick asks again */
+	else
+		boot_end(m, r == STILL_BOOTING ? -ECANCELED : r);
+}
+
+static void ask_status(struct up_member *m)
+{
+	struct up_plan *u = m->u;
+	int r = ctl_request_start(&u->wait->loop, u->root, m->name, "{\"cmd\":\"status\"}\n",
+				  CTL_STATUS_MS, CTL_STATUS_MS, status_cb, m, &m->req);
+	if (r < 0)
+		boot_end(m, err_set(&m->boot_err, r, "status of %s: %s", m->name, strerror(-r)));
 }
 
 static void boot_cb(void *data, int status, const char *reply, const struct err *e)
@@ -85,10 +116,21 @@ static void boot_cb(void *data, int status, const char *reply, const struct err 
 		boot_end(m, r < 0 ? r : -ECANCELED);
 		return;
 	}
-	r = ctl_request_start(&u->wait->loop, u->root, m->name, "{\"cmd\":\"status\"}\n",
-			      CTL_STATUS_MS, CTL_STATUS_MS, status_cb, m, &m->req);
-	if (r < 0)
-		boot_end(m, err_set(&m->boot_err, r, "status of %s: %s", m->name, strerror(-r)));
+	m->awaiting = r == ADOPT;
+	ask_status(m);
+}
+
+/* Members booting already (adopted): their status every POLL_MS. */
+static void boot_tick(struct up_wait *w)
+{
+	struct up_plan *u = w->u;
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->awaiting && !m->req && m->next_poll && uv_now(&w->loop) >= m->next_poll) {
+			m->next_poll = 0;
+			ask_status(m);
+		}
+	}
 }
 
 /* Interrupted: end every request in flight (the rollback then stops those
@@ -96,8 +138,13 @@ static void boot_cb(void *data, int status, const char *reply, const struct err 
 static void boot_cancel(struct up_wait *w)
 {
 	struct up_plan *u = w->u;
-	for (size_t i = 0; i < u->n; i++)
-		ctl_request_cancel(u->m[i].req);
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->req)
+			ctl_request_cancel(m->req);
+		else if (m->awaiting && m->next_poll)
+			boot_end(m, -ECANCELED); /* between two polls */
+	}
 	if (u->pending == 0)
 		up_wait_done(w);
 }
@@ -124,6 +171,7 @@ static int boot_all(struct up_plan *u)
 	if (r < 0)
 		return r;
 	w.on_cancel = boot_cancel;
+	w.on_tick = boot_tick;
 	u->wait = &w;
 	for (size_t i = 0; i < u->n; i++)
 		if (u->m[i].boot_line)

@@ -43,6 +43,9 @@ struct up_member {
 	int boot_status;
 	struct err boot_err;
 	bool booted;
+	bool maybe_booting;      /* its holder said starting/downloading at classify */
+	bool awaiting;           /* booting already: the boot phase polls its status */
+	uint64_t next_poll;      /* loop ms */
 	/* progress */
 	fb_up_phase phase;
 	char detail[256];

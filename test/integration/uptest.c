@@ -425,6 +425,35 @@ static void t_cancel_lib(void)
 	h_teardown();
 }
 
+/* An up SIGKILLed while its VMs boot: the boots go on in the holder. The
+ * next up (same cluster lock, the members still starting) waits for those
+ * boots instead of failing or booting twice. */
+static void t_adopt_boot(void)
+{
+	h_setup("adopt");
+	setenv("FLEETBOX_FAKE_BOOT_MS", "3000", 1);
+	const char *args[] = { "up", "ab", "-n", "2", "--image", h_image(), NULL };
+	pid_t pid = spawn_cli(args);
+	pid_t v1 = wait_vm_pid("ab-1"), v2 = wait_vm_pid("ab-2");
+	CHECK(v1 > 0 && v2 > 0);
+	CHECK_INT(kill(pid, SIGKILL), 0);
+	CHECK_INT(wait_exit_status(pid), 128 + SIGKILL);
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	json_t *o = status_of("ab-1");
+	CHECK_STR(state_of(o), "starting");
+	json_decref(o);
+	pid_t holder = h_pidfile("ab-1");
+	char *out;
+	CHECK_INT(h_run(&out, "up", "ab", "-n", "2", NULL), 0);
+	CHECK(strstr(out, "  ab-1  IP: 203.0.113.2") && strstr(out, "  ab-2  IP: 203.0.113.3"));
+	free(out);
+	/* the same VMs, the same holder: nothing booted twice */
+	CHECK_INT(h_pidfile("ab-1"), holder);
+	CHECK(h_pid_alive(v1) && h_pid_alive(v2));
+	CHECK_INT(h_fake_vm_pid("ab-1"), v1);
+	h_teardown();
+}
+
 /* --- progress --- */
 
 struct seen_event {
@@ -1304,6 +1333,7 @@ static const struct {
 	{ "up-cancel", t_cancel_phases },   { "up-cancel-boot", t_cancel_boot },
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
 	{ "up-cancel-lib", t_cancel_lib }, { "up-cancel-ssh", t_cancel_ssh },
+	{ "up-adopt-boot", t_adopt_boot },
 	{ "up-progress-lib", t_progress_lib },
 	{ "up-progress-cli", t_progress_cli }, { "up-progress-tty", t_progress_tty },
 	{ "up-patterns", t_patterns },	    { "up-isolation-bound", t_isolation_bound },
