@@ -4,8 +4,8 @@
  * fb_up is a sequence of named phases over one plan (orch_plan.h): validate,
  * lock, classify (names expanded as down/rm expand them, isolation checked),
  * find or spawn the holder, network, image, prepare members (crash-safe
- * creation), reserve + seed, boot (orch_boot.c), confirm SSH, commit
- * (orch_cluster.c). Each phase records what it created; an interrupt is
+ * creation), reserve + seed, boot (orch_boot.c; each member's SSH is
+ * confirmed as soon as its own boot is done), commit (orch_cluster.c). Each phase records what it created; an interrupt is
  * checked between phases and inside the long waits; one rollback
  * (orch_rollback.c) undoes exactly the record:
  *   - a member created by this call is stopped and its directory deleted,
@@ -764,7 +764,7 @@ static int up_reserve_seed(struct up_plan *u)
 	return 0;
 }
 
-/* --- phase: confirm SSH --- */
+/* --- confirm SSH (per member, from the boot phase) --- */
 
 #define SSH_CONFIRM_MS 120000
 
@@ -776,24 +776,19 @@ static int confirm_ssh(struct up_plan *u, struct up_member *m, struct err *e)
 	return up_ssh_wait(u, m, "true", SSH_CONFIRM_MS, e);
 }
 
-static int up_confirm_ssh(struct up_plan *u)
+/* Called by the boot phase the moment this member's own boot is done, so a
+ * member is ready (and its IP line printed) without waiting for slower
+ * boots. The wait runs on its own private loop (nested: the boot loop's
+ * other replies queue meanwhile; interrupts and progress ticks go on). */
+int up_confirm_member(struct up_plan *u, struct up_member *m)
 {
 	if (!up_confirms_ssh())
 		return 0;
-	for (size_t i = 0; i < u->n; i++) {
-		struct up_member *m = &u->m[i];
-		if (m->kind == MEMBER_RUNNING)
-			continue;
-		int r = confirm_ssh(u, m, &u->e);
-		if (r < 0) {
-			err_prefix(&u->e, "wait for ssh %s: ", m->name);
-			if (r != -ECANCELED)
-				up_set_phase(u, m, FB_UP_FAILED, u->e.msg);
-			return r;
-		}
-		up_set_phase(u, m, FB_UP_READY, "");
-	}
-	return 0;
+	up_set_phase(u, m, FB_UP_WAITING_SSH, "");
+	int r = confirm_ssh(u, m, &m->boot_err);
+	if (r < 0)
+		err_prefix(&m->boot_err, "wait for ssh %s: ", m->name);
+	return r;
 }
 
 /* --- phase: commit --- */
@@ -837,8 +832,7 @@ static const struct {
 	{ "classify", up_classify },	   { "holder", up_holder },
 	{ "network", up_network },	   { "image", up_image },
 	{ "prepare", up_prepare },	   { "reserve", up_reserve_seed },
-	{ "boot", up_boot },		   { "ssh", up_confirm_ssh },
-	{ "commit", up_commit },
+	{ "boot", up_boot },		   { "commit", up_commit },
 };
 
 /* Runs the phases, checking for an interrupt between them (a phase that

@@ -28,7 +28,7 @@ bool orch_pid_exited(pid_t pid);
 /* Test hook: FLEETBOX_TEST_STOP_AT=<step>[,<step>...] stops this process
  * (SIGSTOP) on reaching a named step, so a test can deliver a signal or a
  * SIGKILL exactly there. Steps: the up phases (validate, lock, classify,
- * holder, network, image, prepare, reserve, boot, ssh, commit), rollback (its
+ * holder, network, image, prepare, reserve, boot, commit), rollback (its
  * start), stop-wait (every stop request of orch_stop_members answered). */
 void orch_test_stop_at(const char *step);
 

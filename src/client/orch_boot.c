@@ -1,8 +1,9 @@
 /* orch_boot.c - the boot phase of `up`: every boot-member request at once on
- * a private loop (through the holder-wide socket we know answers), then each
- * member's status as soon as its own reply arrives, so a fast member is
- * reported ready before a slow one. Interrupted, it ends the requests in
- * flight; the rollback then stops those VMs in their holder. */
+ * a private loop (through the holder-wide socket we know answers), then, as
+ * soon as a member's own reply arrives, its status and its SSH confirmation
+ * (confirm_ssh), so a fast member is ready before a slow one has booted.
+ * Interrupted, it ends the requests in flight; the rollback then stops those
+ * VMs in their holder. */
 #include "client/orch_plan.h"
 #include "client/orch.h"
 #include "rpc/msg.h"
@@ -78,7 +79,7 @@ static void boot_end(struct up_member *m, int status)
 	m->boot_status = status;
 	if (status == 0) {
 		m->booted = true;
-		up_set_phase(u, m, up_confirms_ssh() ? FB_UP_WAITING_SSH : FB_UP_READY, "");
+		up_set_phase(u, m, FB_UP_READY, "");
 	} else if (status != -ECANCELED) {
 		up_set_phase(u, m, FB_UP_FAILED, m->boot_err.msg);
 	}
@@ -91,10 +92,13 @@ static void status_cb(void *data, int status, const char *reply, const struct er
 	struct up_member *m = data;
 	m->req = NULL;
 	int r = booted_status(m, status, reply, e);
-	if (r == STILL_BOOTING && !m->u->wait->cancelled)
+	if (r == STILL_BOOTING && !m->u->wait->cancelled) {
 		m->next_poll = uv_now(&m->u->wait->loop) + POLL_MS; /* boot_tick asks again */
-	else
-		boot_end(m, r == STILL_BOOTING ? -ECANCELED : r);
+		return;
+	}
+	if (r == 0 && !m->u->wait->cancelled && !up_cancelled(m->u))
+		r = up_confirm_member(m->u, m);
+	boot_end(m, r == STILL_BOOTING || (r == 0 && up_cancelled(m->u)) ? -ECANCELED : r);
 }
 
 static void ask_status(struct up_member *m)

@@ -105,6 +105,9 @@ int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error
 void up_line(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool up_confirms_ssh(void);
 int up_boot(struct up_plan *u);
+/* orch.c: confirm_ssh for one member, as soon as its boot is done (the boot
+ * phase calls it); 0, -ECANCELED, or the error in m->boot_err. */
+int up_confirm_member(struct up_plan *u, struct up_member *m);
 void up_rollback(struct up_plan *u, int r);
 
 /* *o->cancel is non-zero. */
