@@ -468,7 +468,7 @@ static void t_logs(void)
 	char *out;
 	CHECK_INT(h_run(NULL, "up", "lg", "-n", "2", "--image", h_image(), NULL), 0);
 	CHECK_INT(h_run(&out, "logs", "lg-2", NULL), 0);
-	CHECK(strstr(out, "(console) <==\nfleetbox fake vm lg-2: booted") != NULL);
+	CHECK(strstr(out, "(console) <==\nfleetbox fake vm lg-2: booting\nfleetbox fake vm lg-2: booted") != NULL);
 	CHECK(strstr(out, "(holder, lines about this member) <==") != NULL);
 	CHECK(strstr(out, "lg-2: starting -> running") != NULL);
 	CHECK(strstr(out, "lg-1: ") == NULL); /* only lines about lg-2 */

@@ -174,7 +174,7 @@ static void t_cli_errors(void)
 	CHECK(strstr(out, "error: no such member: ghost") != NULL);
 	free(out);
 	CHECK_INT(h_run(&out, "up", "x", "-n", "0", NULL), 1);
-	CHECK(strstr(out, "error: -n:") != NULL);
+	CHECK(strstr(out, "error: up: -n:") != NULL);
 	free(out);
 	CHECK_INT(h_run(&out, "up", "a", "b", "-n", "2", NULL), 1);
 	CHECK(strstr(out, "error: -n takes one NAME") != NULL);

@@ -1195,7 +1195,7 @@ static void t_rm_undeletable(void)
 			_exit(77);
 		char *out;
 		int rc = h_run(&out, "rm", "-f", "rf-1", NULL);
-		bool said = strstr(out, "error: delete ") && strstr(out, "rf-1");
+		bool said = strstr(out, "error: 1 of 1 member not deleted: delete ") && strstr(out, "rf-1");
 		free(out);
 		umount2(sub, MNT_DETACH);
 		_exit(rc == 1 && said ? 0 : 1);
@@ -1281,7 +1281,7 @@ static void t_args(void)
 	CHECK(!cluster_dir_exists("mn"));
 	char *out;
 	CHECK_INT(h_run(&out, "up", "mn", "-n", "254", NULL), 1);
-	CHECK(strstr(out, "error: -n 254: one network (a /24) holds at most 253 members") != NULL);
+	CHECK(strstr(out, "error: up: -n 254: one network (a /24) holds at most 253 members") != NULL);
 	free(out);
 	CHECK(!cluster_dir_exists("mn"));
 	/* down/rm: NULL patterns */

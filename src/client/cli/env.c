@@ -149,6 +149,10 @@ const struct cli_env cli_env_vars[] = {
 	  check_abs_path, false, true },
 	{ "FLEETBOX_PARENT_PID", "PID", "set by fleetbox for bound holders (internal)", check_count,
 	  false, true },
+	{ "FLEETBOX_TEST_STOP_AT", "STEP[,STEP...]", "stop (SIGSTOP) at these steps of up/down/rm "
+						     "(validate, lock, ..., boot, commit, create-disk, rollback, stop-wait)",
+	  NULL, true, true },
+	{ "FLEETBOX_TEST_FAKE_SSH", "0|1", "1: up waits for SSH on fake VMs too", NULL, true, true },
 	{ NULL },
 };
 

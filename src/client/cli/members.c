@@ -68,8 +68,10 @@ static int hidden(const char *root, const char *cmd, const char *pat)
 	const char *p = NULL;
 	if (stat(dir, &st) < 0 && errno == EACCES)
 		p = dir; /* its cluster directory is closed to us */
-	else if (access(dir, F_OK) == 0 && (access(dir, R_OK | X_OK) < 0 || access(cfg, R_OK) < 0))
-		p = access(dir, R_OK | X_OK) < 0 ? dir : cfg;
+	else if (access(dir, F_OK) == 0 && access(dir, R_OK | X_OK) < 0)
+		p = dir;
+	else if (access(cfg, F_OK) == 0 && access(cfg, R_OK) < 0)
+		p = cfg; /* a missing config is an unfinished creation, not a hidden one */
 	else if (access(cdir, F_OK) == 0 && access(cdir, R_OK | X_OK) < 0)
 		p = cdir;
 	if (!p)
@@ -215,6 +217,22 @@ static void owner_hint(const char *root, char *out, size_t len)
 			 (unsigned)getgid(), root);
 }
 
+/* Unfinished creations (a member directory a killed `up` left without a
+ * config, store.h) that the patterns name: rm reclaims them too. */
+static void add_unfinished(const char *root, char **pats, size_t n, bool all, char ***names,
+			   size_t *count)
+{
+	for (size_t i = 0; i < (all ? 1 : n); i++) {
+		char **u;
+		size_t nu;
+		if (store_list_incomplete(root, all ? NULL : pats[i], &u, &nu) < 0)
+			continue;
+		for (size_t j = 0; j < nu; j++)
+			(void)add_unique(names, count, u[j]);
+		store_names_free(u, nu);
+	}
+}
+
 int cmd_rm(const char *root, int argc, char **argv)
 {
 	struct sel s;
@@ -223,6 +241,8 @@ int cmd_rm(const char *root, int argc, char **argv)
 	int rc = parse_sel("rm", opts_of("rm"), argc, argv, &s);
 	if (rc == 0)
 		rc = cli_expand(root, "rm", s.pats, s.n, s.all, false, &names, &n);
+	if (rc == 0)
+		add_unfinished(root, s.pats, s.n, s.all, &names, &n);
 	bool force = s.force;
 	free(s.pats);
 	if (rc || n == 0)

@@ -14,7 +14,6 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -287,46 +286,48 @@ static int add_fixture(const char *arg, struct up_args *a)
 	return 0;
 }
 
+static int parse_count(const struct cli_parse *p, struct up_args *a)
+{
+	if (cli_int(p, 1, 1 << 20, &a->count) == CLI_BAD)
+		return 1;
+	if (a->count > UP_MAX_N)
+		return cli_error("up: -n %d: one network (a /24) holds at most %d members", a->count,
+				 UP_MAX_N);
+	return 0;
+}
+
+/* One option or NAME; errors are printed (by the shared parser, naming the
+ * token, or here) and give 1. */
+static int parse_one(struct cli_parse *p, int c, struct up_args *a)
+{
+	switch (c) {
+	case CLI_WORD: a->names[a->nn++] = p->value; return 0;
+	case 'n': return parse_count(p, a);
+	case 'c': return cli_int(p, 1, 256, &a->cpus) == CLI_BAD;
+	case 'm': return cli_int(p, 1, 1024, &a->mem_gb) == CLI_BAD;
+	case 'd': return cli_int(p, 1, 65536, &a->disk_gb) == CLI_BAD;
+	case 'i': a->image = p->value; return 0;
+	case 'f': return add_fixture(p->value, a);
+	default: return 1; /* CLI_BAD: already said */
+	}
+}
+
 static int parse_options(int argc, char **argv, struct up_args *a)
 {
-	static const struct option opts[] = {
-		{ "cpus", required_argument, NULL, 'c' },  { "mem", required_argument, NULL, 'm' },
-		{ "disk", required_argument, NULL, 'd' },  { "image", required_argument, NULL, 'i' },
-		{ "fixture", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
-	};
+	a->names = calloc((size_t)argc + 1, sizeof(char *));
+	if (!a->names)
+		return cli_error("out of memory");
+	struct cli_parse p;
+	cli_parse_init(&p, "up", cli_up_opts, argc, argv);
 	int c, bad = 0;
-	optind = 1;
-	opterr = 0;
-	/* GNU getopt permutes: options may come before or after the names. */
-	while (!bad && (c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			bad = cli_parse_int("-n", optarg, 1, 1 << 20, &a->count);
-			if (!bad && a->count > UP_MAX_N)
-				bad = cli_error("-n %d: one network (a /24) holds at most %d members",
-						a->count, UP_MAX_N);
-			break;
-		case 'c': bad = cli_parse_int("--cpus", optarg, 1, 256, &a->cpus); break;
-		case 'm': bad = cli_parse_int("--mem", optarg, 1, 1024, &a->mem_gb); break;
-		case 'd': bad = cli_parse_int("--disk", optarg, 1, 65536, &a->disk_gb); break;
-		case 'i': a->image = optarg; break;
-		case 'f': bad = add_fixture(optarg, a); break;
-		default:
-			bad = cli_error("up: unknown or incomplete option \"%s\" (see fleetbox help up)",
-					argv[optind - 1]);
-		}
-	}
+	while (!bad && (c = cli_next(&p)) != CLI_END)
+		bad = parse_one(&p, c, a);
 	return bad;
 }
 
 /* NAME... as given, NAME-1..NAME-N with -n, or "default". */
-static int member_names(int argc, char **argv, struct up_args *a)
+static int member_names(struct up_args *a)
 {
-	a->names = calloc((size_t)argc + (size_t)a->count + 1, sizeof(char *));
-	if (!a->names)
-		return cli_error("out of memory");
-	for (int i = optind; i < argc; i++)
-		a->names[a->nn++] = argv[i];
 	if (a->count == 0) {
 		if (a->nn == 0)
 			a->names[a->nn++] = "default";
@@ -335,8 +336,11 @@ static int member_names(int argc, char **argv, struct up_args *a)
 	if (a->nn > 1)
 		return cli_error("-n takes one NAME (got %zu)", a->nn);
 	const char *base = a->nn ? a->names[0] : "default";
+	const char **names = realloc(a->names, ((size_t)a->count + 1) * sizeof(char *));
 	a->gen = calloc((size_t)a->count, sizeof(*a->gen));
-	if (!a->gen)
+	if (names)
+		a->names = names;
+	if (!names || !a->gen)
 		return cli_error("out of memory");
 	for (int i = 0; i < a->count; i++) {
 		if (snprintf(a->gen[i], sizeof(a->gen[i]), "%s-%d", base, i + 1) > FB_NAME_MAX)
@@ -403,7 +407,7 @@ int cli_up(const char *root, int argc, char **argv)
 	struct up_args a = { 0 };
 	int rc = parse_options(argc, argv, &a);
 	if (rc == 0)
-		rc = member_names(argc, argv, &a);
+		rc = member_names(&a);
 	if (rc == 0)
 		rc = run_up(root, &a);
 	up_args_fini(&a);
