@@ -26,17 +26,26 @@ static bool boot_in_progress(const struct up_member *m, const char *error)
 	return m->maybe_booting && !strcmp(error, want);
 }
 
-/* The holder's answer to boot-member: {} once the VM is started and its
- * IP is known, else an error. */
-static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
+/* A request's outcome: its failure (e says why, kept in m->boot_err), or
+ * its reply decoded into rep (rpc_reply_fini it either way). */
+static int reply_of(struct up_member *m, int status, const char *reply, const struct err *e,
+		    struct rpc_reply *rep)
 {
+	memset(rep, 0, sizeof(*rep));
 	if (status < 0) {
 		if (e)
 			m->boot_err = *e;
 		return status;
 	}
+	return rpc_reply_decode(reply, strlen(reply), rep, &m->boot_err);
+}
+
+/* The holder's answer to boot-member: {} once the VM is started and its
+ * IP is known, else an error. */
+static int boot_reply(struct up_member *m, int status, const char *reply, const struct err *e)
+{
 	struct rpc_reply rep;
-	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	int r = reply_of(m, status, reply, e, &rep);
 	if (r == 0 && rep.error && boot_in_progress(m, rep.error))
 		r = ADOPT;
 	else if (r == 0 && rep.error && *rep.error)
@@ -49,13 +58,8 @@ static int boot_reply(struct up_member *m, int status, const char *reply, const 
  * reservation's (bridge), else the holder's status (fake VMM). */
 static int booted_status(struct up_member *m, int status, const char *reply, const struct err *e)
 {
-	if (status < 0) {
-		if (e)
-			m->boot_err = *e;
-		return status;
-	}
 	struct rpc_reply rep;
-	int r = rpc_reply_decode(reply, strlen(reply), &rep, &m->boot_err);
+	int r = reply_of(m, status, reply, e, &rep);
 	const struct rpc_status *st = rep.status;
 	if (r == 0 && !st)
 		r = err_set(&m->boot_err, -EPROTO, "status reply from %s has no status", m->name);

@@ -29,25 +29,6 @@ struct down {
 	struct err e;
 };
 
-static int push_unique(char ***v, size_t *n, size_t *cap, const char *s)
-{
-	for (size_t k = 0; k < *n; k++)
-		if (!strcmp((*v)[k], s))
-			return 0;
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 8;
-		char **nv = realloc(*v, nc * sizeof(char *));
-		if (!nv)
-			return -ENOMEM;
-		*v = nv;
-		*cap = nc;
-	}
-	if (!((*v)[*n] = strdup(s)))
-		return -ENOMEM;
-	(*n)++;
-	return 0;
-}
-
 static int down_validate(struct down *d, const char *rootopt)
 {
 	int r = orch_root(rootopt, d->root, sizeof(d->root), &d->e);
@@ -75,7 +56,7 @@ static int all_clusters(const char *root, char ***v, size_t *n)
 	int r = 0;
 	while (r == 0 && (de = readdir(dd)))
 		if (de->d_name[0] != '.' && wire_name_valid(de->d_name))
-			r = push_unique(v, n, &cap, de->d_name);
+			r = store_names_add(v, n, &cap, de->d_name, true);
 	closedir(dd);
 	return r;
 }
@@ -90,8 +71,8 @@ static int down_lock(struct down *d)
 	for (size_t i = 0; r == 0 && !d->all && i < d->np; i++) {
 		char c[FB_NAME_MAX + 1];
 		wire_cluster_name(d->patterns[i], c);
-		if ((r = push_unique(&cl, &n, &cap, c)) == 0)
-			r = push_unique(&cl, &n, &cap, d->patterns[i]);
+		if ((r = store_names_add(&cl, &n, &cap, c, true)) == 0)
+			r = store_names_add(&cl, &n, &cap, d->patterns[i], true);
 	}
 	if (r == 0)
 		r = store_lock(d->root, (const char *const *)cl, n, &d->locks, &d->e);
@@ -111,7 +92,7 @@ static int expand_pattern(struct down *d, const char *pattern)
 	if (r < 0)
 		return err_set(&d->e, r, "cannot read the store at %s: %s", d->root, strerror(-r));
 	for (size_t j = 0; r == 0 && j < nm; j++)
-		r = push_unique(&d->names, &d->n, &d->cap, m[j]);
+		r = store_names_add(&d->names, &d->n, &d->cap, m[j], true);
 	store_names_free(m, nm);
 	return r < 0 ? err_set(&d->e, r, "out of memory") : 0;
 }
@@ -125,7 +106,7 @@ static int expand_stale(struct down *d, const char *pattern)
 		return 0;
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < ns; i++)
-		r = push_unique(&d->stale, &d->ns, &cap, s[i]);
+		r = store_names_add(&d->stale, &d->ns, &cap, s[i], true);
 	store_names_free(s, ns);
 	return r < 0 ? err_set(&d->e, r, "out of memory") : 0;
 }

@@ -186,8 +186,11 @@ void store_names_free(char **names, size_t n)
 	free(names);
 }
 
-static int push_name(char ***v, size_t *n, size_t *cap, const char *s)
+int store_names_add(char ***v, size_t *n, size_t *cap, const char *s, bool unique)
 {
+	for (size_t k = 0; unique && k < *n; k++)
+		if (!strcmp((*v)[k], s))
+			return 0;
 	if (*n == *cap) {
 		size_t nc = *cap ? *cap * 2 : 16;
 		char **nv = realloc(*v, nc * sizeof(char *));
@@ -235,7 +238,7 @@ int store_list_members(const char *root, char ***names, size_t *n)
 			 * config exists (an interrupted up). */
 			if (store_member_exists(root, me->d_name) ||
 			    store_member_running(root, me->d_name, NULL))
-				r = push_name(names, n, &cap, me->d_name);
+				r = store_names_add(names, n, &cap, me->d_name, false);
 		}
 		closedir(md);
 	}
@@ -265,13 +268,13 @@ int store_match(const char *root, const char *pattern, char ***names, size_t *n)
 	size_t cap = 0;
 	for (size_t i = 0; i < na && r == 0; i++)
 		if (!strcmp(all[i], pattern))
-			r = push_name(names, n, &cap, all[i]);
+			r = store_names_add(names, n, &cap, all[i], false);
 	bool exact = *n > 0;
 	for (size_t i = 0; i < na && r == 0 && !exact; i++) {
 		char cl[FB_NAME_MAX + 1];
 		wire_cluster_name(all[i], cl);
 		if (!strcmp(cl, pattern) && strcmp(all[i], pattern) != 0)
-			r = push_name(names, n, &cap, all[i]);
+			r = store_names_add(names, n, &cap, all[i], false);
 	}
 	store_names_free(all, na);
 	if (r < 0) {
@@ -643,7 +646,7 @@ static void list_incomplete_in(const char *root, const char *cluster, const char
 		bool match = !pattern || !strcmp(de->d_name, pattern) || !strcmp(cl, pattern);
 		if (match && !strcmp(cl, cluster) && !store_member_running(root, de->d_name, NULL) &&
 		    store_member_incomplete(root, de->d_name))
-			push_name(v, n, cap, de->d_name);
+			store_names_add(v, n, cap, de->d_name, false);
 	}
 	closedir(d);
 }

@@ -43,6 +43,9 @@ void store_config_fini(struct member_config *c);
 /* Every member with a config.json or a live holder, sorted. Caller frees with store_names_free. */
 int store_list_members(const char *root, char ***names, size_t *n);
 void store_names_free(char **names, size_t n);
+/* Appends a copy of s to the growing array v (n used, cap allocated); with
+ * unique, only when it is not there yet. 0 or -ENOMEM. */
+int store_names_add(char ***v, size_t *n, size_t *cap, const char *s, bool unique);
 /* Exact member name, else every member of that cluster. Unknown: -ENOENT. */
 int store_match(const char *root, const char *pattern, char ***names, size_t *n);
 

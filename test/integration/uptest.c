@@ -86,6 +86,21 @@ static void wait_stopped(pid_t pid)
 	CHECK(WIFSTOPPED(st));
 }
 
+static int wait_exit_status(pid_t pid);
+
+/* `fleetbox args...` stopped at step (FLEETBOX_TEST_STOP_AT), then sig
+ * delivered and the process continued; returns its exit status. */
+static int cli_signalled_at(const char *step, const char *const *args, int sig)
+{
+	setenv("FLEETBOX_TEST_STOP_AT", step, 1);
+	pid_t pid = spawn_cli(args);
+	wait_stopped(pid);
+	unsetenv("FLEETBOX_TEST_STOP_AT");
+	CHECK_INT(kill(pid, sig), 0);
+	CHECK_INT(kill(pid, SIGCONT), 0);
+	return wait_exit_status(pid);
+}
+
 static int wait_exit_status(pid_t pid)
 {
 	int st;
@@ -200,14 +215,8 @@ static void check_spawn_state_intact(const char *disk1, const char *marker)
 
 static void interrupt_at(const char *phase, int sig, const char *disk1, const char *marker)
 {
-	setenv("FLEETBOX_TEST_STOP_AT", phase, 1);
 	const char *args[] = { "up", "cx-1", "cx-2", "cx-3", "--image", h_image(), NULL };
-	pid_t pid = spawn_cli(args);
-	wait_stopped(pid);
-	unsetenv("FLEETBOX_TEST_STOP_AT");
-	CHECK_INT(kill(pid, sig), 0);
-	CHECK_INT(kill(pid, SIGCONT), 0);
-	int rc = wait_exit_status(pid);
+	int rc = cli_signalled_at(phase, args, sig);
 	char *out = cli_output();
 	fprintf(stderr, "phase %s, signal %d: exit %d\n", phase, sig, rc);
 	CHECK_INT(rc, sig == SIGINT ? 130 : 143);
@@ -283,14 +292,8 @@ static void t_cancel_join(void)
 	CHECK(holder > 0 && vm1 > 0);
 	const char *stops[] = { "reserve", "boot", "commit", NULL };
 	for (const char *const *p = stops; *p; p++) {
-		setenv("FLEETBOX_TEST_STOP_AT", *p, 1);
 		const char *args[] = { "up", "cj-1", "cj-2", "cj-3", "--image", h_image(), NULL };
-		pid_t pid = spawn_cli(args);
-		wait_stopped(pid);
-		unsetenv("FLEETBOX_TEST_STOP_AT");
-		CHECK_INT(kill(pid, SIGINT), 0);
-		CHECK_INT(kill(pid, SIGCONT), 0);
-		CHECK_INT(wait_exit_status(pid), 130);
+		CHECK_INT(cli_signalled_at(*p, args, SIGINT), 130);
 		char *out = cli_output();
 		CHECK(strstr(out, "deleted cj-3") != NULL);
 		/* booted by this call (commit): stopped again; not booted yet: untouched */
@@ -826,10 +829,10 @@ static void t_isolation_detached(void)
 
 /* --- ephemeral --- */
 
-static bool cluster_dir_exists(const char *cluster)
+static bool root_file_exists(const char *name)
 {
 	char p[400];
-	snprintf(p, sizeof(p), "%s/clusters/%s", h_root, cluster);
+	snprintf(p, sizeof(p), "%s/%s", h_root, name);
 	return path_exists(p);
 }
 
@@ -860,7 +863,7 @@ static void t_ephemeral_close(void)
 	holder = fb_cluster_holder_pid(c);
 	CHECK(h_pid_alive(holder));
 	CHECK_INT(fb_cluster_close(c, &e), 0);
-	CHECK(!member_dir_exists("eq-1") && !cluster_dir_exists("eq"));
+	CHECK(!member_dir_exists("eq-1") && !root_file_exists("clusters/eq"));
 	CHECK(h_wait_pid_gone(holder, 10000) >= 0); /* its last member went: the holder exits */
 	char lock[400];
 	snprintf(lock, sizeof(lock), "%s/clusters/.eq.lock", h_root);
@@ -1086,13 +1089,6 @@ static void t_create_crash(void)
 
 /* --- down/rm: concurrent stops, nothing left behind --- */
 
-static bool root_file_exists(const char *name)
-{
-	char p[400];
-	snprintf(p, sizeof(p), "%s/%s", h_root, name);
-	return path_exists(p);
-}
-
 /* `down` of N members sends every stop before it waits for any: stopped at
  * the point where all stops are answered, the holders have been told to
  * stop all of them (a one-after-another down would have told only one). */
@@ -1278,12 +1274,12 @@ static void t_args(void)
 	bad.n_names = 254;
 	CHECK_INT(fb_up(&bad, &c, &e), -EINVAL);
 	CHECK(strstr(e.message, "254 members: one network (a /24) holds at most 253") != NULL);
-	CHECK(!cluster_dir_exists("mn"));
+	CHECK(!root_file_exists("clusters/mn"));
 	char *out;
 	CHECK_INT(h_run(&out, "up", "mn", "-n", "254", NULL), 1);
 	CHECK(strstr(out, "error: up: -n 254: one network (a /24) holds at most 253 members") != NULL);
 	free(out);
-	CHECK(!cluster_dir_exists("mn"));
+	CHECK(!root_file_exists("clusters/mn"));
 	/* down/rm: NULL patterns */
 	CHECK_INT(fb_down(NULL, NULL, 1, &e), -EINVAL);
 	CHECK_INT(fb_rm(NULL, nul, 1, &e), -EINVAL);
@@ -1327,10 +1323,7 @@ static void t_args(void)
 	h_teardown();
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct h_case cases[] = {
 	{ "up-cancel", t_cancel_phases },   { "up-cancel-boot", t_cancel_boot },
 	{ "up-cancel-join", t_cancel_join }, { "up-cancel-twice", t_cancel_twice },
 	{ "up-cancel-lib", t_cancel_lib }, { "up-cancel-ssh", t_cancel_ssh },
@@ -1347,17 +1340,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: uptest CASE\n");
-		return 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[1])) {
-			cases[i].fn();
-			printf("%s: ok\n", argv[1]);
-			return 0;
-		}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+	return h_run_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
