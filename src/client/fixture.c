@@ -2,7 +2,7 @@
  *
  * The image is rebuilt from the host directory at every boot: mke2fs -d copies
  * the tree (symlinks as symlinks), no journal (it is attached read-only), no
- * reserved blocks. It is built at <img>.tmp and renamed, so a failed build
+ * reserved blocks. It is built at a temporary (file_tmp_name) and renamed, so a failed build
  * never leaves a half image under the real name. Guest paths end up in the
  * seed's mounts: (and the guest's fstab), so whitespace and control characters
  * are refused there. */
@@ -152,9 +152,9 @@ int fixture_build_image(const struct fixture *f, const char *img_path, struct er
 	size_kib = (size_kib + 3) / 4 * 4;
 
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", img_path) >= (int)sizeof(tmp))
+	if (file_tmp_name(img_path, tmp, sizeof(tmp)) < 0)
 		return err_set(e, -ENAMETOOLONG, "image path too long: %s", img_path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return err_set(e, -errno, "create %s: %s", tmp, strerror(errno));
 	r = owner_claim_fd(fd); /* mke2fs writes into it: the owner stays */

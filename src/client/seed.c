@@ -193,7 +193,7 @@ int seed_write(const char *path, const struct seed_params *p, struct err *e)
 	if (r < 0)
 		return r;
 	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+	if (file_tmp_name(path, tmp, sizeof(tmp)) < 0) {
 		r = err_set(e, -ENAMETOOLONG, "seed path too long");
 		goto out;
 	}

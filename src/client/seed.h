@@ -32,5 +32,5 @@ struct seed_params {
 /* Renders the three files (caller frees each); exposed for unit tests. */
 int seed_render(const struct seed_params *p, char **meta_data, char **user_data,
 		char **network_config, struct err *e);
-/* Writes the ISO atomically (path.tmp, fsync, rename). */
+/* Writes the ISO atomically (a file_tmp_name temporary, fsync, rename). */
 int seed_write(const char *path, const struct seed_params *p, struct err *e);

@@ -127,5 +127,8 @@ int parent_watch_start(struct holder *h);
 int ctl_listen(struct holder *h, const char *first_member);
 void parent_close(struct holder *h);
 
+/* sweep.c: temporaries of dead writers in the store; returns how many went. */
+int store_sweep_tmp(const char *root);
+
 /* Store ownership: under sudo, files belong to SUDO_UID/SUDO_GID. */
 void holder_chown_invoker(const char *path);

@@ -53,8 +53,9 @@ int net_destroy(struct net *n, struct err *e);
 struct net_reconcile_report {
 	int records_seen, records_reclaimed, records_kept;
 	int processes_killed, taps_removed, bridges_removed, tables_removed;
+	int temporaries_removed; /* networks/ records half-written by a dead holder */
 };
 /* For every record whose owner is dead: kill its VMM processes (PID-reuse
  * guarded), delete taps, table and bridge, restore forwarding, remove the
- * record. A record that cannot be fully reclaimed stays; e says why. */
+ * record. Temporaries of dead writers in networks/ are removed too. A record that cannot be fully reclaimed stays; e says why. */
 int net_reconcile(const char *store_root, struct net_reconcile_report *rep, struct err *e);

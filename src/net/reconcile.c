@@ -6,6 +6,7 @@
  * piece it names was verified gone; anything that could not be removed keeps its
  * record so a later prune can retry. Running reconcile twice is a no-op. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "net/record.h"
 #include "net/ruleset.h"
 #include "util/err.h"
+#include "util/fileio.h"
 
 #define KILL_WAIT_MS 3000
 
@@ -182,6 +184,11 @@ static bool owner_alive(const struct net_record *r)
 int reconcile_locked(const char *root, struct net_reconcile_report *rep, struct err *e)
 {
 	memset(rep, 0, sizeof(*rep));
+	char dir[PATH_MAX];
+	if (record_dir(root, dir, sizeof(dir)) == 0) {
+		int t = file_tmp_sweep(dir, NULL);
+		rep->temporaries_removed = t > 0 ? t : 0;
+	}
 	char **paths;
 	size_t n;
 	int r = record_list(root, &paths, &n);

@@ -14,6 +14,7 @@
 
 #include "net/addr.h"
 #include "rpc/wire.h"
+#include "util/proc.h"
 
 struct err;
 
@@ -67,7 +68,3 @@ void record_tap_drop(struct net_record *r, struct rec_tap *t);
 int record_lock(const char *root);
 void record_unlock(int fd);
 
-/* Start time (clock ticks since boot) of a live, non-zombie process, else -ESRCH. */
-int proc_start_time(pid_t pid, unsigned long long *start);
-/* Same process as recorded (pid alive and start time equal). */
-bool proc_same(pid_t pid, unsigned long long start);

@@ -5,24 +5,37 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
-int fsync_parent(const char *path)
+#include "util/proc.h"
+
+/* The directory containing path ("." for a bare name, "/" for "/x"). */
+static int parent_dir(const char *path, char *dir, size_t len)
 {
-	char dir[PATH_MAX];
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+	if (snprintf(dir, len, "%s", path) >= (int)len)
 		return -ENAMETOOLONG;
 	char *slash = strrchr(dir, '/');
 	if (!slash)
-		strcpy(dir, ".");
+		snprintf(dir, len, ".");
 	else if (slash == dir)
 		dir[1] = '\0';
 	else
 		*slash = '\0';
+	return 0;
+}
+
+int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	if (parent_dir(path, dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -32,33 +45,200 @@ int fsync_parent(const char *path)
 	return r == -EINVAL ? 0 : r;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* ---- temporaries ---- */
+
+static unsigned long long self_start(void)
 {
-	/* A unique temporary name: concurrent writers of the same file must not
-	 * truncate each other's half-written copy. The last rename wins whole. */
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	static pid_t pid;
+	static unsigned long long start;
+	if (pid != getpid()) { /* first call, or we are a fork child */
+		pid = getpid();
+		if (proc_start_time(pid, &start) < 0)
+			start = 0;
+	}
+	return start;
+}
+
+static void random_alnum(char *out, size_t n)
+{
+	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned char rnd[16];
+	if (n > sizeof(rnd) || getrandom(rnd, n, 0) != (ssize_t)n) {
+		/* Without getrandom the pid + start time still make the name ours;
+		 * the suffix only separates one process's own temporaries. */
+		static unsigned counter;
+		for (size_t i = 0; i < n && i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)(++counter * 2654435761u >> 24);
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = set[rnd[i] % (sizeof(set) - 1)];
+	out[n] = '\0';
+}
+
+static int tmp_format(const char *path, const char *suffix, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s" FILE_TMP_TAG "%d.%llu.%s", path, (int)getpid(), self_start(),
+			 suffix);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int file_tmp_name(const char *path, char *out, size_t len)
+{
+	char sfx[7];
+	random_alnum(sfx, 6);
+	return tmp_format(path, sfx, out, len);
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (n == 0 || n > 20)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static bool all_alnum(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+/* The last ".tmp." in name, or NULL. */
+static const char *tmp_tag(const char *name)
+{
+	const char *tag = NULL;
+	for (const char *p = name; (p = strstr(p, FILE_TMP_TAG)); p++)
+		tag = p;
+	return tag && tag > name ? tag : NULL;
+}
+
+int file_tmp_writer(const char *name, pid_t *pid, unsigned long long *start)
+{
+	const char *tag = tmp_tag(name);
+	if (!tag)
+		return -EINVAL;
+	const char *p = tag + strlen(FILE_TMP_TAG);
+	const char *d1 = strchr(p, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (!d1 || !d2 || !all_digits(p, (size_t)(d1 - p)) ||
+	    !all_digits(d1 + 1, (size_t)(d2 - d1 - 1)) || strlen(d2 + 1) != 6 ||
+	    !all_alnum(d2 + 1, 6))
+		return -EINVAL;
+	long long v = strtoll(p, NULL, 10);
+	if (v <= 0 || v > 0x7fffffff)
+		return -EINVAL;
+	*pid = (pid_t)v;
+	*start = strtoull(d1 + 1, NULL, 10);
+	return 0;
+}
+
+/* "<x>.tmp" or mkostemp's "<x>.tmp.XXXXXX": what older versions left. */
+static bool legacy_tmp(const char *name)
+{
+	size_t n = strlen(name);
+	if (n > 4 && !strcmp(name + n - 4, ".tmp"))
+		return true;
+	return n > 11 && !strncmp(name + n - 11, FILE_TMP_TAG, 5) && all_alnum(name + n - 6, 6);
+}
+
+int file_tmp_stale(int dirfd, const char *name)
+{
+	pid_t pid;
+	unsigned long long start;
+	if (file_tmp_writer(name, &pid, &start) == 0)
+		return !proc_same(pid, start);
+	if (!legacy_tmp(name))
+		return 0;
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return time(NULL) - st.st_mtime > FILE_TMP_LEGACY_AGE;
+}
+
+int file_tmp_sweep_at(int dfd, const char *prefix)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	int r = 0;
-	if (fchmod(fd, mode) < 0)
-		r = -errno;
-	if (r == 0)
-		r = owner_claim_fd(fd); /* under sudo: the invoking user's */
-	const char *p = data;
-	while (r == 0 && len > 0) {
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	int removed = 0;
+	size_t pl = prefix ? strlen(prefix) : 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_type == DT_DIR || (pl && strncmp(de->d_name, prefix, pl) != 0))
+			continue;
+		/* unlinkat never follows: a symlink named like a temporary goes, not its target. */
+		if (file_tmp_stale(dirfd(d), de->d_name) == 1 && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+int file_tmp_sweep(const char *dir, const char *prefix)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = file_tmp_sweep_at(fd, prefix);
+	close(fd);
+	return r;
+}
+
+/* The dead writers' temporaries of this very file: cheap, the directory is
+ * being written anyway. */
+static void sweep_siblings(const char *path)
+{
+	char dir[PATH_MAX], prefix[NAME_MAX + 8];
+	const char *slash = strrchr(path, '/');
+	if (parent_dir(path, dir, sizeof(dir)) == 0 &&
+	    snprintf(prefix, sizeof(prefix), "%s" FILE_TMP_TAG, slash ? slash + 1 : path) <
+		    (int)sizeof(prefix))
+		file_tmp_sweep(dir, prefix);
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			r = -errno;
-			break;
+			return -errno;
 		}
 		p += w;
 		len -= (size_t)w;
 	}
+	return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	/* A unique temporary name that names its writer: concurrent writers of
+	 * the same file never truncate each other's half-written copy (the last
+	 * rename wins whole), and a dead writer's copy can be told apart. */
+	char tmp[PATH_MAX];
+	int r = tmp_format(path, "XXXXXX", tmp, sizeof(tmp));
+	if (r < 0)
+		return r;
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0)
+		r = owner_claim_fd(fd); /* under sudo: the invoking user's */
+	if (r == 0)
+		r = write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
@@ -69,6 +249,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		unlink(tmp);
 		return r;
 	}
+	sweep_siblings(path);
 	return fsync_parent(path);
 }
 

@@ -209,8 +209,7 @@ int disk_create(const struct image_info *img, const char *disk_path, uint64_t si
 	int lock = -1;
 	if (r < 0)
 		err_set(e, r, "chown %s: %s", disk_path, strerror(-r));
-	if (r == 0 && (snprintf(tmp, sizeof(tmp), "%s.tmp", disk_path) >= (int)sizeof(tmp) ||
-		       !realpath(disk_path, abs)))
+	if (r == 0 && (file_tmp_name(disk_path, tmp, sizeof(tmp)) < 0 || !realpath(disk_path, abs)))
 		r = err_set(e, -ENAMETOOLONG, "disk path %s: too long or unresolvable", disk_path);
 	if (r == 0 && (lock = disk_register(img, abs, rec, sizeof(rec), e)) < 0)
 		r = lock;
