@@ -20,6 +20,11 @@
 #include <unistd.h>
 
 #define NL_BUF 32768
+/* An interrupted dump (links changed while the kernel walked them) is
+ * retried; concurrent holders changing links make a few in a row plausible. */
+#define DUMP_RETRIES 50
+
+unsigned nl_dump_retries;
 
 static unsigned next_seq(void)
 {
@@ -72,6 +77,19 @@ out:
 	return r;
 }
 
+/* A dump: talk(), again from scratch (reset(data)) while the kernel reports
+ * it interrupted (NLM_F_DUMP_INTR, which libmnl turns into EINTR). */
+static int dump(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, void (*reset)(void *))
+{
+	for (int i = 0;; i++) {
+		int r = talk(nlh, cb, data);
+		if (r != -EINTR || i == DUMP_RETRIES)
+			return r;
+		nl_dump_retries++;
+		reset(data);
+	}
+}
+
 /* buf must hold MNL_SOCKET_BUFFER_SIZE bytes; zeroed so padding never leaks. */
 static struct nlmsghdr *msg_new(char *buf, int type, int flags)
 {
@@ -85,7 +103,6 @@ static struct nlmsghdr *msg_new(char *buf, int type, int flags)
 /* ---- links ---- */
 
 struct link_dump {
-	const char *want;  /* NULL = collect all */
 	struct nl_link *out;
 	size_t n, cap;
 	int err;
@@ -118,16 +135,18 @@ static int link_attr_cb(const struct nlattr *a, void *data)
 	return MNL_CB_OK;
 }
 
+static void link_parse(const struct nlmsghdr *nlh, struct nl_link *l)
+{
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	*l = (struct nl_link){.index = ifi->ifi_index, .flags = ifi->ifi_flags};
+	mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, l);
+	/* Some kinds pad IFLA_INFO_KIND with a NUL. */
+	l->kind[strcspn(l->kind, "\n")] = '\0';
+}
+
 static int link_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct link_dump *d = data;
-	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
-	struct nl_link l = {.index = ifi->ifi_index, .flags = ifi->ifi_flags};
-	mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, &l);
-	/* Some kinds pad IFLA_INFO_KIND with a NUL. */
-	l.kind[strcspn(l.kind, "\n")] = '\0';
-	if (d->want && strcmp(d->want, l.name) != 0)
-		return MNL_CB_OK;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
 		struct nl_link *p = realloc(d->out, cap * sizeof(*p));
@@ -138,26 +157,27 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 		d->out = p;
 		d->cap = cap;
 	}
-	d->out[d->n++] = l;
+	link_parse(nlh, &d->out[d->n++]);
 	return MNL_CB_OK;
 }
 
-static int link_dump(struct link_dump *d)
+static void link_reset(void *data)
+{
+	struct link_dump *d = data;
+	d->n = 0;
+	d->err = 0;
+}
+
+int nl_link_list(struct nl_link **out, size_t *n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = msg_new(buf, RTM_GETLINK, NLM_F_DUMP);
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
-	int r = talk(nlh, link_cb, d);
-	if (r == 0)
-		r = d->err;
-	return r;
-}
-
-int nl_link_list(struct nl_link **out, size_t *n)
-{
 	struct link_dump d = {0};
-	int r = link_dump(&d);
+	int r = dump(nlh, link_cb, &d, link_reset);
+	if (r == 0)
+		r = d.err;
 	if (r < 0) {
 		free(d.out);
 		return r;
@@ -167,17 +187,42 @@ int nl_link_list(struct nl_link **out, size_t *n)
 	return 0;
 }
 
+struct link_one {
+	struct nl_link *out;
+	bool found;
+};
+
+static int link_one_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct link_one *o = data;
+	if (nlh->nlmsg_type == RTM_NEWLINK && !o->found) {
+		link_parse(nlh, o->out);
+		o->found = true;
+	}
+	return MNL_CB_OK;
+}
+
+/* One link by name: a single RTM_GETLINK with IFLA_IFNAME (no dump, so it is
+ * never interrupted by other links changing), answered by the link and an ACK,
+ * or by ENODEV. */
 int nl_link_get(const char *name, struct nl_link *out)
 {
 	if (!name || !*name || strlen(name) >= IF_NAMESIZE)
 		return -EINVAL;
-	struct link_dump d = {.want = name};
-	int r = link_dump(&d);
-	if (r == 0 && d.n == 0)
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = msg_new(buf, RTM_GETLINK, NLM_F_ACK);
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	struct nl_link l;
+	struct link_one o = {.out = &l};
+	int r = talk(nlh, link_one_cb, &o);
+	if (r == 0 && !o.found)
 		r = -ENODEV;
+	if (r == 0 && strcmp(l.name, name) != 0)
+		r = -EIO; /* the kernel answered about another link */
 	if (r == 0)
-		*out = d.out[0];
-	free(d.out);
+		*out = l;
 	return r;
 }
 
@@ -295,6 +340,13 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static void addr_reset(void *data)
+{
+	struct addr_dump *d = data;
+	d->n = 0;
+	d->err = 0;
+}
+
 int nl_addr_list(struct nl_addr **out, size_t *n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -302,7 +354,7 @@ int nl_addr_list(struct nl_addr **out, size_t *n)
 	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
 	struct addr_dump d = {0};
-	int r = talk(nlh, addr_cb, &d);
+	int r = dump(nlh, addr_cb, &d, addr_reset);
 	if (r == 0)
 		r = d.err;
 	if (r < 0) {
@@ -380,6 +432,12 @@ static int neigh_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static void neigh_reset(void *data)
+{
+	struct neigh_find *f = data;
+	f->found = false;
+}
+
 int nl_neigh_get(int ifindex, uint32_t ip, uint8_t mac[6], uint16_t *state)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -387,7 +445,7 @@ int nl_neigh_get(int ifindex, uint32_t ip, uint8_t mac[6], uint16_t *state)
 	struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
 	nd->ndm_family = AF_INET;
 	struct neigh_find f = {.ifindex = ifindex, .ip = ip};
-	int r = talk(nlh, neigh_cb, &f);
+	int r = dump(nlh, neigh_cb, &f, neigh_reset);
 	if (r < 0)
 		return r;
 	if (!f.found)
@@ -452,6 +510,12 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static void route_reset(void *data)
+{
+	struct route_dump *d = data;
+	d->n = 0;
+}
+
 int nl_default_route_ifs(int *ifindex, size_t max, size_t *n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
@@ -459,7 +523,7 @@ int nl_default_route_ifs(int *ifindex, size_t max, size_t *n)
 	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
 	rt->rtm_family = AF_INET;
 	struct route_dump d = {.out = ifindex, .max = max};
-	int r = talk(nlh, route_cb, &d);
+	int r = dump(nlh, route_cb, &d, route_reset);
 	if (r < 0)
 		return r;
 	*n = d.n;

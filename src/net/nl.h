@@ -22,10 +22,15 @@ struct nl_addr {
 	int len;
 };
 
-/* -ENODEV when there is no such link. */
+/* One link looked up by name (a non-dump request: never interrupted by other
+ * links changing). -ENODEV when there is no such link. */
 int nl_link_get(const char *name, struct nl_link *out);
-/* Every link of the namespace (for guards and tests). Caller frees *out. */
+/* Every link of the namespace (for guards and tests). Caller frees *out.
+ * Dumps (links, addresses, neighbours, routes) are retried when the kernel
+ * reports them interrupted by a concurrent change (NLM_F_DUMP_INTR). */
 int nl_link_list(struct nl_link **out, size_t *n);
+/* Interrupted dumps retried so far (tests show the retry path ran). */
+extern unsigned nl_dump_retries;
 /* A bridge without STP and forward delay, with a fixed MAC (so it does not
  * change as ports come and go). -EEXIST when the name is taken. */
 int nl_bridge_add(const char *name, const uint8_t mac[6]);

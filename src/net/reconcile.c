@@ -85,8 +85,33 @@ static int keep_first(int *first, int r)
 	return r;
 }
 
-static int teardown_taps(struct net_record *r, bool kill_vmms, struct teardown_counts *c,
-			 struct err *e, int *first)
+/* Deletes link `name` when it exists and is of `kind`, and verifies it is
+ * gone. 1 = deleted, 0 = was not there, < 0 = it (or something under its name)
+ * may still exist: the caller keeps the record. Every lookup error counts as
+ * "may exist", never as "gone". */
+static int link_remove(const char *name, const char *kind, struct err *e)
+{
+	struct nl_link l;
+	int r = nl_link_get(name, &l);
+	if (r == -ENODEV)
+		return 0;
+	if (r < 0)
+		return err_set(e, r, "cannot look up %s: %s", name, strerror(-r));
+	if (strcmp(l.kind, kind) != 0)
+		return err_set(e, -EEXIST, "%s is not a %s (kind '%s'); left alone", name,
+			       !strcmp(kind, "tun") ? "tap" : kind, l.kind);
+	r = nl_link_del(name);
+	if (r < 0 && r != -ENODEV)
+		return err_set(e, r, "cannot delete %s: %s", name, strerror(-r));
+	r = nl_link_get(name, &l);
+	if (r == -ENODEV)
+		return 1;
+	return err_set(e, r < 0 ? r : -EBUSY, "%s still exists after delete%s%s", name,
+		       r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+}
+
+static void teardown_taps(struct net_record *r, bool kill_vmms, struct teardown_counts *c,
+			  struct err *e, int *first)
 {
 	struct nl_link br;
 	bool have_br = nl_link_get(r->bridge, &br) == 0;
@@ -103,25 +128,11 @@ static int teardown_taps(struct net_record *r, bool kill_vmms, struct teardown_c
 		uint32_t ip;
 		if (have_br && addr_parse(t->ip, &ip) == 0)
 			nl_neigh_del(br.index, ip);  /* goes with the bridge anyway */
-		struct nl_link l;
-		if (nl_link_get(t->name, &l) == -ENODEV)
-			continue;
-		if (strcmp(l.kind, "tun") != 0) {
-			keep_first(first, -EEXIST);
-			err_set(e, -EEXIST, "%s is not a tap (kind '%s'); left alone", t->name, l.kind);
-			continue;
-		}
-		int d = nl_link_del(t->name);
-		if ((d < 0 && d != -ENODEV) || nl_link_get(t->name, &l) != -ENODEV) {
-			if (keep_first(first, d < 0 ? d : -EBUSY) < 0 && d < 0)
-				err_set(e, d, "cannot delete tap %s: %s", t->name, strerror(-d));
-			else
-				err_set(e, -EBUSY, "tap %s still exists after delete", t->name);
-			continue;
-		}
-		c->taps++;
+		int d = link_remove(t->name, "tun", e);
+		if (d > 0)
+			c->taps++;
+		keep_first(first, d);
 	}
-	return 0;
 }
 
 int net_teardown(const char *root, struct net_record *r, bool kill_vmms,
@@ -139,21 +150,10 @@ int net_teardown(const char *root, struct net_record *r, bool kill_vmms,
 		keep_first(&first, x);
 	}
 
-	struct nl_link l;
-	if (nl_link_get(r->bridge, &l) == 0 && strcmp(l.kind, "bridge") != 0) {
-		err_set(&le, keep_first(&first, -EEXIST), "%s is not a bridge (kind '%s'); left alone",
-			r->bridge, l.kind);
-	} else if (nl_link_get(r->bridge, &l) == 0) {
-		x = nl_link_del(r->bridge);
-		if (x < 0 && x != -ENODEV)
-			err_set(&le, keep_first(&first, x), "cannot delete bridge %s: %s", r->bridge,
-				strerror(-x));
-		else if (nl_link_get(r->bridge, &l) != -ENODEV)
-			err_set(&le, keep_first(&first, -EBUSY), "bridge %s still exists after delete",
-				r->bridge);
-		else
-			c->bridges++;
-	}
+	x = link_remove(r->bridge, "bridge", &le);
+	if (x > 0)
+		c->bridges++;
+	keep_first(&first, x);
 
 	/* Uplink forwarding: the last of our networks using it restores the original. */
 	for (size_t i = 0; i < r->nfwd; i++) {
