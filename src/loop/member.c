@@ -54,8 +54,9 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 	}
 	m->h = h;
 	m->lock_fd = -1;
-	/* Registered but not booted: stopped until boot-member arrives. */
-	m->state = FB_STATE_STOPPED;
+	/* Served but not booted yet: "starting" (protocol.md, status row) until
+	 * boot-member arrives and the VM is up. */
+	m->state = FB_STATE_STARTING;
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	int r;
 	if ((r = wire_sock_path(h->root, name, m->sock_path, sizeof(m->sock_path))) < 0 ||

@@ -245,6 +245,13 @@ static void cmd_boot_member(struct conn *c, struct rpc_request *req)
 		return;
 	}
 	struct member *m = member_find(h, s->name);
+	if (m && m->vm && !m->boot_conn && m->state == FB_STATE_STARTING) {
+		/* Its boot is under way but whoever asked for it is gone (an
+		 * interrupted up): this request waits for that boot instead. */
+		m->boot_conn = c;
+		uv_timer_stop(&c->timer);
+		return;
+	}
 	if (m && (m->vm || m->boot_conn)) {
 		conn_reply_error(c, "member %s is already running", s->name);
 		return;

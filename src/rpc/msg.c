@@ -150,10 +150,12 @@ int rpc_reply_encode(const struct rpc_reply *r, char **line, size_t *len)
 		const struct rpc_status *s = r->status;
 		json_t *so = json_object();
 		rc |= !so;
-		rc |= set_str(so, "name", s->name);
+		/* name, pid, running, ip ("" while none is known) and state are always
+		 * present, as protocol.md's status row encodes them. */
+		rc |= json_object_set_new(so, "name", json_string(s->name ? s->name : ""));
 		rc |= json_object_set_new(so, "pid", json_integer(s->pid));
 		rc |= json_object_set_new(so, "running", json_boolean(s->running));
-		rc |= set_str(so, "ip", s->ip);
+		rc |= json_object_set_new(so, "ip", json_string(s->ip ? s->ip : ""));
 		rc |= json_object_set_new(so, "state", json_string(wire_state_name(s->state)));
 		rc |= set_str(so, "error", s->error);
 		rc |= json_object_set_new(o, "status", so);

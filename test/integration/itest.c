@@ -391,7 +391,9 @@ static void t_ctl_ack(void)
 	close(fd);
 	json_t *o = status_json("ca-1");
 	CHECK(o != NULL); /* still serving after both closes */
-	CHECK_STR(jstr(o, "status", "state"), "stopped"); /* registered, never booted */
+	CHECK_STR(jstr(o, "status", "state"), "starting"); /* registered, never booted */
+	CHECK_STR(jstr(o, "status", "ip"), "");             /* always present */
+	CHECK(json_is_true(json_object_get(json_object_get(o, "status"), "running")));
 	json_decref(o);
 	CHECK(h_pid_alive(h1));
 	/* after ack: a new acknowledged connection, then EOF */

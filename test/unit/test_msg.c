@@ -131,6 +131,35 @@ static void test_replies(void)
 		     "\"state\":\"error\",\"error\":\"vm exited\"}}\n");
 	free(l);
 
+	/* ip is always present: "" while none is known (NULL or empty alike);
+	 * a served member that has not booted yet is starting (running: true). */
+	struct rpc_status fresh = { .name = "web-3", .pid = 77, .running = true,
+				    .state = FB_STATE_STARTING };
+	struct rpc_reply fr = { .status = &fresh };
+	l = enc_rep(&fr);
+	CHECK_STR(l, "{\"status\":{\"name\":\"web-3\",\"pid\":77,\"running\":true,\"ip\":\"\","
+		     "\"state\":\"starting\"}}\n");
+	CHECK_INT(rpc_reply_decode(l, strlen(l), &d, &e), 0);
+	CHECK_STR(d.status->ip, "");
+	CHECK_INT(d.status->state, FB_STATE_STARTING);
+	CHECK(d.status->running);
+	rpc_reply_fini(&d);
+	free(l);
+	fresh.ip = "";
+	fresh.error = "";
+	l = enc_rep(&fr);
+	CHECK_STR(l, "{\"status\":{\"name\":\"web-3\",\"pid\":77,\"running\":true,\"ip\":\"\","
+		     "\"state\":\"starting\"}}\n");
+	free(l);
+	/* stopped: ip kept as known, running false, no error key */
+	struct rpc_status stp = { .name = "web-3", .pid = 77, .ip = "192.168.3.4",
+				  .state = FB_STATE_STOPPED, .error = "" };
+	struct rpc_reply sr = { .status = &stp };
+	l = enc_rep(&sr);
+	CHECK_STR(l, "{\"status\":{\"name\":\"web-3\",\"pid\":77,\"running\":false,"
+		     "\"ip\":\"192.168.3.4\",\"state\":\"stopped\"}}\n");
+	free(l);
+
 	struct rpc_reply empty = { 0 };
 	l = enc_rep(&empty);
 	CHECK_STR(l, "{}\n");
