@@ -3,6 +3,7 @@
 #include "loop/holder.h"
 #include "loop/runner.h"
 #include "net/net.h"
+#include "util/beneath.h"
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -11,6 +12,7 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,11 +22,24 @@
 
 #define SHUTDOWN_KILL_MS 20000 /* after graceful escalation (5 s + 5 s) had its chance */
 
-void holder_chown_invoker(const char *path)
+void holder_fchown_invoker(int fd, const char *what)
 {
-	int r = owner_claim(path);
+	int r = owner_claim_fd(fd);
 	if (r < 0)
-		log_errno(LOG_WARN, r, "chown %s", path);
+		log_errno(LOG_WARN, r, "chown %s", what);
+}
+
+void holder_fchownat_invoker(int dirfd, const char *name, const char *what)
+{
+	int r = owner_claim_at(dirfd, name);
+	if (r < 0)
+		log_errno(LOG_WARN, r, "chown %s", what);
+}
+
+int holder_fd_path(int dirfd, const char *name, char *out, size_t len)
+{
+	int n = snprintf(out, len, "/proc/self/fd/%d/%s", dirfd, name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 static void on_shutdown_timer(uv_timer_t *t)
@@ -70,6 +85,9 @@ void holder_maybe_finish(struct holder *h)
 		free(r);
 	}
 	parent_close(h);
+	close(h->run_fd);
+	close(h->root_fd);
+	h->run_fd = h->root_fd = -1;
 	uv_close((uv_handle_t *)&h->sig_term, finish_close_cb);
 	uv_close((uv_handle_t *)&h->sig_int, finish_close_cb);
 	uv_close((uv_handle_t *)&h->shutdown_timer, finish_close_cb);
@@ -98,6 +116,26 @@ static void on_signal(uv_signal_t *s, int signum)
 	holder_shutdown(h, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* The store root is the one path taken as named (it is what we serve);
+ * everything below it is reached from its fd, never through a symlink. The
+ * root itself is not chowned: under sudo it may be any directory. */
+static int store_open(struct holder *h)
+{
+	int r = mkdir_p(h->root, 0700);
+	if (r == 0 && (h->root_fd = open(h->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		r = -errno;
+	if (r < 0)
+		return log_errno(LOG_ERROR, r, "open the store %s", h->root);
+	if (!realpath(h->root, h->root_real))
+		h->root_real[0] = '\0';
+	h->run_fd = beneath_mkdir_p(h->root_fd, "run", 0700);
+	if (h->run_fd < 0)
+		return log_errno(LOG_ERROR, h->run_fd, "create %s/run%s", h->root,
+				 h->run_fd == -ELOOP ? " (it is a symlink)" : "");
+	holder_fchown_invoker(h->run_fd, "run/");
+	return 0;
+}
+
 static void walk_cb(uv_handle_t *hd, void *arg)
 {
 	(void)arg;
@@ -111,11 +149,13 @@ int runner_main(const char *names_csv)
 	struct holder hs, *h = &hs;
 	memset(h, 0, sizeof(*h));
 	h->pidfd = -1;
+	h->root_fd = h->run_fd = -1;
 	h->fake_next_ip = 2;
 	h->conn_timeout_ms = 5000;
 	const char *ct = getenv("FLEETBOX_CONN_TIMEOUT_MS");
 	if (ct && *ct)
 		h->conn_timeout_ms = (unsigned)strtoul(ct, NULL, 10);
+	peer_rules_init(&h->conn_rule, &h->ctl_rule);
 
 	if (!names_csv || !*names_csv) {
 		log_error("--fleetbox-runner needs at least one member name");
@@ -170,15 +210,9 @@ int runner_main(const char *names_csv)
 	log_info("holder %d starting: driver %s, network %s, %s", (int)getpid(), h->drv->name,
 		 h->use_net ? "bridge" : "none", h->parent_pid ? "bound" : "detached");
 
-	char run[PATH_MAX];
-	snprintf(run, sizeof(run), "%s/run", h->root);
-	int r = mkdir_p(run, 0700);
-	if (r < 0) {
-		log_errno(LOG_ERROR, r, "create %s", run);
+	if (store_open(h) < 0)
 		return 1;
-	}
-	holder_chown_invoker(h->root);
-	holder_chown_invoker(run);
+	int r;
 
 	uv_loop_t loop;
 	if ((r = uv_loop_init(&loop)) < 0) {
@@ -243,6 +277,9 @@ int runner_main(const char *names_csv)
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = uv_loop_close(&loop);
+	/* Every connection is closed now: nothing refers to the tables. */
+	peer_table_fini(&h->conn_peers);
+	peer_table_fini(&h->ctl_peers);
 	if (r != 0) {
 		uv_walk(&loop, walk_cb, NULL);
 		log_error("uv_loop_close: %s", uv_strerror(r));

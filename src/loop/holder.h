@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "loop/peer.h"
+#include "loop/policy.h"
 #include "rpc/frame.h"
 #include "rpc/msg.h"
 #include "rpc/wire.h"
@@ -37,11 +39,15 @@ struct member {
 	struct holder *h;
 	char name[FB_NAME_MAX + 1];
 	char sock_path[WIRE_SUN_PATH_MAX];
+	char sock_name[32];        /* <hash>.sock in run/ */
 	char pidfile[PATH_MAX];
 	char dir[PATH_MAX];
+	int dir_fd;                /* the member dir, reached beneath the store root */
 	uv_pipe_t server;
 	bool server_open;
 	int lock_fd;
+	bool ephemeral;            /* spec.ephemeral: delete dir once the VM is gone */
+	struct boot_files files;   /* open while a VMM may use them */
 	enum wire_state state;
 	char error[512];
 	char ip[FB_IP_STRLEN];
@@ -57,15 +63,21 @@ struct member {
 struct ctl_conn {
 	struct holder *h;
 	uv_pipe_t pipe;
+	uv_timer_t timer;          /* no ack within the connection timeout: dropped */
+	int open_handles;
+	struct peer_ref peer;
 	char buf[16];
 	size_t len;
-	bool bound, acked;
+	bool bound, acked, dropping;
 	struct ctl_conn *next;
 };
 
 struct holder {
 	uv_loop_t *loop;
 	char root[PATH_MAX];
+	char root_real[PATH_MAX];  /* realpath of root ("" if none): paths may use either */
+	int root_fd;               /* every file op in the store is relative to it */
+	int run_fd;                /* <root>/run */
 	const struct vmm_driver *drv;
 	bool use_net;
 	bool net_created;
@@ -78,6 +90,8 @@ struct holder {
 	int n_conns;
 	struct conn *conns;
 	unsigned conn_timeout_ms;
+	struct peer_rule conn_rule, ctl_rule;
+	struct peer_table conn_peers, ctl_peers;
 
 	/* bound mode */
 	pid_t parent_pid;
@@ -89,6 +103,7 @@ struct holder {
 	uv_pipe_t ctl_server;
 	bool ctl_open;
 	char ctl_path[WIRE_SUN_PATH_MAX];
+	char ctl_name[32];         /* <hash>.ctl in run/ */
 	struct ctl_conn *ctls;
 
 	uv_signal_t sig_term, sig_int;
@@ -117,6 +132,9 @@ struct reservation *reservation_find(struct holder *h, const char *name);
 
 /* server.c */
 int server_listen(struct member *m);
+/* Binds and listens on run/<name> (through run/'s fd, 0600, the invoker's). */
+int run_listen(struct holder *h, uv_pipe_t *srv, bool *open_flag, const char *name,
+	       int backlog, uv_connection_cb cb);
 void conn_reply(struct conn *c, const struct rpc_reply *rep);
 void conn_reply_error(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A member is going: connections that it accepted forget it. */
@@ -130,5 +148,9 @@ void parent_close(struct holder *h);
 /* sweep.c: temporaries of dead writers in the store; returns how many went. */
 int store_sweep_tmp(const char *root);
 
-/* Store ownership: under sudo, files belong to SUDO_UID/SUDO_GID. */
-void holder_chown_invoker(const char *path);
+/* Store ownership: under sudo, what the holder creates belongs to
+ * SUDO_UID/SUDO_GID (never following a symlink: fds or AT_SYMLINK_NOFOLLOW). */
+void holder_fchown_invoker(int fd, const char *what);
+void holder_fchownat_invoker(int dirfd, const char *name, const char *what);
+/* "/proc/self/fd/<dirfd>/<name>": a path that stays in that directory. */
+int holder_fd_path(int dirfd, const char *name, char *out, size_t len);

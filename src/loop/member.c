@@ -6,6 +6,7 @@
  * recycled PID of an unrelated process never looks like a holder. */
 #include "loop/holder.h"
 #include "net/net.h"
+#include "util/beneath.h"
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -44,6 +45,50 @@ void member_set_state(struct member *m, enum wire_state s, const char *error)
 	snprintf(m->error, sizeof(m->error), "%s", error ? error : "");
 }
 
+/* <root>/clusters/<cluster>/<name>, created and opened beneath the root. */
+static int open_member_dir(struct member *m, char *errbuf, size_t errlen)
+{
+	char cluster[FB_NAME_MAX + 1], rel[2 * FB_NAME_MAX + 16];
+	wire_cluster_name(m->name, cluster);
+	snprintf(rel, sizeof(rel), "clusters/%s/%s", cluster, m->name);
+	m->dir_fd = beneath_mkdir_p(m->h->root_fd, rel, 0700);
+	if (m->dir_fd == -ELOOP)
+		snprintf(errbuf, errlen, "create %s: a symlink on its way; refused", m->dir);
+	else if (m->dir_fd < 0)
+		snprintf(errbuf, errlen, "create %s: %s", m->dir, strerror(-m->dir_fd));
+	return m->dir_fd < 0 ? m->dir_fd : 0;
+}
+
+/* The liveness guard and the pidfile, inside the member dir's fd. */
+static int claim(struct member *m, char *errbuf, size_t errlen)
+{
+	m->lock_fd = openat(m->dir_fd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* An OFD write lock: clients test it with F_OFD_GETLK, which never takes
+	 * it, so a concurrent `ls` cannot make this registration fail. */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	if (m->lock_fd < 0 || fcntl(m->lock_fd, F_OFD_SETLK, &fl) < 0) {
+		int r = -errno;
+		snprintf(errbuf, errlen, "member %s is already held by another holder", m->name);
+		return r == -EAGAIN || r == -EACCES ? -EBUSY : r;
+	}
+	holder_fchown_invoker(m->lock_fd, ".lock");
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	int r = file_write_atomic_at(m->dir_fd, "pid", pid, (size_t)n, 0600);
+	if (r < 0)
+		snprintf(errbuf, errlen, "write %s: %s", m->pidfile, strerror(-r));
+	return r;
+}
+
+static void member_unclaim(struct member *m)
+{
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	if (m->dir_fd >= 0)
+		close(m->dir_fd);
+	m->lock_fd = m->dir_fd = -1;
+}
+
 int member_register(struct holder *h, const char *name, struct member **out, char *errbuf,
 		    size_t errlen)
 {
@@ -53,11 +98,14 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 		return -ENOMEM;
 	}
 	m->h = h;
-	m->lock_fd = -1;
+	m->lock_fd = m->dir_fd = -1;
 	/* Served but not booted yet: "starting" (protocol.md, status row) until
 	 * boot-member arrives and the VM is up. */
 	m->state = FB_STATE_STARTING;
 	snprintf(m->name, sizeof(m->name), "%s", name);
+	char hash[17];
+	wire_name_hash(name, hash);
+	snprintf(m->sock_name, sizeof(m->sock_name), "%s.sock", hash);
 	int r;
 	if ((r = wire_sock_path(h->root, name, m->sock_path, sizeof(m->sock_path))) < 0 ||
 	    (r = wire_pidfile_path(h->root, name, m->pidfile, sizeof(m->pidfile))) < 0 ||
@@ -66,35 +114,11 @@ int member_register(struct holder *h, const char *name, struct member **out, cha
 		free(m);
 		return r;
 	}
-	if ((r = mkdir_p(m->dir, 0700)) < 0) {
-		snprintf(errbuf, errlen, "create %s: %s", m->dir, strerror(-r));
+	if ((r = open_member_dir(m, errbuf, errlen)) < 0 || (r = claim(m, errbuf, errlen)) < 0) {
+		member_unclaim(m);
 		free(m);
 		return r;
 	}
-	char lock[PATH_MAX];
-	snprintf(lock, sizeof(lock), "%s/.lock", m->dir);
-	m->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	/* An OFD write lock: clients test it with F_OFD_GETLK, which never takes
-	 * it, so a concurrent `ls` cannot make this registration fail. */
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	if (m->lock_fd < 0 || fcntl(m->lock_fd, F_OFD_SETLK, &fl) < 0) {
-		r = -errno;
-		snprintf(errbuf, errlen, "member %s is already held by another holder", name);
-		if (m->lock_fd >= 0)
-			close(m->lock_fd);
-		free(m);
-		return r == -EAGAIN || r == -EACCES ? -EBUSY : r;
-	}
-	holder_chown_invoker(lock);
-	char pid[24];
-	int n = snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	if ((r = file_write_atomic(m->pidfile, pid, (size_t)n, 0600)) < 0) {
-		snprintf(errbuf, errlen, "write %s: %s", m->pidfile, strerror(-r));
-		close(m->lock_fd);
-		free(m);
-		return r;
-	}
-	holder_chown_invoker(m->pidfile);
 	m->next = h->members;
 	h->members = m;
 	h->n_members++;
@@ -126,6 +150,30 @@ static void member_close_cb(uv_handle_t *hd)
 	member_free(hd->data);
 }
 
+/* An ephemeral member's directory goes once its VM is gone; then the
+ * cluster directory if that left it empty. Only beneath the store root. */
+static void delete_ephemeral(struct member *m)
+{
+	char cluster[FB_NAME_MAX + 1], rel[FB_NAME_MAX + 16];
+	wire_cluster_name(m->name, cluster);
+	snprintf(rel, sizeof(rel), "clusters/%s", cluster);
+	int cfd = beneath_open(m->h->root_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+	int r = cfd < 0 ? cfd : rm_rf_at(cfd, m->name);
+	if (r < 0) {
+		log_errno(LOG_WARN, r, "%s: delete ephemeral %s", m->name, m->dir);
+	} else {
+		log_info("%s: ephemeral: deleted %s", m->name, m->dir);
+		int clusters = beneath_open(m->h->root_fd, "clusters", O_RDONLY | O_DIRECTORY, 0);
+		if (clusters >= 0 && unlinkat(clusters, cluster, AT_REMOVEDIR) < 0 &&
+		    errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+			log_errno(LOG_WARN, -errno, "%s: remove %s/%s", m->name, m->h->root, rel);
+		if (clusters >= 0)
+			close(clusters);
+	}
+	if (cfd >= 0)
+		close(cfd);
+}
+
 void member_remove(struct member *m)
 {
 	if (m->removed)
@@ -139,12 +187,13 @@ void member_remove(struct member *m)
 	server_detach_member(m);
 	/* Files first, lock last: a client that sees the lock free must also see
 	 * the pidfile gone (or stale). */
-	unlink(m->sock_path);
-	unlink(m->pidfile);
-	if (m->lock_fd >= 0) {
-		close(m->lock_fd);
-		m->lock_fd = -1;
-	}
+	unlinkat(m->h->run_fd, m->sock_name, 0);
+	if (m->dir_fd >= 0)
+		unlinkat(m->dir_fd, "pid", 0);
+	boot_files_close(&m->files);
+	if (m->ephemeral && !m->vm && m->dir_fd >= 0)
+		delete_ephemeral(m);
+	member_unclaim(m);
 	log_info("%s: removed", m->name);
 	if (m->server_open)
 		uv_close((uv_handle_t *)&m->server, member_close_cb);
@@ -187,6 +236,7 @@ static void vm_exited(void *data, bool unexpected, const char *msg)
 	struct holder *h = m->h;
 	m->vm = NULL;
 	h->vms_running--;
+	boot_files_close(&m->files);
 	if (h->net && m->tap[0]) {
 		struct err e = { 0 };
 		if (net_tap_remove(h->net, m->name, &e) < 0)
@@ -207,37 +257,12 @@ static void vm_exited(void *data, bool unexpected, const char *msg)
 		holder_maybe_finish(h);
 }
 
-int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t errlen)
+static void boot_spec_fill(struct member *m, const struct rpc_spec *s, struct vmm_boot_spec *bs)
 {
 	struct holder *h = m->h;
-	struct reservation *res = reservation_find(h, m->name);
-	snprintf(m->mac, sizeof(m->mac), "%s", res->mac);
-	snprintf(m->ip, sizeof(m->ip), "%s", res->ip);
-	struct err e = { 0 };
-	member_set_state(m, FB_STATE_STARTING, NULL);
-	if (h->net) {
-		if (net_tap_add(h->net, m->name, m->tap, &e) < 0) {
-			snprintf(errbuf, errlen, "create %s: %s", m->name, e.msg);
-			member_set_state(m, FB_STATE_ERROR, errbuf);
-			return -EIO;
-		}
-	}
-	char serial[PATH_MAX];
-	if (s->serial_log_path && *s->serial_log_path)
-		snprintf(serial, sizeof(serial), "%s", s->serial_log_path);
-	else
-		snprintf(serial, sizeof(serial), "%s/serial.log", m->dir);
-	struct vmm_boot_spec bs = {
+	*bs = (struct vmm_boot_spec){
 		.name = m->name,
 		.member_dir = m->dir,
-		.disk_path = s->disk_path,
-		.seed_path = s->seed_path,
-		.fixture_paths = (const char *const *)s->fixture_paths,
-		.n_fixtures = s->n_fixtures,
-		.efi_path = s->efi_path,
-		.serial_log_path = serial,
-		.kernel_path = s->kernel_path,
-		.initrd_path = s->initrd_path,
 		.cmdline = s->cmdline,
 		.cpus = s->cpus > 0 ? s->cpus : 1,
 		.memory_bytes = s->memory_bytes ? s->memory_bytes : 512ull << 20,
@@ -247,18 +272,56 @@ int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t
 		.prefix_len = h->net ? net_prefix_len(h->net) : 24,
 		.tap = m->tap[0] ? m->tap : NULL,
 	};
+	boot_files_apply(&m->files, m->dir_fd, bs);
+}
+
+static int boot_fail(struct member *m, char *errbuf, size_t errlen, const char *msg)
+{
+	snprintf(errbuf, errlen, "create %s: %s", m->name, msg);
+	member_set_state(m, FB_STATE_ERROR, errbuf);
+	if (m->h->net && m->tap[0]) {
+		struct err e2 = { 0 };
+		net_tap_remove(m->h->net, m->name, &e2);
+		m->tap[0] = '\0';
+	}
+	boot_files_close(&m->files);
+	return -EIO;
+}
+
+int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t errlen)
+{
+	struct holder *h = m->h;
+	struct reservation *res = reservation_find(h, m->name);
+	snprintf(m->mac, sizeof(m->mac), "%s", res->mac);
+	snprintf(m->ip, sizeof(m->ip), "%s", res->ip);
+	/* Every path is checked and opened before anything is created. */
+	int r = boot_files_open(m, s, &m->files, errbuf, errlen);
+	if (r < 0) {
+		member_set_state(m, FB_STATE_ERROR, errbuf);
+		return r;
+	}
+	m->ephemeral = s->ephemeral;
+	struct err e = { 0 };
+	member_set_state(m, FB_STATE_STARTING, NULL);
+	/* The tap belongs to the user the VMM runs as ((uid_t)-1: nobody). */
+	uid_t tu = m->files.uid ? m->files.uid : (uid_t)-1;
+	gid_t tg = m->files.uid ? m->files.gid : (gid_t)-1;
+	if (h->net && net_tap_add_owned(h->net, m->name, tu, tg, m->tap, &e) < 0)
+		return boot_fail(m, errbuf, errlen, e.msg);
+	int tap_fd = h->net ? net_tap_open(h->net, m->name, &e) : -1;
+	if (h->net && (tap_fd < 0 || boot_files_add(&m->files, tap_fd) < 0)) {
+		if (tap_fd >= 0)
+			close(tap_fd);
+		return boot_fail(m, errbuf, errlen, tap_fd < 0 ? e.msg : "too many files");
+	}
+	struct vmm_boot_spec bs;
+	boot_spec_fill(m, s, &bs);
+	bs.tap_fd = tap_fd;
 	static const struct vmm_callbacks cbs = { .ready = vm_ready, .exited = vm_exited };
 	m->stop_requested = false;
 	if (h->drv->boot(h->loop, &bs, &cbs, m, &m->vm, &e) < 0) {
 		m->vm = NULL;
-		snprintf(errbuf, errlen, "create %s: %s", m->name, e.msg);
-		member_set_state(m, FB_STATE_ERROR, errbuf);
-		if (h->net && m->tap[0]) {
-			struct err e2 = { 0 };
-			net_tap_remove(h->net, m->name, &e2);
-			m->tap[0] = '\0';
-		}
-		return -EIO;
+		return boot_fail(m, errbuf, errlen, e.msg);
 	}
 	h->vms_running++;
 	if (h->net)

@@ -90,20 +90,37 @@ int parent_watch_start(struct holder *h)
 static void ctl_free_cb(uv_handle_t *hd)
 {
 	struct ctl_conn *cc = hd->data;
+	if (--cc->open_handles > 0)
+		return;
 	struct holder *h = cc->h;
 	struct ctl_conn **pp = &h->ctls;
 	while (*pp && *pp != cc)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = cc->next;
+	peer_release(&h->ctl_peers, &cc->peer);
 	free(cc);
 	holder_maybe_finish(h);
 }
 
 static void ctl_drop(struct ctl_conn *cc)
 {
-	if (!uv_is_closing((uv_handle_t *)&cc->pipe))
-		uv_close((uv_handle_t *)&cc->pipe, ctl_free_cb);
+	if (cc->dropping)
+		return;
+	cc->dropping = true;
+	uv_close((uv_handle_t *)&cc->pipe, ctl_free_cb);
+	uv_close((uv_handle_t *)&cc->timer, ctl_free_cb);
+}
+
+/* Before ack a .ctl connection is nobody's session yet: it gets the same
+ * idle timeout as a command connection. */
+static void ctl_on_timeout(uv_timer_t *t)
+{
+	struct ctl_conn *cc = t->data;
+	if (cc->acked)
+		return;
+	log_debug(".ctl connection without ack within %u ms: dropped", cc->h->conn_timeout_ms);
+	ctl_drop(cc);
 }
 
 static void ctl_alloc(uv_handle_t *hd, size_t s, uv_buf_t *b)
@@ -161,6 +178,7 @@ static void ctl_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			return;
 		}
 		cc->acked = true;
+		uv_timer_stop(&cc->timer);
 		log_info("bound: control connection acknowledged; EOF on it tears down");
 	}
 	if (cc->acked)
@@ -181,12 +199,22 @@ static void ctl_on_conn(uv_stream_t *srv, int status)
 		return;
 	cc->h = h;
 	uv_pipe_init(h->loop, &cc->pipe, 0);
-	cc->pipe.data = cc;
+	uv_timer_init(h->loop, &cc->timer);
+	cc->pipe.data = cc->timer.data = cc;
+	cc->open_handles = 2;
 	cc->next = h->ctls;
 	h->ctls = cc;
-	if (uv_accept(srv, (uv_stream_t *)&cc->pipe) < 0 ||
-	    uv_read_start((uv_stream_t *)&cc->pipe, ctl_alloc, ctl_on_read) < 0)
+	uv_os_fd_t fd;
+	const char *why = NULL;
+	if (uv_accept(srv, (uv_stream_t *)&cc->pipe) < 0 || uv_fileno((uv_handle_t *)&cc->pipe, &fd) < 0 ||
+	    peer_admit(h, &h->ctl_peers, &h->ctl_rule, fd, &cc->peer, &why) < 0 ||
+	    uv_read_start((uv_stream_t *)&cc->pipe, ctl_alloc, ctl_on_read) < 0) {
+		if (why)
+			log_debug("refusing a .ctl connection: %s", why);
 		ctl_drop(cc);
+		return;
+	}
+	uv_timer_start(&cc->timer, ctl_on_timeout, h->conn_timeout_ms, 0);
 }
 
 int ctl_listen(struct holder *h, const char *first_member)
@@ -194,19 +222,11 @@ int ctl_listen(struct holder *h, const char *first_member)
 	int r = wire_ctl_path(h->root, first_member, h->ctl_path, sizeof(h->ctl_path));
 	if (r < 0)
 		return r;
-	unlink(h->ctl_path);
-	uv_pipe_init(h->loop, &h->ctl_server, 0);
+	char hash[17];
+	wire_name_hash(first_member, hash);
+	snprintf(h->ctl_name, sizeof(h->ctl_name), "%s.ctl", hash);
 	h->ctl_server.data = h;
-	h->ctl_open = true;
-	mode_t old = umask(0177);
-	r = uv_pipe_bind(&h->ctl_server, h->ctl_path);
-	umask(old);
-	if (r < 0)
-		return r;
-	if (chmod(h->ctl_path, 0600) < 0)
-		return -errno;
-	holder_chown_invoker(h->ctl_path);
-	return uv_listen((uv_stream_t *)&h->ctl_server, 16, ctl_on_conn);
+	return run_listen(h, &h->ctl_server, &h->ctl_open, h->ctl_name, 16, ctl_on_conn);
 }
 
 static void noop_close(uv_handle_t *hd)
@@ -235,7 +255,7 @@ void parent_close(struct holder *h)
 	}
 	if (h->ctl_open) {
 		h->ctl_open = false;
-		unlink(h->ctl_path);
+		unlinkat(h->run_fd, h->ctl_name, 0);
 		uv_close((uv_handle_t *)&h->ctl_server, noop_close);
 	}
 	for (struct ctl_conn *cc = h->ctls; cc; cc = cc->next)

@@ -1,7 +1,7 @@
 /* server.c - the per-member command sockets: one NDJSON request and one reply
  * per connection (protocol.md). Every connection has a read timeout, a line
- * limit and a global cap, so slow, silent or hostile clients never stall the
- * holder for anyone else. */
+ * limit and per-peer caps with headroom for the owner (peer.h), so slow,
+ * silent or hostile clients never stall the holder for anyone else. */
 #include "loop/holder.h"
 #include "net/net.h"
 #include "util/err.h"
@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_CONNS 4096
-
 struct conn {
 	struct holder *h;
 	struct member *m;      /* the member whose socket accepted us; NULL once it is gone */
@@ -27,6 +25,7 @@ struct conn {
 	uv_timer_t timer;
 	uv_write_t wr;
 	struct frame frame;
+	struct peer_ref peer;
 	char *out;
 	int open_handles;
 	bool got_request, replied, closing;
@@ -41,6 +40,7 @@ static void conn_free_cb(uv_handle_t *hd)
 		c->next->pprev = c->pprev;
 	*c->pprev = c->next;
 	c->h->n_conns--;
+	peer_release(&c->h->conn_peers, &c->peer);
 	frame_fini(&c->frame);
 	free(c->out);
 	free(c);
@@ -397,9 +397,13 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 		return;
 	}
-	if (h->n_conns > MAX_CONNS) {
+	uv_os_fd_t fd;
+	const char *why = NULL;
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 ||
+	    peer_admit(h, &h->conn_peers, &h->conn_rule, fd, &c->peer, &why) < 0) {
+		log_debug("refusing a connection on %s: %s", m->name, why ? why : "no fd");
 		c->got_request = true;
-		conn_reply_error(c, "too many connections");
+		conn_reply_error(c, "%s", why ? why : "too many connections");
 		return;
 	}
 	uv_timer_start(&c->timer, on_timeout, h->conn_timeout_ms, 0);
@@ -407,24 +411,31 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_close(c);
 }
 
-int server_listen(struct member *m)
+int run_listen(struct holder *h, uv_pipe_t *srv, bool *open_flag, const char *name,
+	       int backlog, uv_connection_cb cb)
 {
-	struct holder *h = m->h;
-	int r;
-	/* A stale socket from a dead holder: the pidfile lock already proved no
-	 * live holder owns this member, so unlinking is safe. */
-	unlink(m->sock_path);
-	if ((r = uv_pipe_init(h->loop, &m->server, 0)) < 0)
+	char path[64];
+	int r = holder_fd_path(h->run_fd, name, path, sizeof(path));
+	if (r < 0)
 		return r;
-	m->server.data = m;
-	m->server_open = true;
+	/* A stale socket of a dead holder (the member's lock proved none lives;
+	 * for .ctl the first member's): unlinking never follows a symlink. */
+	unlinkat(h->run_fd, name, 0);
+	if ((r = uv_pipe_init(h->loop, srv, 0)) < 0)
+		return r;
+	*open_flag = true;
+	/* Bound through run/'s fd, under a tight umask: 0600 from the start. */
 	mode_t old = umask(0177);
-	r = uv_pipe_bind(&m->server, m->sock_path);
+	r = uv_pipe_bind(srv, path);
 	umask(old);
 	if (r < 0)
 		return r;
-	if (chmod(m->sock_path, 0600) < 0)
-		return -errno;
-	holder_chown_invoker(m->sock_path);
-	return uv_listen((uv_stream_t *)&m->server, 1024, on_connection);
+	holder_fchownat_invoker(h->run_fd, name, name);
+	return uv_listen((uv_stream_t *)srv, backlog, cb);
+}
+
+int server_listen(struct member *m)
+{
+	m->server.data = m;
+	return run_listen(m->h, &m->server, &m->server_open, m->sock_name, 1024, on_connection);
 }

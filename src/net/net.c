@@ -309,6 +309,14 @@ static int save(struct net *n, struct err *e)
 	return r < 0 ? err_set(e, r, "cannot write the network record: %s", strerror(-r)) : 0;
 }
 
+static int tap_own(const char *name, uid_t owner, gid_t group, struct err *e)
+{
+	if (owner == (uid_t)-1 && group == (gid_t)-1)
+		return 0;
+	int r = nl_tap_own(name, owner, group);
+	return r < 0 ? err_set(e, r, "cannot set the owner of tap %s: %s", name, strerror(-r)) : 0;
+}
+
 /* Tap up, enslaved and the neighbour entry in place; checked, not assumed. */
 static int tap_plumb(struct net *n, const struct rec_tap *t, struct err *e)
 {
@@ -335,6 +343,12 @@ static int tap_plumb(struct net *n, const struct rec_tap *t, struct err *e)
 
 int net_tap_add(struct net *n, const char *member, char tap[16], struct err *e)
 {
+	return net_tap_add_owned(n, member, (uid_t)-1, (gid_t)-1, tap, e);
+}
+
+int net_tap_add_owned(struct net *n, const char *member, uid_t owner, gid_t group,
+		      char tap[16], struct err *e)
+{
 	uint32_t ip = member ? addr_pool_lookup(&n->pool, member) : 0;
 	if (!ip)
 		return err_set(e, -ENOENT, "member %s was not reserved", member ? member : "");
@@ -344,7 +358,7 @@ int net_tap_add(struct net *n, const char *member, char tap[16], struct err *e)
 		int r = nl_tap_create(t->name);
 		if (r < 0 && r != -EEXIST)
 			return err_set(e, r, "cannot create tap %s: %s", t->name, strerror(-r));
-		if ((r = tap_plumb(n, t, e)) < 0)
+		if ((r = tap_own(t->name, owner, group, e)) < 0 || (r = tap_plumb(n, t, e)) < 0)
 			return r;
 		snprintf(tap, 16, "%s", t->name);
 		return 0;
@@ -361,7 +375,7 @@ int net_tap_add(struct net *n, const char *member, char tap[16], struct err *e)
 	if (r == 0 && (r = nl_tap_create(name)) < 0)
 		err_set(e, r, "cannot create tap %s: %s", name,
 			r == -EEXIST ? "an interface of that name exists" : strerror(-r));
-	else if (r == 0)
+	else if (r == 0 && (r = tap_own(name, owner, group, e)) == 0)
 		r = tap_plumb(n, t, e);
 	if (r < 0) {
 		if (r != -EEXIST)
@@ -375,6 +389,15 @@ int net_tap_add(struct net *n, const char *member, char tap[16], struct err *e)
 	}
 	snprintf(tap, 16, "%s", name);
 	return 0;
+}
+
+int net_tap_open(struct net *n, const char *member, struct err *e)
+{
+	struct rec_tap *t = member ? record_tap_find(&n->rec, member) : NULL;
+	if (!t)
+		return err_set(e, -ENOENT, "member %s has no tap", member ? member : "");
+	int fd = nl_tap_attach(t->name);
+	return fd < 0 ? err_set(e, fd, "cannot open tap %s: %s", t->name, strerror(-fd)) : fd;
 }
 
 int net_tap_set_pid(struct net *n, const char *member, pid_t pid)

@@ -43,6 +43,12 @@ int net_reserve(struct net *n, const char *name, const char *ip_hint,
 /* Creates the member's tap (persistent, enslaved, up), a permanent neighbour
  * entry ip->mac on the bridge, updates the record. tap receives the ifname. */
 int net_tap_add(struct net *n, const char *member, char tap[16], struct err *e);
+/* The same, the tap owned by owner/group ((uid_t)-1 = nobody): a VMM that
+ * runs as that user attaches to it by name without CAP_NET_ADMIN. */
+int net_tap_add_owned(struct net *n, const char *member, uid_t owner, gid_t group,
+		      char tap[16], struct err *e);
+/* An open fd of the member's tap for its VMM (see nl_tap_attach), or -errno. */
+int net_tap_open(struct net *n, const char *member, struct err *e);
 /* Records the VMM pid using the tap so reconcile can kill orphans. */
 int net_tap_set_pid(struct net *n, const char *member, pid_t pid);
 int net_tap_remove(struct net *n, const char *member, struct err *e);

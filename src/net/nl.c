@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -532,6 +533,29 @@ int nl_default_route_ifs(int *ifindex, size_t max, size_t *n)
 
 /* ---- taps ---- */
 
+/* Attaches to tap `name` (creating it when absent), sets persistence and
+ * owner/group as asked, detaches again. */
+static int tap_setup(const char *name, bool persist, uid_t owner, gid_t group, bool own)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	int r = 0;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (persist && ioctl(fd, TUNSETPERSIST, 1) < 0))
+		r = -errno;
+	/* The kernel has no "no owner" value to set: (uid_t)-1 leaves it alone. */
+	if (r == 0 && own &&
+	    ((owner != (uid_t)-1 && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0) ||
+	     (group != (gid_t)-1 && ioctl(fd, TUNSETGROUP, (unsigned long)group) < 0)))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int nl_tap_create(const char *name)
 {
 	if (!name || !*name || strlen(name) >= IF_NAMESIZE)
@@ -542,18 +566,40 @@ int nl_tap_create(const char *name)
 		return -EEXIST;
 	if (r != -ENODEV)
 		return r;
+	return tap_setup(name, true, (uid_t)-1, (gid_t)-1, false);
+}
+
+int nl_tap_attach(const char *name)
+{
+	if (!name || !*name || strlen(name) >= IF_NAMESIZE)
+		return -EINVAL;
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	/* With the virtio-net header, as QEMU asks for it when it opens by name. */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	r = 0;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0)
-		r = -errno;
-	close(fd);
-	return r;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int nl_tap_own(const char *name, uid_t owner, gid_t group)
+{
+	if (!name || !*name || strlen(name) >= IF_NAMESIZE)
+		return -EINVAL;
+	struct nl_link l;
+	int r = nl_link_get(name, &l);
+	if (r < 0)
+		return r;
+	if (strcmp(l.kind, "tun") != 0)
+		return -EEXIST;
+	return tap_setup(name, false, owner, group, true);
 }
 
 int nl_mac_parse(const char *s, uint8_t mac[6])

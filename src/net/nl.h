@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct nl_link {
 	int index;
@@ -53,5 +54,11 @@ int nl_default_route_ifs(int *ifindex, size_t max, size_t *n);
 /* Persistent tap (TUNSETIFF + TUNSETPERSIST; the fd is closed again so a VMM can
  * open it by name). -EEXIST when a link with that name already exists. */
 int nl_tap_create(const char *name);
+/* Owner and group of an existing, unattached tap ((uid_t)-1 / (gid_t)-1 =
+ * leave as is): a VMM running as that user may attach to it (TUNSETOWNER). */
+int nl_tap_own(const char *name, uid_t owner, gid_t group);
+/* An fd attached to the existing tap (IFF_VNET_HDR): handed to a VMM, which
+ * then needs neither /dev/net/tun nor CAP_NET_ADMIN. */
+int nl_tap_attach(const char *name);
 /* "02:aa:.." -> bytes. */
 int nl_mac_parse(const char *s, uint8_t mac[6]);

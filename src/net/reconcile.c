@@ -44,10 +44,23 @@ static int kill_vmm_legacy(pid_t pid, unsigned long long start)
 	return -ETIMEDOUT;
 }
 
-/* 1 = killed, 0 = nothing (gone, or the pid now belongs to someone else), <0 error. */
-static int kill_vmm(pid_t pid, unsigned long long start)
+/* The recorded VMM pid is that member's VMM: same process (start time), and
+ * its environment carries the member's mark. Records live in a directory the
+ * store's user may write; without the mark a forged record could make a root
+ * prune kill any process. */
+static bool is_vmm_of(const char *root, const char *member, pid_t pid, unsigned long long start)
 {
-	if (pid <= 0)
+	char dir[PATH_MAX], mark[PATH_MAX + 32];
+	if (!proc_same(pid, start) || wire_member_dir(root, member, dir, sizeof(dir)) < 0)
+		return false;
+	snprintf(mark, sizeof(mark), PROC_VMM_MARK "=%s", dir);
+	return proc_env_has(pid, mark);
+}
+
+/* 1 = killed, 0 = nothing (gone, or the pid now belongs to someone else), <0 error. */
+static int kill_vmm(const char *root, const char *member, pid_t pid, unsigned long long start)
+{
+	if (pid <= 0 || !is_vmm_of(root, member, pid, start))
 		return 0;
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (fd < 0 && errno == ENOSYS)
@@ -110,15 +123,15 @@ static int link_remove(const char *name, const char *kind, struct err *e)
 		       r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
 }
 
-static void teardown_taps(struct net_record *r, bool kill_vmms, struct teardown_counts *c,
-			  struct err *e, int *first)
+static void teardown_taps(const char *root, struct net_record *r, bool kill_vmms,
+			  struct teardown_counts *c, struct err *e, int *first)
 {
 	struct nl_link br;
 	bool have_br = nl_link_get(r->bridge, &br) == 0;
 	for (size_t i = 0; i < r->ntaps; i++) {
 		struct rec_tap *t = &r->taps[i];
 		int k;
-		if (kill_vmms && (k = kill_vmm(t->vmm_pid, t->vmm_start_time)) != 0) {
+		if (kill_vmms && (k = kill_vmm(root, t->member, t->vmm_pid, t->vmm_start_time)) != 0) {
 			if (k > 0)
 				c->killed++;
 			else if (keep_first(first, k) < 0)
@@ -140,7 +153,7 @@ int net_teardown(const char *root, struct net_record *r, bool kill_vmms,
 {
 	int first = 0, x;
 	struct err le = {0};
-	teardown_taps(r, kill_vmms, c, &le, &first);
+	teardown_taps(root, r, kill_vmms, c, &le, &first);
 
 	bool had_table = false;
 	if ((x = ruleset_exists(r->table, &had_table, &le)) == 0 && had_table) {

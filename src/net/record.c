@@ -56,16 +56,25 @@ static json_t *to_json(const struct net_record *r)
 		"forwarding", fwd, "taps", taps);
 }
 
-int record_save(const char *root, const struct net_record *r)
+/* networks/, created if missing, opened without following a symlink: a root
+ * holder in a store the user owns writes records only there. */
+static int dir_open(const char *root)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	char dir[PATH_MAX];
 	int rc = record_dir(root, dir, sizeof(dir));
-	if (rc == 0)
-		rc = record_path(root, r->bridge, path, sizeof(path));
-	if (rc == 0)
-		rc = mkdir_p(dir, 0700);
+	if (rc == 0 && (rc = mkdir_p(dir, 0700)) == -ENOTDIR)
+		rc = -ELOOP; /* a symlink to a file, or a file */
 	if (rc < 0)
 		return rc;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int record_save(const char *root, const struct net_record *r)
+{
+	char name[IF_NAMESIZE + 8];
+	if (snprintf(name, sizeof(name), "%s.json", r->bridge) >= (int)sizeof(name))
+		return -ENAMETOOLONG;
 	json_t *j = to_json(r);
 	if (!j)
 		return -ENOMEM;
@@ -73,9 +82,11 @@ int record_save(const char *root, const struct net_record *r)
 	json_decref(j);
 	if (!s)
 		return -ENOMEM;
-	size_t len = strlen(s);
-	rc = file_write_atomic(path, s, len, 0600);
+	int dfd = dir_open(root);
+	int rc = dfd < 0 ? dfd : file_write_atomic_at(dfd, name, s, strlen(s), 0600);
 	free(s);
+	if (dfd >= 0)
+		close(dfd);
 	return rc;
 }
 
@@ -279,17 +290,14 @@ void record_tap_drop(struct net_record *r, struct rec_tap *t)
 
 int record_lock(const char *root)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
-	int rc = record_dir(root, dir, sizeof(dir));
-	if (rc < 0)
-		return rc;
-	if ((rc = mkdir_p(dir, 0700)) < 0)
-		return rc;
-	if (snprintf(path, sizeof(path), "%s/.lock", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int rc, dfd = dir_open(root);
+	if (dfd < 0)
+		return dfd;
+	int fd = openat(dfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	rc = -errno;
+	close(dfd);
 	if (fd < 0)
-		return -errno;
+		return rc;
 	if ((rc = owner_claim_fd(fd)) < 0) {
 		close(fd);
 		return rc;

@@ -194,18 +194,6 @@ int file_tmp_sweep(const char *dir, const char *prefix)
 	return r;
 }
 
-/* The dead writers' temporaries of this very file: cheap, the directory is
- * being written anyway. */
-static void sweep_siblings(const char *path)
-{
-	char dir[PATH_MAX], prefix[NAME_MAX + 8];
-	const char *slash = strrchr(path, '/');
-	if (parent_dir(path, dir, sizeof(dir)) == 0 &&
-	    snprintf(prefix, sizeof(prefix), "%s" FILE_TMP_TAG, slash ? slash + 1 : path) <
-		    (int)sizeof(prefix))
-		file_tmp_sweep(dir, prefix);
-}
-
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {
@@ -221,16 +209,23 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int fsync_dirfd(int dfd)
+{
+	int r = fsync(dfd) < 0 ? -errno : 0;
+	/* Some filesystems refuse fsync on directories; that is not a failure. */
+	return r == -EINVAL ? 0 : r;
+}
+
+int file_write_atomic_at(int dfd, const char *name, const void *data, size_t len, mode_t mode)
 {
 	/* A unique temporary name that names its writer: concurrent writers of
 	 * the same file never truncate each other's half-written copy (the last
 	 * rename wins whole), and a dead writer's copy can be told apart. */
-	char tmp[PATH_MAX];
-	int r = tmp_format(path, "XXXXXX", tmp, sizeof(tmp));
-	if (r < 0)
-		return r;
-	int fd = mkostemp(tmp, O_CLOEXEC);
+	char tmp[NAME_MAX + 1];
+	int r = file_tmp_name(name, tmp, sizeof(tmp));
+	if (r < 0 || strchr(name, '/'))
+		return r < 0 ? r : -EINVAL;
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (fchmod(fd, mode) < 0)
@@ -243,14 +238,32 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
+	if (r == 0 && renameat(dfd, tmp, dfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		return r;
 	}
-	sweep_siblings(path);
-	return fsync_parent(path);
+	/* The dead writers' temporaries of this very file: cheap, the
+	 * directory is being written anyway. */
+	char prefix[NAME_MAX + 8];
+	if (snprintf(prefix, sizeof(prefix), "%s" FILE_TMP_TAG, name) < (int)sizeof(prefix))
+		file_tmp_sweep_at(dfd, prefix);
+	return fsync_dirfd(dfd);
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (parent_dir(path, dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int r = file_write_atomic_at(dfd, slash ? slash + 1 : path, data, len, mode);
+	close(dfd);
+	return r;
 }
 
 int file_read_all(const char *path, size_t max, char **out, size_t *len_out)
@@ -346,7 +359,7 @@ int mkdir_p(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static int rm_rf_at(int dfd, const char *name)
+int rm_rf_at(int dfd, const char *name)
 {
 	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
 		return 0;

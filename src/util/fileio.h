@@ -13,6 +13,9 @@
 #include <sys/types.h>
 
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same for name (one component) in the directory dfd, never following a
+ * symlink (under sudo it is the invoking user's before it appears). */
+int file_write_atomic_at(int dfd, const char *name, const void *data, size_t len, mode_t mode);
 
 #define FILE_TMP_TAG ".tmp."
 /* Names of older versions ("<x>.tmp", "<x>.tmp.XXXXXX") carry no writer: they
@@ -39,6 +42,8 @@ int file_read_trimmed(const char *path, size_t max, char **out, size_t *len_out)
 int mkdir_p(const char *path, mode_t mode);
 /* Removes a directory tree without following symlinks (openat/unlinkat based). */
 int rm_rf(const char *path);
+/* rm_rf of name inside the directory dfd. */
+int rm_rf_at(int dfd, const char *name);
 int path_exists(const char *path);
 /* fsync the directory containing path. */
 int fsync_parent(const char *path);

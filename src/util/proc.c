@@ -48,3 +48,21 @@ bool proc_same(pid_t pid, unsigned long long start)
 	unsigned long long now;
 	return proc_start_time(pid, &now) == 0 && now == start;
 }
+
+bool proc_env_has(pid_t pid, const char *entry)
+{
+	char path[64], *s = NULL;
+	size_t len;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	if (file_read_all(path, 1 << 20, &s, &len) < 0)
+		return false;
+	bool found = false;
+	size_t el = strlen(entry);
+	for (size_t off = 0; off < len && !found;) {
+		size_t l = strnlen(s + off, len - off);
+		found = l == el && memcmp(s + off, entry, el) == 0;
+		off += l + 1;
+	}
+	free(s);
+	return found;
+}

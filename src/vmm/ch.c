@@ -108,6 +108,9 @@ static int ch_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		snprintf(initrd, sizeof(initrd), "%s/initrd", s.member_dir);
 		s.initrd_path = access(initrd, R_OK) == 0 ? initrd : NULL;
 	}
+	if (!*s.kernel_path)
+		return err_set(e, -ENOENT, "no kernel: the spec names none and %s/kernel does not "
+			       "exist", s.member_dir);
 	if (!in_path(ch_binary()))
 		return err_set(e, -ENOENT, "%s not found in PATH", ch_binary());
 	struct vmm_vm *vm = calloc(1, sizeof(*vm));

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,14 +79,31 @@ void vmm_fake_record_close(void)
 	record(json_pack("{s:s}", "op", "close"));
 }
 
+/* The file behind a /proc/self/fd/N the holder handed over (what it opened),
+ * so the record shows real paths; other paths as they are. */
+static const char *real_path(const char *p, char *buf, size_t len)
+{
+	if (!p)
+		return "";
+	if (strncmp(p, "/proc/self/fd/", 14) != 0)
+		return p;
+	ssize_t n = readlink(p, buf, len - 1);
+	if (n < 0)
+		return p;
+	buf[n] = '\0';
+	return buf;
+}
+
 static void record_create(const struct vmm_boot_spec *s)
 {
+	char disk[PATH_MAX], seed[PATH_MAX], fxp[PATH_MAX];
 	json_t *fx = json_array();
 	for (size_t i = 0; fx && i < s->n_fixtures; i++)
-		json_array_append_new(fx, json_string(s->fixture_paths[i]));
+		json_array_append_new(fx, json_string(real_path(s->fixture_paths[i], fxp, sizeof(fxp))));
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "op", "create", "name",
-			      s->name, "disk_path", s->disk_path ? s->disk_path : "", "seed_path",
-			      s->seed_path ? s->seed_path : "", "fixture_paths", fx ? fx : json_array(),
+			      s->name, "disk_path", real_path(s->disk_path, disk, sizeof(disk)),
+			      "seed_path", real_path(s->seed_path, seed, sizeof(seed)),
+			      "fixture_paths", fx ? fx : json_array(),
 			      "mac", s->mac ? s->mac : "", "assigned_ip", s->ip ? s->ip : "", "tap",
 			      s->tap ? s->tap : "");
 	record(o);
@@ -187,7 +205,7 @@ static int fake_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 	char *argv[] = { (char *)vmm_self_exe(), (char *)"--fleetbox-fake-vm", (char *)spec->name,
 			 (char *)(spec->serial_log_path ? spec->serial_log_path : ""), boot_ms, NULL };
 	vm->proc.data = vm;
-	int r = vmm_spawn(loop, &vm->proc, argv, fds[1], on_exit_cb);
+	int r = vmm_spawn(loop, &vm->proc, argv, fds[1], on_exit_cb, spec);
 	close(fds[1]);
 	if (r < 0) {
 		close(fds[0]);

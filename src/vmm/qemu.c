@@ -20,9 +20,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define QEMU_DEFAULT_TB_MB 64
@@ -49,6 +53,45 @@ static const char *env_or(const char *name, const char *def)
 	return v && *v ? v : def;
 }
 
+/* Whether uid (primary group gid, plus its supplementary groups) may open
+ * path read-write: the mode bits, as the kernel checks them for that user. */
+static bool uid_can_rw(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return false;
+	if (st.st_uid == uid)
+		return (st.st_mode & 0600) == 0600;
+	gid_t groups[256];
+	int n = 256;
+	struct passwd *pw = getpwuid(uid);
+	bool in_group = st.st_gid == gid;
+	if (pw && getgrouplist(pw->pw_name, gid, groups, &n) >= 0)
+		for (int i = 0; i < n && !in_group; i++)
+			in_group = groups[i] == st.st_gid;
+	if (in_group)
+		return (st.st_mode & 060) == 060;
+	return (st.st_mode & 06) == 06;
+}
+
+/* The VMM runs as the member's owner: KVM only if that user may use it. */
+static int accel_for(const struct vmm_boot_spec *s, enum vmm_accel *accel, struct err *e)
+{
+	int r = accel_select(accel, e);
+	if (r < 0 || *accel != VMM_ACCEL_KVM || s->run_uid == 0 ||
+	    uid_can_rw("/dev/kvm", s->run_uid, s->run_gid))
+		return r;
+	const char *want = getenv("FLEETBOX_ACCEL");
+	if (want && !strcmp(want, "kvm"))
+		return err_set(e, -EACCES, "FLEETBOX_ACCEL=kvm, but the VMM runs as uid %u, which "
+			       "cannot open /dev/kvm (add that user to its group)",
+			       (unsigned)s->run_uid);
+	log_warn("%s: the VMM runs as uid %u, which cannot open /dev/kvm: using TCG", s->name,
+		 (unsigned)s->run_uid);
+	*accel = VMM_ACCEL_TCG;
+	return 0;
+}
+
 static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		     const struct vmm_callbacks *cb, void *data, struct vmm_vm **out,
 		     struct err *e)
@@ -67,6 +110,9 @@ static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		snprintf(initrd, sizeof(initrd), "%s/initrd", s.member_dir);
 		s.initrd_path = access(initrd, R_OK) == 0 ? initrd : NULL;
 	}
+	if (!*s.kernel_path)
+		return err_set(e, -ENOENT, "no kernel: the spec names none and %s/kernel does not "
+			       "exist", s.member_dir);
 	if (access(s.kernel_path, R_OK) != 0)
 		return err_set(e, -ENOENT, "kernel %s: %s", s.kernel_path, strerror(errno));
 	if (access(s.disk_path, F_OK) != 0 || access(s.seed_path, F_OK) != 0)
@@ -80,7 +126,7 @@ static int qemu_boot(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 	int r = vmcore_ctl_path(&s, "qmp.sock", "qmp", c->ctl_path, sizeof(c->ctl_path), e);
 	enum vmm_accel accel = VMM_ACCEL_TCG;
 	if (r == 0)
-		r = accel_select(&accel, e);
+		r = accel_for(&s, &accel, e);
 	if (r < 0) {
 		free(vm);
 		return r;

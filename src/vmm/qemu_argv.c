@@ -78,17 +78,44 @@ static char *esc(const char *s)
 	return o;
 }
 
+/* ",backing.file.filename=F,backing.driver=D,backing.backing...": the
+ * backing chain the holder opened, so QEMU never opens a name it read from
+ * an image header. "" when the spec carries no chain. */
+static char *backing_opts(const struct vmm_boot_spec *s)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < s->n_backing; i++)
+		cap += 2 * (i + 1) * 8 + 2 * strlen(s->backing_paths[i]) + strlen(s->backing_formats[i]) + 40;
+	char *o = calloc(1, cap), *prefix = calloc(1, 8 * s->n_backing + 1);
+	size_t n = 0;
+	for (size_t i = 0; o && prefix && i < s->n_backing; i++) {
+		strcat(prefix, "backing.");
+		char *f = esc(s->backing_paths[i]);
+		if (!f) {
+			free(o);
+			o = NULL;
+			break;
+		}
+		n += (size_t)snprintf(o + n, cap - n, ",%sfile.filename=%s,%sdriver=%s", prefix, f,
+				      prefix, s->backing_formats[i]);
+		free(f);
+	}
+	free(prefix);
+	return o;
+}
+
 static void add_disk(struct cmd *c, const char *bus, const char *id, const char *path,
-		     const char *fmt, bool ro)
+		     const char *fmt, bool ro, const char *extra)
 {
 	char *p = esc(path);
-	if (!p) {
+	if (!p || !extra) {
+		free(p);
 		cmd_add(c, NULL); /* records -ENOMEM */
 		return;
 	}
 	cmd_add(c, "-drive");
-	cmd_addf(c, "file=%s,if=none,id=%s,format=%s,cache=writeback,discard=unmap%s", p, id, fmt,
-		 ro ? ",readonly=on" : "");
+	cmd_addf(c, "file=%s,if=none,id=%s,format=%s,cache=writeback,discard=unmap%s%s", p, id, fmt,
+		 ro ? ",readonly=on" : "", extra);
 	cmd_add(c, "-device");
 	cmd_addf(c, "virtio-blk-%s,drive=%s", bus, id);
 	free(p);
@@ -152,18 +179,23 @@ int qemu_argv_build(const struct qemu_opts *o, const struct vmm_boot_spec *s, st
 	else
 		cmd_add(c, cl);
 
-	add_disk(c, bus, "disk0", s->disk_path, o->disk_format ? o->disk_format : "qcow2", false);
-	add_disk(c, bus, "seed", s->seed_path, "raw", true);
+	char *bk = backing_opts(s);
+	add_disk(c, bus, "disk0", s->disk_path, o->disk_format ? o->disk_format : "qcow2", false, bk);
+	free(bk);
+	add_disk(c, bus, "seed", s->seed_path, "raw", true, "");
 	for (size_t i = 0; i < s->n_fixtures; i++) {
 		char id[32];
 		snprintf(id, sizeof(id), "fix%zu", i);
-		add_disk(c, bus, id, s->fixture_paths[i], "raw", true);
+		add_disk(c, bus, id, s->fixture_paths[i], "raw", true, "");
 	}
 	if (s->tap && *s->tap) {
 		if (!s->mac)
 			return err_set(e, -EINVAL, "qemu: a tap needs a MAC");
 		cmd_add(c, "-netdev");
-		cmd_addf(c, "tap,id=n0,ifname=%s,script=no,downscript=no", s->tap);
+		if (s->tap_fd > 2) /* opened by the holder: QEMU needs no /dev/net/tun */
+			cmd_addf(c, "tap,id=n0,fd=%d", s->tap_fd);
+		else
+			cmd_addf(c, "tap,id=n0,ifname=%s,script=no,downscript=no", s->tap);
 		cmd_add(c, "-device");
 		cmd_addf(c, "virtio-net-%s,netdev=n0,mac=%s", bus, s->mac);
 	}

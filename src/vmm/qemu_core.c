@@ -23,12 +23,22 @@
 
 enum { TICK_MS = 150, PROBE_MS = 2000, ESC_MS = 5000 };
 
+/* Logs are read by a (possibly root) holder in a directory others may
+ * write: never through a symlink, except the /proc/self/fd/N the holder
+ * itself made (a magic link to a file it opened under its path policy). */
+static int open_log(const char *path)
+{
+	const char *p = strncmp(path, "/proc/self/fd/", 14) ? NULL : path + 14;
+	bool fdlink = p && *p && strspn(p, "0123456789") == strlen(p);
+	return open(path, O_RDONLY | O_CLOEXEC | (fdlink ? 0 : O_NOFOLLOW));
+}
+
 void vmcore_tail(const char *path, int lines, char *out, size_t len)
 {
 	out[0] = '\0';
 	if (!path || !*path || len < 2)
 		return;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_log(path);
 	if (fd < 0)
 		return;
 	char buf[2048];
@@ -68,7 +78,7 @@ void vmcore_tail(const char *path, int lines, char *out, size_t len)
 static void file_line_with(const char *path, const char *needle, char *out, size_t len)
 {
 	out[0] = '\0';
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_log(path);
 	if (fd < 0)
 		return;
 	size_t max = 1u << 20;
@@ -89,7 +99,7 @@ static void file_line_with(const char *path, const char *needle, char *out, size
 /* True when path contains needle within its first `max` bytes. */
 static bool file_contains(const char *path, const char *needle, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_log(path);
 	if (fd < 0)
 		return false;
 	char *buf = malloc(max + 1);
@@ -137,7 +147,12 @@ uint64_t vmcore_boot_timeout_ms(void)
 int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const char *ext,
 		    char *out, size_t len, struct err *e)
 {
-	int n = snprintf(out, len, "%s/%s", spec->member_dir, file);
+	/* Through the member dir's fd (the VMM inherits it): short, and the
+	 * socket lands in that very directory even if a path component above it
+	 * is swapped for a symlink. */
+	int n = spec->member_dir_fd > 2
+			? snprintf(out, len, "/proc/self/fd/%d/%s", spec->member_dir_fd, file)
+			: snprintf(out, len, "%s/%s", spec->member_dir, file);
 	if (n > 0 && (size_t)n < len && (size_t)n < WIRE_SUN_PATH_MAX)
 		return 0;
 	/* member_dir = <root>/clusters/<cluster>/<member>: use <root>/run/. */
@@ -362,7 +377,7 @@ int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 	c->tick.data = c->esc.data = c;
 	c->open_handles = 2;
 	c->proc.data = c;
-	int r = vmm_spawn(loop, &c->proc, argv, log_fd, on_exit_cb);
+	int r = vmm_spawn(loop, &c->proc, argv, log_fd, on_exit_cb, spec);
 	if (r < 0) {
 		/* Nothing runs: close the timers; the core frees itself silently. */
 		c->proc_exited = true;
@@ -519,8 +534,20 @@ int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char
 	/* The VMM's own stderr (e.g. "could not open tap") goes next to the console. */
 	char vlog[PATH_MAX];
 	snprintf(vlog, sizeof(vlog), "%s/%s", s->member_dir, log_name);
-	int log_fd = open(vlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log_fd >= 0 && owner_claim_fd(log_fd) == 0)
+	/* Relative to the member dir's fd when the holder gives one: a root
+	 * holder must not follow a symlink planted as <member>/qemu.log. The log
+	 * belongs to the user the VMM runs as (else, under sudo, the invoker). */
+	int log_fd = s->member_dir_fd > 2
+			     ? openat(s->member_dir_fd, log_name,
+				      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)
+			     : open(vlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (log_fd >= 0 && (s->run_uid != 0 ? fchown(log_fd, s->run_uid, s->run_gid) < 0
+					    : owner_claim_fd(log_fd) < 0))
+		log_warn("vm %s: chown %s: %s", s->name, vlog, strerror(errno));
+	if (log_fd >= 0 && s->member_dir_fd > 2)
+		snprintf(c->vmm_log, sizeof(c->vmm_log), "/proc/self/fd/%d/%s", s->member_dir_fd,
+			 log_name);
+	else if (log_fd >= 0)
 		snprintf(c->vmm_log, sizeof(c->vmm_log), "%s", vlog);
 	bool mini = s->cmdline && strstr(s->cmdline, "rdinit=/init");
 	int r = vmcore_start(c, loop, cmd_argv(cmd), log_fd, s, mini, cb, data, e);

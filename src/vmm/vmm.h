@@ -22,6 +22,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "util/proc.h"
+
 struct err;
 
 struct vmm_boot_spec {
@@ -44,6 +46,25 @@ struct vmm_boot_spec {
 	const char *gateway;         /* NULL in network-free mode */
 	int prefix_len;              /* 24 */
 	const char *tap;             /* tap ifname, NULL in network-free mode */
+	int tap_fd;                  /* > 2: an fd attached to tap (among pass_fds) */
+	/* Privilege and hand-over, set by the holder (all zero = none):
+	 *  - pass_fds: files the holder opened under its path policy, inherited by
+	 *    the VMM under the same numbers; the *_path fields above then read
+	 *    "/proc/self/fd/N", so the VMM opens exactly what was checked;
+	 *  - run_uid/run_gid: the VMM drops to them (uid 0 = runs as the holder);
+	 *  - member_dir_fd (> 2 when given, and among pass_fds): the member dir,
+	 *    for the driver's own files (its log, its control socket);
+	 *  - backing_*: the qcow2 backing chain of disk_path, outermost first, as
+	 *    "/proc/self/fd/N" paths with their formats, so the VMM never opens
+	 *    the names written in the image headers itself. */
+	const int *pass_fds;
+	size_t n_pass_fds;
+	uid_t run_uid;
+	gid_t run_gid;
+	int member_dir_fd;
+	const char *const *backing_paths;
+	const char *const *backing_formats;
+	size_t n_backing;
 };
 
 struct vmm_callbacks {
@@ -74,11 +95,16 @@ int vmm_driver_select(const char *name, const struct vmm_driver **out, struct er
 
 /* Spawns argv[0] (PATH lookup) as a child that receives SIGKILL when the holder
  * dies: the holder re-executes itself as `fleetbox --fleetbox-pdeath-exec PPID
- * argv...`, which sets PR_SET_PDEATHSIG, checks its parent is still PPID, then
- * execs. stdout/stderr go to log_fd (or /dev/null if < 0), stdin is /dev/null.
- * proc->data is left for the caller. */
+ * [--as UID:GID] argv...`, which drops to UID:GID (with UID's supplementary
+ * groups) when asked, then sets PR_SET_PDEATHSIG (after the drop: changing
+ * credentials clears it), checks its parent is still PPID, and execs.
+ * stdout/stderr go to log_fd (or /dev/null if < 0), stdin is /dev/null.
+ * spec (may be NULL) gives pass_fds, run_uid/run_gid and member_dir (the
+ * child's environment gets VMM_MARK_ENV=<member_dir>). proc->data is left
+ * for the caller. */
+#define VMM_MARK_ENV PROC_VMM_MARK /* util/proc.h */
 int vmm_spawn(uv_loop_t *loop, uv_process_t *proc, char **argv, int log_fd,
-	      uv_exit_cb exit_cb);
+	      uv_exit_cb exit_cb, const struct vmm_boot_spec *spec);
 /* Our own executable, for re-executing helper modes. main() sets it from
  * argv[0] when that is a path (so it is right under valgrind, where
  * /proc/self/exe is the tool), else /proc/self/exe is used. */

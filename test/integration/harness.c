@@ -3,6 +3,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
+#include "util/proc.h"
 #include "rpc/wire.h"
 
 #include <dirent.h>
@@ -322,6 +323,19 @@ char *h_request(const char *member, const char *bytes, size_t len, int timeout_m
 	return buf;
 }
 
+/* Still our --fleetbox-pdeath-exec re-exec (it execs the VMM in a moment). */
+static bool h_pid_is_helper(pid_t pid)
+{
+	char p[64], *s;
+	size_t n;
+	snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
+	if (file_read_all(p, 1 << 16, &s, &n) < 0)
+		return true;
+	bool helper = memmem(s, n, "--fleetbox-pdeath-exec", 22) != NULL;
+	free(s);
+	return helper;
+}
+
 bool h_pid_alive(pid_t pid)
 {
 	if (pid <= 0)
@@ -430,6 +444,25 @@ pid_t h_find_process(const char *const *needles, pid_t parent)
 				continue;
 		}
 		found = pid;
+	}
+	closedir(d);
+	return found;
+}
+
+pid_t h_vmm_pid(const char *member)
+{
+	char dir[512], mark[600];
+	CHECK_INT(wire_member_dir(h_root, member, dir, sizeof(dir)), 0);
+	snprintf(mark, sizeof(mark), PROC_VMM_MARK "=%s", dir);
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	struct dirent *de;
+	pid_t found = 0;
+	while (!found && (de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		/* the pdeath re-exec carries the mark too; the VMM is what it execs */
+		if (pid > 0 && proc_env_has(pid, mark) && h_pid_alive(pid) && !h_pid_is_helper(pid))
+			found = pid;
 	}
 	closedir(d);
 	return found;

@@ -52,6 +52,9 @@ bool h_wait_until(bool (*cond)(void *), void *arg, int timeout_ms);
 /* A live process whose space-joined argv contains every needle (and, if
  * parent != 0, whose parent is parent); 0 if none. */
 pid_t h_find_process(const char *const *needles, pid_t parent);
+/* The VMM process (any driver) of a member of this store: the one whose
+ * environment carries its FLEETBOX_VMM_OF mark; 0 if none. */
+pid_t h_vmm_pid(const char *member);
 /* PIDs of fake VM processes for a member (scans /proc cmdlines). */
 pid_t h_fake_vm_pid(const char *member);
 long h_now_ms(void);

@@ -554,7 +554,11 @@ static void t_join(void)
 	snprintf(want, sizeof(want), "{\"reservation\":{\"mac\":\"%s\"}}", mac);
 	CHECK_STR(r, want);
 	free(r);
-	r = h_req("jn-2", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"/nonexistent\"}}\n", 5000);
+	char req[600];
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"jn-9\",\"disk_path\":\"%s\"}}\n",
+		 h_image()); /* any regular file inside the store */
+	r = h_req("jn-2", req, 5000);
 	CHECK_STR(r, "{}");
 	free(r);
 	CHECK_INT(h_pidfile("jn-9"), holder);
@@ -998,14 +1002,14 @@ static void t_holder_valgrind(void)
 	free(r);
 	const char *names[] = { "vg-1", "vg-2" };
 	for (int i = 0; i < 2; i++) {
-		char req[256];
+		char req[600];
 		int n = snprintf(req, sizeof(req), "{\"cmd\":\"reserve\",\"name\":\"%s\"}\n", names[i]);
 		r = h_request("vg-1", req, (size_t)n, 20000);
 		CHECK(r && strstr(r, "reservation"));
 		free(r);
 		n = snprintf(req, sizeof(req),
-			     "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"/d\"}}\n",
-			     names[i]);
+			     "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"%s\"}}\n",
+			     names[i], h_image());
 		r = h_request("vg-1", req, (size_t)n, 20000);
 		CHECK_STR(r, "{}");
 		free(r);

@@ -22,7 +22,7 @@
 
 struct crash_info {
 	char bridge[16], tap1[16], tap2[16];
-	pid_t vmm;
+	pid_t vmm, other;
 };
 
 static void holder_child(const char *root, int wfd)
@@ -38,14 +38,27 @@ static void holder_child(const char *root, int wfd)
 		fprintf(stderr, "child: %s\n", e.msg);
 		_exit(2);
 	}
-	/* The fake VMM: bounded lifetime, no PDEATHSIG, so it survives us. */
+	/* The fake VMM: bounded lifetime, no PDEATHSIG, so it survives us; marked
+	 * as c-1's VMM the way vmm_spawn marks them (reconcile checks it). */
+	char mark[600];
+	snprintf(mark, sizeof(mark), "FLEETBOX_VMM_OF=%s/clusters/c/c-1", root);
 	pid_t vmm = fork();
 	if (vmm == 0) {
+		char *envp[] = { mark, NULL };
+		execle("/bin/sleep", "sleep", "60", (char *)NULL, envp);
+		_exit(127);
+	}
+	/* An unrelated process a forged record could name as c-2's VMM: it has
+	 * no mark, so reconcile must leave it alone. */
+	pid_t other = fork();
+	if (other == 0) {
 		execl("/bin/sleep", "sleep", "60", (char *)NULL);
 		_exit(127);
 	}
-	if (vmm < 0 || net_tap_set_pid(n, "c-1", vmm) < 0)
+	if (vmm < 0 || other < 0 || net_tap_set_pid(n, "c-1", vmm) < 0 ||
+	    net_tap_set_pid(n, "c-2", other) < 0)
 		_exit(3);
+	ci.other = other;
 	snprintf(ci.bridge, sizeof(ci.bridge), "%s", net_bridge(n));
 	ci.vmm = vmm;
 	if (write(wfd, &ci, sizeof(ci)) != sizeof(ci))
@@ -72,8 +85,9 @@ static void test_crash_with_taps(const char *root)
 	CHECK(poll(&rp, 1, 20000) == 1);  /* bounded: the child needs milliseconds */
 	CHECK(read(p[0], &ci, sizeof(ci)) == sizeof(ci));
 	close(p[0]);
-	unsigned long long vmm_start;
+	unsigned long long vmm_start, other_start;
 	CHECK(proc_start_time(ci.vmm, &vmm_start) == 0);
+	CHECK(proc_start_time(ci.other, &other_start) == 0);
 	CHECK(kill(child, SIGKILL) == 0);
 	int st;
 	CHECK(waitpid(child, &st, 0) == child && WIFSIGNALED(st));
@@ -95,6 +109,8 @@ static void test_crash_with_taps(const char *root)
 	CHECK(rep.processes_killed == 1 && rep.taps_removed == 2);
 	CHECK(rep.bridges_removed == 1 && rep.tables_removed == 1);
 	CHECK(!proc_same(ci.vmm, vmm_start));  /* VMM gone (exited; a zombie at most) */
+	CHECK(proc_same(ci.other, other_start)); /* the unmarked process lives on */
+	kill(ci.other, SIGKILL);
 	CHECK(!nstest_link_exists(ci.bridge) && !nstest_link_exists(ci.tap1) &&
 	      !nstest_link_exists(ci.tap2));
 	CHECK(!nstest_table_exists(ci.bridge) && !nstest_record_exists(root, ci.bridge));

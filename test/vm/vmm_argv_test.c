@@ -143,6 +143,32 @@ static void test_qemu(void)
 	free(got);
 	cmd_fini(&c);
 
+	/* The backing chain the holder opened is named on the command line, so
+	 * QEMU never opens the names written in the image headers. */
+	const char *bp[] = {"/proc/self/fd/7", "/proc/self/fd/8"}, *bf[] = {"qcow2", "raw"};
+	s.backing_paths = bp;
+	s.backing_formats = bf;
+	s.n_backing = 2;
+	CHECK(qemu_argv_build(&o, &s, &c, &e) == 0, "%s", e.msg);
+	got = joined(&c);
+	CHECK(strstr(got, "id=disk0,format=qcow2,cache=writeback,discard=unmap,"
+			  "backing.file.filename=/proc/self/fd/7,backing.driver=qcow2,"
+			  "backing.backing.file.filename=/proc/self/fd/8,backing.backing.driver=raw "),
+	      "%s", got);
+	CHECK(strstr(got, "id=seed,format=raw,cache=writeback,discard=unmap,readonly=on "), "%s", got);
+	free(got);
+	cmd_fini(&c);
+	s.n_backing = 0;
+	/* A tap the holder opened: by fd, no /dev/net/tun needed. */
+	s.tap_fd = 9;
+	CHECK(qemu_argv_build(&o, &s, &c, &e) == 0, "%s", e.msg);
+	got = joined(&c);
+	CHECK(strstr(got, "-netdev tap,id=n0,fd=9 -device virtio-net-pci,netdev=n0,mac=02:11:22:33:44:55"),
+	      "%s", got);
+	free(got);
+	cmd_fini(&c);
+	s.tap_fd = 0;
+
 	s.cpus = 0;
 	CHECK(qemu_argv_build(&o, &s, &c, &e) < 0, "cpus 0 accepted");
 	cmd_fini(&c);

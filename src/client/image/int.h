@@ -1,6 +1,7 @@
 /* image/int.h - internals of the image module shared by the files in image/ (not a public
  * module API: the rest of the client calls only what image/image.h declares). */
 #pragma once
+#include "util/qcow2.h"
 #include "client/image/image.h"
 
 #include <limits.h>
@@ -156,22 +157,7 @@ int build_on_demand(const struct cache *c, const char *root, const char *name,
 		    image_progress_fn progress, void *data, struct image_info *out,
 		    struct err *e);
 
-/* ---- qcow2.c: the header fields we need (pure parser + fd helpers) ---- */
-#define QCOW2_MAX_SIZE (64ull << 40)  /* virtual sizes beyond 64 TiB are refused */
-#define QCOW2_BACKING_MAX 1023u
-struct qcow2_info {
-	uint32_t version, cluster_bits, header_len;
-	uint64_t size;             /* virtual disk size, bytes */
-	uint64_t incompat;
-	bool encrypted;
-	uint64_t backing_off;      /* 0 = no backing file */
-	uint32_t backing_len;
-	char backing[QCOW2_BACKING_MAX + 1];  /* printable form (qcow2_inspect) */
-};
-bool qcow2_magic(const void *buf, size_t len);
-/* Parses the first len bytes of a file of file_size bytes. 0, -EINVAL
- * (malformed), -EOPNOTSUPP (version/features), -EFBIG (virtual size). */
-int qcow2_parse(const void *buf, size_t len, uint64_t file_size, struct qcow2_info *out);
+/* ---- qcow2.c: the header fields we need (util/qcow2.h parses; fd helpers) ---- */
 /* qcow2_parse on an open file, plus the backing file name. */
 int qcow2_inspect(int fd, struct qcow2_info *out);
 /* qcow2_inspect, and refuses what may not be a cached base (backing file,
