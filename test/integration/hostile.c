@@ -106,6 +106,12 @@ static void reserve(const char *via, const char *name)
 	free(r);
 }
 
+static bool member_gone_p(void *arg)
+{
+	const char *m = arg;
+	return !h_sock_exists(m) && h_pidfile(m) == 0;
+}
+
 /* --- the secret, watched for opens --- */
 
 static int watch_fd = -1;
@@ -683,10 +689,134 @@ static void t_ctl_flood(void)
 	h_teardown();
 }
 
+/* A member dir with a disk, as a client prepares it. */
+static void member_prep(const char *cluster, const char *name, char *disk, size_t len)
+{
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/clusters/%s/%s", h_root, cluster, name);
+	CHECK_INT(mkdir_p(dir, 0700), 0);
+	snprintf(disk, len, "%s/disk", dir);
+	CHECK_INT(file_write_atomic(disk, "disk", 4, 0600), 0);
+}
+
+static void boot_eph(const char *via, const char *name, const char *disk, bool eph)
+{
+	reserve(via, name);
+	char line[900];
+	snprintf(line, sizeof(line),
+		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"%s\"%s}}\n",
+		 name, disk, eph ? ",\"ephemeral\":true" : "");
+	char *r = req(via, line);
+	CHECK_STR(r, "{}");
+	free(r);
+}
+
+static bool exists_f(const char *fmt, const char *a)
+{
+	char p[600];
+	snprintf(p, sizeof(p), fmt, h_root, a);
+	return path_exists(p);
+}
+
+/* Bound holder for ephemeral members, owned by a child we SIGKILL. */
+static pid_t eph_client(pid_t *holder)
+{
+	int p[2];
+	CHECK_INT(pipe(p), 0);
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		alarm(120);
+		struct holder_proc hp = holder_start("ek-1");
+		free(req("ek-1", "{\"cmd\":\"createnetwork\"}\n"));
+		char disk[600];
+		member_prep("ek", "ek-1", disk, sizeof(disk));
+		boot_eph("ek-1", "ek-1", disk, true);
+		member_prep("ek", "ek-2", disk, sizeof(disk));
+		boot_eph("ek-1", "ek-2", disk, true);
+		member_prep("ek", "ek-3", disk, sizeof(disk));
+		boot_eph("ek-1", "ek-3", disk, false); /* kept */
+		member_prep("el", "el-1", disk, sizeof(disk));
+		boot_eph("ek-1", "el-1", disk, true);  /* its cluster dir goes too */
+		if (write(p[1], &hp.pid, sizeof(hp.pid)) != sizeof(hp.pid))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	CHECK(poll(&pf, 1, 60000) == 1);
+	CHECK_INT(read(p[0], holder, sizeof(*holder)), sizeof(*holder));
+	close(p[0]);
+	return c;
+}
+
+/* spec.ephemeral: the holder deletes the member's directory once its VM has
+ * exited, whenever it stops serving it (stop, or the client gone), and
+ * only inside its store. */
+static void t_ephemeral(void)
+{
+	h_setup("heph");
+	/* 1. stop of one ephemeral member: its dir goes, the holder serves on */
+	struct holder_proc hp = holder_start("es-1");
+	free(req("es-1", "{\"cmd\":\"createnetwork\"}\n"));
+	char disk[600];
+	member_prep("es", "es-1", disk, sizeof(disk));
+	boot_eph("es-1", "es-1", disk, false);
+	member_prep("es", "es-2", disk, sizeof(disk));
+	boot_eph("es-1", "es-2", disk, true);
+	pid_t vm2 = h_vmm_pid("es-2");
+	CHECK(vm2 > 0);
+	char *r = req("es-2", "{\"cmd\":\"stop\"}\n");
+	CHECK_STR(r, "{}");
+	free(r);
+	CHECK(h_wait_until(member_gone_p, "es-2", 10000));
+	CHECK(!h_pid_alive(vm2));
+	CHECK(!exists_f("%s/clusters/es/%s", "es-2"));
+	CHECK(exists_f("%s/clusters/es/%s/disk", "es-1")); /* the cluster dir is not empty */
+	/* 2. a swapped cluster dir: nothing outside the store is deleted */
+	member_prep("et", "et-1", disk, sizeof(disk));
+	boot_eph("es-1", "et-1", disk, true);
+	char decoy[300], from[300], to[300];
+	snprintf(decoy, sizeof(decoy), "%s-decoy", h_root);
+	snprintf(from, sizeof(from), "%s/clusters/et", h_root);
+	snprintf(to, sizeof(to), "%s/et-1", decoy);
+	CHECK_INT(mkdir_p(decoy, 0700), 0);
+	CHECK_INT(rename(from, to), 0);              /* et/ -> decoy/et-1 ... */
+	snprintf(to, sizeof(to), "%s/et-1/et-1/disk", decoy);
+	CHECK(path_exists(to));
+	CHECK_INT(symlink(decoy, from), 0);          /* ... clusters/et -> decoy */
+	r = req("et-1", "{\"cmd\":\"stop\"}\n");
+	free(r);
+	CHECK(h_wait_until(member_gone_p, "et-1", 10000));
+	CHECK(path_exists(to)); /* refused: clusters/et is a symlink now */
+	unlink(from);
+	rm_rf(decoy);
+	holder_stop(&hp);
+	CHECK(exists_f("%s/clusters/es/%s/disk", "es-1")); /* not ephemeral: kept */
+
+	/* 3. the bound client SIGKILLed: every ephemeral dir goes, and its
+	 * cluster dir when that left it empty; the others stay */
+	pid_t holder;
+	pid_t c = eph_client(&holder);
+	pid_t v1 = h_vmm_pid("ek-1");
+	CHECK(v1 > 0);
+	CHECK_INT(kill(c, SIGKILL), 0);
+	waitpid(c, NULL, 0);
+	CHECK(h_wait_pid_gone(holder, 20000) >= 0);
+	CHECK(!h_pid_alive(v1));
+	CHECK(!exists_f("%s/clusters/ek/%s", "ek-1") && !exists_f("%s/clusters/ek/%s", "ek-2"));
+	CHECK(exists_f("%s/clusters/ek/%s/disk", "ek-3"));
+	CHECK(!exists_f("%s/clusters/%s", "el"));
+	CHECK(member_gone_p("ek-1") && member_gone_p("ek-3") && member_gone_p("el-1"));
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
+	{ "ephemeral", t_ephemeral },
 	{ "hostile-dos", t_dos },
 	{ "hostile-ctl", t_ctl_flood },
 	{ "hostile-paths", t_paths },
