@@ -348,6 +348,63 @@ static void test_refusals(void)
 	CHECK(stat(p, &st) == 0);
 }
 
+/* `cp VM:/x DIR/newname`: newname itself is the destination, so a link in
+ * it must not reach a sibling of it (issue 10 item 7). */
+static void test_newname_root(void)
+{
+	struct ent sib[] = { { 'd', "top", NULL }, { 'd', "top/d", NULL },
+			     { 'l', "top/l", "../secret" } };
+	struct ent in[] = { { 'd', "top", NULL }, { 'd', "top/d", NULL }, { 'f', "top/f", NULL },
+			    { 'l', "top/d/up", "../f" }, { 'l', "top/self", "." } };
+	struct ent toplink[] = { { 'l', "top", "sibling" } };
+	struct mem m;
+	struct err e = { 0 };
+	char dst[PATH_MAX], p[PATH_MAX];
+	int k = 0;
+	struct { const struct ent *ents; size_t n; bool top_is_dest; int want; } cases[] = {
+		{ sib, 3, true, -EPERM },  /* DIR/newname/l -> DIR/secret: refused */
+		{ sib, 3, false, 0 },      /* DIR/x/l -> DIR/secret: inside DIR */
+		{ in, 5, true, 0 },        /* links within newname: fine */
+		{ toplink, 1, true, 0 },   /* the top entry as a link is judged in DIR */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		craft(&m, cases[i].ents, cases[i].n);
+		FMT(dst, "%s/newname%d", base, ++k);
+		CHECK(mkdir(dst, 0755) == 0);
+		memset(&e, 0, sizeof(e));
+		int r = copy_tar_extract_to(mem_read, &m, dst, "top", "newname", cases[i].top_is_dest,
+					    &e);
+		free(m.p);
+		if (r != cases[i].want) {
+			fprintf(stderr, "newname case %zu: got %d '%s', want %d\n", i, r, e.msg,
+				cases[i].want);
+			CHECK(0);
+		}
+		if (r < 0) {
+			CHECK(strstr(e.msg, "refusing symlink 'newname/l' -> '../secret': it points "
+					    "outside the destination") != NULL);
+			FMT(p, "%s/newname/l", dst);
+			CHECK(!path_exists(p)); /* nothing made */
+		}
+		printf("newname case %zu: %d %s\n", i, r, e.msg);
+	}
+	/* the pure check, as a table */
+	struct { const char *rel, *target; int depth, want; } t[] = {
+		{ "n/l", "../s", 1, -EPERM }, { "n/l", "../s", 0, 0 },   { "n/d/l", "../s", 1, 0 },
+		{ "n/d/l", "../../s", 1, -EPERM }, { "n", "s", 1, 0 },   { "n", "../s", 1, -EPERM },
+		{ "n/l", "a/../../s", 0, -EPERM }, { "n/l", "/etc", 0, -EPERM }, { "n/l", "", 0, -EPERM },
+		{ "n/l", "./././s", 1, 0 },       { "n/l", "..", 1, -EPERM }, { "n/l", ".", 1, 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		int r = copy_symlink_check(t[i].rel, t[i].target, t[i].depth, &e);
+		if (r != t[i].want) {
+			fprintf(stderr, "check %s -> %s (root depth %d): %d, want %d\n", t[i].rel,
+				t[i].target, t[i].depth, r, t[i].want);
+			CHECK(0);
+		}
+	}
+}
+
 int main(void)
 {
 	FMT(base, "/tmp/fbcopy-XXXXXX");
@@ -355,6 +412,7 @@ int main(void)
 	umask(022);
 	test_roundtrip();
 	test_refusals();
+	test_newname_root();
 	CHECK(rm_rf(base) == 0);
 	printf("ok\n");
 	return 0;

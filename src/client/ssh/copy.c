@@ -8,7 +8,9 @@
  *    and the first component must be the expected top (then renamed);
  *  - a symlink target must be relative, of the form "../../a/b" (all ".." first,
  *    never more than the link's depth below the destination): each link then
- *    resolves inside the destination, and by induction so do chains of them;
+ *    resolves inside the destination, and by induction so do chains of them.
+ *    The destination is DIR when copying into DIR, and DIR/newname itself
+ *    when copying to a new name (nothing points at a sibling of it);
  *  - hardlinks may only point at regular files extracted inside the destination;
  *  - files are created O_EXCL|O_NOFOLLOW after unlinking whatever was there;
  *    set-id bits are dropped; ownership is never applied;
@@ -264,6 +266,7 @@ struct dirfix {
 
 struct xctx {
 	int root;
+	int root_depth; /* leading components above the destination root (0 or 1) */
 	const char *top_from, *top_to;
 	struct err *e;
 	struct dirfix *fix;
@@ -289,38 +292,35 @@ static la_ssize_t on_read(struct archive *a, void *ud, const void **buf)
 	return n;
 }
 
-/* Normalises an archive name into out ("top_to/a/b"): drops "." and empty
- * components, refuses absolute names and "..", checks and renames the top. */
-static int norm_name(struct xctx *x, const char *raw, char *out, size_t len)
+int copy_name_normalize(const char *raw, const char *top_from, const char *top_to, char *out,
+			size_t len, struct err *e)
 {
 	if (!raw || !*raw)
-		return err_set(x->e, -EPERM, "refusing an entry with an empty name");
+		return err_set(e, -EPERM, "refusing an entry with an empty name");
 	if (raw[0] == '/')
-		return err_set(x->e, -EPERM, "refusing absolute name '%s' in the archive", raw);
+		return err_set(e, -EPERM, "refusing absolute name '%s' in the archive", raw);
 	size_t o = 0;
 	bool first = true;
 	const char *p = raw;
 	while (*p) {
 		size_t l = strcspn(p, "/");
 		if (l == 2 && !strncmp(p, "..", 2))
-			return err_set(x->e, -EPERM, "refusing name with '..' in the archive: '%s'",
-				       raw);
+			return err_set(e, -EPERM, "refusing name with '..' in the archive: '%s'", raw);
 		if (l > 0 && !(l == 1 && p[0] == '.')) {
 			const char *comp = p;
 			size_t cl = l;
 			if (first) {
-				if (x->top_from && (strlen(x->top_from) != l ||
-						    strncmp(p, x->top_from, l) != 0))
-					return err_set(x->e, -EPERM,
+				if (top_from && (strlen(top_from) != l || strncmp(p, top_from, l) != 0))
+					return err_set(e, -EPERM,
 						       "refusing entry '%s' outside '%s' in the archive",
-						       raw, x->top_from);
-				if (x->top_to) {
-					comp = x->top_to;
+						       raw, top_from);
+				if (top_to) {
+					comp = top_to;
 					cl = strlen(comp);
 				}
 			}
 			if (o + cl + 2 > len)
-				return err_set(x->e, -ENAMETOOLONG, "name too long: '%s'", raw);
+				return err_set(e, -ENAMETOOLONG, "name too long: '%s'", raw);
 			if (!first)
 				out[o++] = '/';
 			memcpy(out + o, comp, cl);
@@ -332,9 +332,14 @@ static int norm_name(struct xctx *x, const char *raw, char *out, size_t len)
 			p++;
 	}
 	if (first)
-		return err_set(x->e, -EPERM, "refusing entry '%s': no name left", raw);
+		return err_set(e, -EPERM, "refusing entry '%s': no name left", raw);
 	out[o] = '\0';
 	return 0;
+}
+
+static int norm_name(struct xctx *x, const char *raw, char *out, size_t len)
+{
+	return copy_name_normalize(raw, x->top_from, x->top_to, out, len, x->e);
 }
 
 /* Opens the directory holding rel's last component (creating missing parents
@@ -389,29 +394,32 @@ static int clear_leaf(struct xctx *x, int pfd, const char *leaf, const char *rel
 	return err_set(x->e, -errno, "remove %s: %s", rel, strerror(errno));
 }
 
-/* See the invariants on top: relative, leading ".." only, within depth. */
-static int check_symlink(struct xctx *x, const char *rel, const char *target)
+int copy_symlink_check(const char *rel, const char *target, int root_depth, struct err *e)
 {
 	if (!target || !*target)
-		return err_set(x->e, -EPERM, "refusing symlink '%s' with an empty target", rel);
+		return err_set(e, -EPERM, "refusing symlink '%s' with an empty target", rel);
 	if (target[0] == '/')
-		return err_set(x->e, -EPERM,
+		return err_set(e, -EPERM,
 			       "refusing symlink '%s' -> '%s': it points outside the destination",
 			       rel, target);
 	int depth = 0;
 	for (const char *p = rel; *p; p++)
 		depth += *p == '/';
+	/* Climbing is counted from the destination root: the top entry itself
+	 * when it is the destination (DIR/newname), so no link inside it may
+	 * reach a sibling of it. The top entry as a link is judged where it sits. */
+	depth -= depth < root_depth ? depth : root_depth;
 	bool down = false;
 	const char *p = target;
 	while (*p) {
 		size_t l = strcspn(p, "/");
 		if (l == 2 && !strncmp(p, "..", 2)) {
 			if (down)
-				return err_set(x->e, -EPERM,
+				return err_set(e, -EPERM,
 					       "refusing symlink '%s' -> '%s': '..' after a name",
 					       rel, target);
 			if (--depth < 0)
-				return err_set(x->e, -EPERM,
+				return err_set(e, -EPERM,
 					       "refusing symlink '%s' -> '%s': it points outside the "
 					       "destination", rel, target);
 		} else if (l > 0 && !(l == 1 && p[0] == '.')) {
@@ -422,6 +430,11 @@ static int check_symlink(struct xctx *x, const char *rel, const char *target)
 			p++;
 	}
 	return 0;
+}
+
+static int check_symlink(struct xctx *x, const char *rel, const char *target)
+{
+	return copy_symlink_check(rel, target, x->root_depth, x->e);
 }
 
 static int add_fix(struct xctx *x, const char *rel, struct archive_entry *en)
@@ -611,8 +624,14 @@ static int apply_fixes(struct xctx *x)
 int copy_tar_extract(copy_read_fn rd, void *arg, const char *dest_dir, const char *top_from,
 		     const char *top_to, struct err *e)
 {
-	struct xctx x = { .root = -1, .top_from = top_from, .top_to = top_to, .e = e, .r = rd,
-			  .arg = arg };
+	return copy_tar_extract_to(rd, arg, dest_dir, top_from, top_to, false, e);
+}
+
+int copy_tar_extract_to(copy_read_fn rd, void *arg, const char *dest_dir, const char *top_from,
+			const char *top_to, bool top_is_dest, struct err *e)
+{
+	struct xctx x = { .root = -1, .root_depth = top_is_dest ? 1 : 0, .top_from = top_from,
+			  .top_to = top_to, .e = e, .r = rd, .arg = arg };
 	if (top_to && (!*top_to || strchr(top_to, '/') || !strcmp(top_to, ".") ||
 		       !strcmp(top_to, "..")))
 		return err_set(e, -EINVAL, "bad destination name '%s'", top_to);
@@ -938,6 +957,7 @@ int copy_to_guest(const struct ssh_target *t, const char *host_src, const char *
 struct from_plan {
 	char src[PATH_MAX], sparent[PATH_MAX], xdir[PATH_MAX], top_to[NAME_MAX + 1];
 	const char *sbase;
+	bool top_is_dest;
 };
 
 /* Where the copy lands on the host, like cp -r (parents are created). */
@@ -945,6 +965,7 @@ static int plan_from(struct from_plan *p, const char *guest_src, const char *hos
 		     struct err *e)
 {
 	char dst[PATH_MAX];
+	p->top_is_dest = false;
 	bool slash;
 	if (guest_src[0] != '/')
 		return err_set(e, -EINVAL, "guest path must be absolute: '%s'", guest_src);
@@ -972,6 +993,7 @@ static int plan_from(struct from_plan *p, const char *guest_src, const char *hos
 	if ((r = mkdir_p(p->xdir, 0755)) < 0)
 		return err_set(e, r, "mkdir %s: %s", p->xdir, strerror(-r));
 	snprintf(p->top_to, sizeof(p->top_to), "%s", b);
+	p->top_is_dest = true; /* DIR/newname: newname itself is the destination */
 	return 0;
 }
 
@@ -996,7 +1018,7 @@ int copy_from_guest(const struct ssh_target *t, const char *guest_src, const cha
 		goto out;
 	/* Refusals and local failures drop the connection rather than drain the
 	 * stream; a bad or empty stream (-EIO) is most likely explained by tar. */
-	r = copy_tar_extract(chan_read_cb, &s, p.xdir, p.sbase, p.top_to, e);
+	r = copy_tar_extract_to(chan_read_cb, &s, p.xdir, p.sbase, p.top_to, p.top_is_dest, e);
 	r = finish_stream(t, o, &s, r, p.src, false, e);
 out:
 	ssh_chan_free(s.ch);

@@ -59,3 +59,19 @@ int copy_tar_create(const char *src, const char *arcname, copy_write_fn w, void 
  * under top_from (its first component); that component is replaced by top_to. */
 int copy_tar_extract(copy_read_fn r, void *arg, const char *dest_dir, const char *top_from,
 		     const char *top_to, struct err *e);
+/* The same; with top_is_dest, the top entry (dest_dir/top_to) is the
+ * destination root for symlinks: `cp VM:/x DIR/newname`. */
+int copy_tar_extract_to(copy_read_fn r, void *arg, const char *dest_dir, const char *top_from,
+			const char *top_to, bool top_is_dest, struct err *e);
+
+/* --- the safety checks, pure (unit tested and fuzzed) --- */
+
+/* An archive name made relative and normal ("top_to/a/b"): "." and empty
+ * components dropped, absolute names and ".." refused (-EPERM), the first
+ * component must be top_from (when set) and becomes top_to (when set). */
+int copy_name_normalize(const char *raw, const char *top_from, const char *top_to, char *out,
+			size_t len, struct err *e);
+/* 0 when symlink rel (a normalised name) -> target stays inside the
+ * destination: relative, all ".." first, never above the destination root,
+ * which lies root_depth components below the extraction dir; else -EPERM. */
+int copy_symlink_check(const char *rel, const char *target, int root_depth, struct err *e);
