@@ -9,6 +9,7 @@ pkgs=(
   qemu-system-x86 qemu-utils e2fsprogs busybox-static dropbear-bin cpio
   iproute2 nftables socat valgrind util-linux procps kmod openssh-client python3
   sudo passwd
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -87,6 +87,42 @@ static bool bad(const char *s)
 	return !s || !*s;
 }
 
+/* A value printed verbatim into a YAML line: no control character may end
+ * that line early and start one of its own (fuzz_seed found a MAC with a
+ * newline adding a cloud-config directive). */
+static bool unsafe(const char *s, bool trailing_newline_ok)
+{
+	size_t n = s ? strlen(s) : 0;
+	while (trailing_newline_ok && n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		n--; /* a key read from a file: the line ends there anyway */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+static const char *unsafe_field(const struct seed_params *p)
+{
+	const char *lines[] = { p->hostname, p->instance_id, p->user, p->authorized_key,
+				p->host_key_pub };
+	const char *line_names[] = { "hostname", "instance id", "user", "authorized key", "host key" };
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		if (unsafe(lines[i], true))
+			return line_names[i];
+	/* printed verbatim inside a line */
+	if (unsafe(p->mac, false) || unsafe(p->ip, false))
+		return "address";
+	if (unsafe(p->gateway, false))
+		return "gateway";
+	for (size_t i = 0; i < p->n_nameservers; i++)
+		if (unsafe(p->nameservers[i], false))
+			return "nameserver";
+	for (size_t i = 0; i < p->n_mounts; i++)
+		if (unsafe(p->mounts[i].label, false))
+			return "fixture label";
+	return NULL;
+}
+
 int seed_render(const struct seed_params *p, char **meta_data, char **user_data,
 		char **network_config, struct err *e)
 {
@@ -100,6 +136,9 @@ int seed_render(const struct seed_params *p, char **meta_data, char **user_data,
 		if (bad(p->mounts[i].label) || bad(p->mounts[i].guest_path) ||
 		    p->mounts[i].guest_path[0] != '/')
 			return err_set(e, -EINVAL, "seed: fixture %zu needs a label and an absolute path", i);
+	const char *uf = unsafe_field(p);
+	if (uf)
+		return err_set(e, -EINVAL, "seed: the %s contains a control character", uf);
 
 	struct buf md = {0}, ud = {0}, nc = {0};
 	bline(&md, "instance-id: ", p->instance_id);

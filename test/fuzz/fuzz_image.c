@@ -2,7 +2,7 @@
  * qcow2 header parser, the ext superblock pre-check, and the whole boot
  * probe (libblkid partition tables and filesystem types, our range checks on
  * what it reports, libext2fs lookups and symlink resolution, extraction) on
- * the input taken as a raw disk image. Built and run by run_image.sh. */
+ * the input taken as a raw disk image. Built and run by run.sh (README.md). */
 #include "client/image/int.h"
 #include "util/err.h"
 
