@@ -300,15 +300,16 @@ int reconcile_main(void)
 	struct net_reconcile_report rep = { 0 };
 	struct err e = { 0 };
 	int r = net_reconcile(root, &rep, &e);
-	int swept = store_sweep_tmp(root);
+	int swept = store_sweep_tmp(root), pids = store_sweep_pidfiles(root);
 	rep.temporaries_removed += swept > 0 ? swept : 0;
 	/* One machine-readable line on stdout for `fleetbox prune`. */
-	json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "records_seen",
+	json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "records_seen",
 			      rep.records_seen, "records_reclaimed", rep.records_reclaimed,
 			      "records_kept", rep.records_kept, "processes_killed",
 			      rep.processes_killed, "taps_removed", rep.taps_removed,
 			      "bridges_removed", rep.bridges_removed, "tables_removed",
-			      rep.tables_removed, "temporaries_removed", rep.temporaries_removed);
+			      rep.tables_removed, "temporaries_removed", rep.temporaries_removed,
+			      "pidfiles_removed", pids);
 	if (o && r < 0)
 		json_object_set_new(o, "error", json_string(e.msg));
 	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

@@ -147,6 +147,8 @@ void parent_close(struct holder *h);
 
 /* sweep.c: temporaries of dead writers in the store; returns how many went. */
 int store_sweep_tmp(const char *root);
+/* Pidfiles of members whose .lock no holder holds; returns how many went. */
+int store_sweep_pidfiles(const char *root);
 
 /* Store ownership: under sudo, what the holder creates belongs to
  * SUDO_UID/SUDO_GID (never following a symlink: fds or AT_SYMLINK_NOFOLLOW). */

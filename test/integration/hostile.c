@@ -812,10 +812,161 @@ static void t_ephemeral(void)
 	h_teardown();
 }
 
+/* --- the hostile-input table: the CLI and the holder --- */
+
+struct cli_row {
+	const char *argv[8];  /* after "fleetbox"; %R/%C expanded */
+	int rc;
+	const char *error;    /* substring of the output: names the bad token */
+};
+
+static const struct cli_row cli_rows[] = {
+	/* names */
+	{ { "up", "../etc" }, 1, "invalid name \"../etc\"" },
+	{ { "up", "a/b" }, 1, "invalid name \"a/b\"" },
+	{ { "up", "WEB" }, 1, "invalid name \"WEB\"" },
+	{ { "up", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" }, 1,
+	  "invalid name \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"" },
+	{ { "up", "x\ny" }, 1, "invalid name" },
+	{ { "status", "../../x" }, 1, "invalid name \"../../x\"" },
+	{ { "ssh", "-x" }, 1, "error: " },
+	{ { "rm", "-f", "." }, 1, "invalid name \".\"" },
+	/* sizes */
+	{ { "up", "hx", "-n", "300" }, 1, "\"300\"" },
+	{ { "up", "hx", "-n", "-1" }, 1, "\"-1\"" },
+	{ { "up", "hx", "-n", "1e3" }, 1, "\"1e3\"" },
+	{ { "up", "hx", "--cpus", "0" }, 1, "\"0\"" },
+	{ { "up", "hx", "--cpus", "99999" }, 1, "\"99999\"" },
+	{ { "up", "hx", "--mem", "999999999" }, 1, "\"999999999\"" },
+	{ { "up", "hx", "--disk", "18446744073709551616" }, 1, "\"18446744073709551616\"" },
+	/* URLs and paths */
+	{ { "up", "hx", "--image", "http://" }, 1, "http://: URL has no host or path" },
+	{ { "up", "hx", "--image", "https://e/x#sha256=zz" }, 1, "bad checksum \"sha256=zz\"" },
+	{ { "up", "hx", "--image", "/nonexistent/img" }, 1, "/nonexistent/img" },
+	{ { "up", "hx", "--image", "/etc" }, 1, "/etc: not a regular file" },
+	{ { "up", "hx", "--fixture", "/etc:relative" }, 1, "\"relative\"" },
+	{ { "up", "hx", "--fixture", "/nonexistent:/x" }, 1, "\"/nonexistent\"" },
+	{ { "cp", "/a", "/b" }, 1, "NAME:/abs/path" },
+	{ { "cp", "hx:relative", "/tmp/x" }, 1, "error: " },
+};
+
+static void cli_table(void)
+{
+	size_t n = sizeof(cli_rows) / sizeof(cli_rows[0]);
+	for (size_t i = 0; i < n; i++) {
+		const char *const *a = cli_rows[i].argv;
+		char *out = NULL;
+		int rc = h_run(&out, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], NULL);
+		if (rc != cli_rows[i].rc || !strstr(out, cli_rows[i].error)) {
+			fprintf(stderr, "cli row %zu (%s %s): rc %d, output:\n%s\nwant rc %d and \"%s\"\n",
+				i, a[0], a[1] ? a[1] : "", rc, out, cli_rows[i].rc, cli_rows[i].error);
+			CHECK(0);
+		}
+		free(out);
+	}
+	/* none of them made anything */
+	char p[300];
+	snprintf(p, sizeof(p), "%s/clusters/hx", h_root);
+	CHECK(!path_exists(p));
+	CHECK(!h_sock_exists("hx"));
+	printf("cli table: %zu rows ok\n", n);
+}
+
+struct req_row {
+	const char *line;   /* %R expanded; sent to ht-1 */
+	const char *reply;  /* expected prefix of the reply line */
+};
+
+static const struct req_row req_rows[] = {
+	/* names */
+	{ "{\"cmd\":\"reserve\",\"name\":\"../x\"}", "{\"error\":\"reserve ../x: invalid member name\"}" },
+	{ "{\"cmd\":\"reserve\",\"name\":\"A\"}", "{\"error\":\"reserve A: invalid member name\"}" },
+	{ "{\"cmd\":\"reserve\",\"name\":\"\"}", "{\"error\":\"missing member name\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"../../etc\",\"disk_path\":\"%R/d\"}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-9\",\"disk_path\":\"%R/d\"}}",
+	  "{\"error\":\"member ht-9 was not reserved\"}" },
+	/* sizes */
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"cpus\":1025}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"memory_bytes\":-1}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"memory_bytes\":1e30}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"fixture_paths\":["
+	  "\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\","
+	  "\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\","
+	  "\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\",\"%R/d\"]}}",
+	  "{\"error\":\"start ht-1: 33 fixtures; at most 32\"}" },
+	/* specs and types */
+	{ "{\"cmd\":\"boot-member\",\"spec\":\"x\"}", "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"fixture_paths\":\"%R/d\"}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"%R/d\",\"ephemeral\":\"yes\"}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	{ "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"ht-1\",\"disk_path\":\"\"}}",
+	  "{\"error\":\"missing or invalid spec\"}" },
+	/* the JSON itself */
+	{ "{\"cmd\":\"status\",\"cmd\":\"stop\"}", "{\"error\":\"invalid JSON: duplicate object key" },
+	{ "{\"cmd\":\"st\\u0000op\"}", "{\"error\":\"invalid JSON: " },
+	{ "{\"cmd\":\"\xc3\xa9\xc3\"}", "{\"error\":\"invalid JSON: " },
+	{ "{\"cmd\":\"\xe2\x98\x83\"}", "{\"error\":\"unknown command \\\"\xe2\x98\x83\\\"\"}" },
+	{ "[1,2,3]", "{\"error\":\"invalid JSON: expected an object\"}" },
+	{ "{\"cmd\":[]}", "{\"error\":\"cmd must be a string\"}" },
+};
+
+static void req_table(void)
+{
+	size_t n = sizeof(req_rows) / sizeof(req_rows[0]);
+	for (size_t i = 0; i < n; i++) {
+		char line[4096], want[1024];
+		expand(req_rows[i].line, line, sizeof(line) - 1);
+		strcat(line, "\n");
+		expand(req_rows[i].reply, want, sizeof(want));
+		char *r = req("ht-1", line);
+		if (strncmp(r, want, strlen(want)) != 0) {
+			fprintf(stderr, "request row %zu: %s  got:  %s\n  want: %s\n", i, line, r, want);
+			CHECK(0);
+		}
+		free(r);
+	}
+	/* a JSON nesting bomb and 100k keys: answered, the holder lives */
+	size_t big = 200000;
+	char *bomb = malloc(big + 2);
+	CHECK(bomb != NULL);
+	memset(bomb, '[', big);
+	bomb[big] = '\n';
+	bomb[big + 1] = '\0';
+	char *r = req("ht-1", bomb);
+	CHECK(strncmp(r, "{\"error\":\"invalid JSON", 22) == 0);
+	free(r);
+	free(bomb);
+	printf("request table: %zu rows ok\n", n + 1);
+}
+
+static void t_table(void)
+{
+	h_setup("htable");
+	cli_table();
+	char d[400];
+	snprintf(d, sizeof(d), "%s/d", h_root);
+	CHECK_INT(file_write_atomic(d, "disk", 4, 0600), 0);
+	struct holder_proc hp = holder_start("ht-1");
+	free(req("ht-1", "{\"cmd\":\"createnetwork\"}\n"));
+	reserve("ht-1", "ht-1");
+	req_table();
+	char *r = req("ht-1", "{\"cmd\":\"status\"}\n");
+	CHECK(strstr(r, "\"name\":\"ht-1\"") != NULL);
+	free(r);
+	holder_stop(&hp);
+	h_teardown();
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
 } cases[] = {
+	{ "hostile-table", t_table },
 	{ "ephemeral", t_ephemeral },
 	{ "hostile-dos", t_dos },
 	{ "hostile-ctl", t_ctl_flood },

@@ -130,6 +130,7 @@ int cmd_prune(const char *root, int argc, char **argv)
 	struct err e = { 0 };
 	int stale = prune_member_files(root) + prune_dead_sockets(root) + orch_prune_store(root, &e);
 	stale += (int)rep_int(rep, "temporaries_removed");
+	stale += (int)rep_int(rep, "pidfiles_removed");
 	printf("pruned: %lld network(s), %lld tap(s), %lld orphaned VMM process(es), %d stale file(s)\n",
 	       (long long)rep_int(rep, "records_reclaimed"), (long long)rep_int(rep, "taps_removed"),
 	       (long long)rep_int(rep, "processes_killed"), stale);
