@@ -186,13 +186,14 @@ void member_remove(struct member *m)
 	}
 	server_detach_member(m);
 	/* Files first, lock last: a client that sees the lock free must also see
-	 * the pidfile gone (or stale). */
-	unlinkat(m->h->run_fd, m->sock_name, 0);
-	if (m->dir_fd >= 0)
-		unlinkat(m->dir_fd, "pid", 0);
+	 * the pidfile gone (or stale). An ephemeral member's directory goes
+	 * first of all, so once its socket is gone, so is the directory. */
 	boot_files_close(&m->files);
 	if (m->ephemeral && !m->vm && m->dir_fd >= 0)
 		delete_ephemeral(m);
+	if (m->dir_fd >= 0)
+		unlinkat(m->dir_fd, "pid", 0);
+	unlinkat(m->h->run_fd, m->sock_name, 0);
 	member_unclaim(m);
 	log_info("%s: removed", m->name);
 	if (m->server_open)

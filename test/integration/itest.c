@@ -1020,6 +1020,26 @@ static void t_holder_valgrind(void)
 	r = h_req("vg-1", "garbage\n", 20000);
 	CHECK(r && strstr(r, "invalid JSON"));
 	free(r);
+	/* the path policy and an ephemeral member, under memcheck too */
+	r = h_req("vg-1", "{\"cmd\":\"reserve\",\"name\":\"vg-3\"}\n", 20000);
+	free(r);
+	r = h_req("vg-1", "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"vg-3\",\"disk_path\":\"/etc/shadow\"}}\n",
+		  20000);
+	CHECK(r && strstr(r, "is outside the store"));
+	free(r);
+	char eph[600], edir[400];
+	snprintf(edir, sizeof(edir), "%s/clusters/vg/vg-3", h_root);
+	snprintf(eph, sizeof(eph),
+		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"vg-3\",\"disk_path\":\"%s\","
+		 "\"ephemeral\":true}}\n", h_image());
+	r = h_req("vg-1", eph, 20000);
+	CHECK_STR(r, "{}");
+	free(r);
+	r = h_req("vg-3", "{\"cmd\":\"stop\"}\n", 20000);
+	CHECK_STR(r, "{}");
+	free(r);
+	CHECK(h_wait_until(member_gone, "vg-3", 20000));
+	CHECK(!path_exists(edir));
 	r = h_req("vg-2", "{\"cmd\":\"stop\"}\n", 20000);
 	CHECK_STR(r, "{}");
 	free(r);
