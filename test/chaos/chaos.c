@@ -306,7 +306,8 @@ static void t_client_kill(void)
 
 /* --- 2. the holder SIGKILLed at a random moment, then prune --- */
 
-static pid_t detached_up(const char *cluster)
+/* fleetbox argv... in the background, output discarded. */
+static pid_t cli_bg(const char *const *argv)
 {
 	pid_t c = fork();
 	CHECK(c >= 0);
@@ -315,8 +316,17 @@ static pid_t detached_up(const char *cluster)
 	int nul = open("/dev/null", O_WRONLY);
 	dup2(nul, 1);
 	dup2(nul, 2);
-	execl(h_bin, h_bin, "up", cluster, "-n", "2", "--image", h_image(), (char *)NULL);
+	const char *a[16] = { h_bin };
+	for (int i = 0; argv[i] && i < 14; i++)
+		a[i + 1] = argv[i];
+	execv(h_bin, (char *const *)a);
 	_exit(127);
+}
+
+static pid_t detached_up(const char *cluster)
+{
+	const char *argv[] = { "up", cluster, "-n", "2", "--image", h_image(), NULL };
+	return cli_bg(argv);
 }
 
 static pid_t holder_of(const char *cluster)
@@ -379,19 +389,6 @@ static void t_holder_kill(void)
 
 /* --- 3. 8 concurrent ups of 8 clusters, then 8 concurrent rms --- */
 
-static pid_t cli_bg(const char *a0, const char *a1, const char *a2, const char *a3)
-{
-	pid_t c = fork();
-	CHECK(c >= 0);
-	if (c)
-		return c;
-	int nul = open("/dev/null", O_WRONLY);
-	dup2(nul, 1);
-	dup2(nul, 2);
-	execl(h_bin, h_bin, a0, a1, a2, a3, (char *)NULL);
-	_exit(127);
-}
-
 static void t_concurrent(void)
 {
 	chaos_setup("concurrent");
@@ -403,7 +400,8 @@ static void t_concurrent(void)
 		char names[K][32];
 		for (int k = 0; k < K; k++) {
 			snprintf(names[k], sizeof(names[k]), "q%d", k);
-			p[k] = cli_bg("up", names[k], "--image", h_image());
+			const char *argv[] = { "up", names[k], "--image", h_image(), NULL };
+			p[k] = cli_bg(argv);
 		}
 		for (int k = 0; k < K; k++) {
 			int rc = wait_exit(p[k]);
@@ -413,8 +411,10 @@ static void t_concurrent(void)
 			}
 			ups++;
 		}
-		for (int k = 0; k < K; k++)
-			p[k] = cli_bg("rm", "-f", names[k], NULL);
+		for (int k = 0; k < K; k++) {
+			const char *argv[] = { "rm", "-f", names[k], NULL };
+			p[k] = cli_bg(argv);
+		}
 		for (int k = 0; k < K; k++)
 			CHECK_INT(wait_exit(p[k]), 0);
 		/* rm waits for each holder; the teardown must leave nothing, no prune */

@@ -279,6 +279,18 @@ int h_connect_path(const char *path)
 	return fd;
 }
 
+int h_dial(const char *path, int timeout_ms)
+{
+	long deadline = h_now_ms() + timeout_ms;
+	for (;;) {
+		int fd = h_connect_path(path);
+		if (fd >= 0 || h_now_ms() >= deadline)
+			return fd;
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int h_connect_member(const char *member)
 {
 	char p[128];

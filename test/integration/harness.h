@@ -40,6 +40,8 @@ char *h_request(const char *member, const char *bytes, size_t len, int timeout_m
 /* Connects to a member socket; -1 on failure. */
 int h_connect_member(const char *member);
 int h_connect_path(const char *path);
+/* h_connect_path, retried every 5 ms for up to timeout_ms; -1 on timeout. */
+int h_dial(const char *path, int timeout_ms);
 
 bool h_pid_alive(pid_t pid);
 /* Waits until pid is gone (pidfd); returns ms waited or -1 on timeout. */

@@ -34,19 +34,6 @@ struct holder_proc {
 	int ctl;
 };
 
-static int dial(const char *path, int timeout_ms)
-{
-	long deadline = h_now_ms() + timeout_ms;
-	while (h_now_ms() < deadline) {
-		int fd = h_connect_path(path);
-		if (fd >= 0)
-			return fd;
-		struct timespec ts = { 0, 5 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	return -1;
-}
-
 /* Starts `fleetbox --fleetbox-runner names` bound to us, acknowledged. */
 static struct holder_proc holder_start(const char *names)
 {
@@ -69,7 +56,7 @@ static struct holder_proc holder_start(const char *names)
 	char first[64], ctl[128];
 	snprintf(first, sizeof(first), "%.*s", (int)strcspn(names, ","), names);
 	wire_ctl_path(h_root, first, ctl, sizeof(ctl));
-	hp.ctl = dial(ctl, 30000);
+	hp.ctl = h_dial(ctl, 30000);
 	CHECK(hp.ctl >= 0);
 	CHECK_INT(write(hp.ctl, "bind", 4), 4);
 	char v[4] = { 0 };
@@ -103,6 +90,19 @@ static void reserve(const char *via, const char *name)
 	snprintf(line, sizeof(line), "{\"cmd\":\"reserve\",\"name\":\"%s\"}\n", name);
 	char *r = req(via, line);
 	CHECK(strstr(r, "\"reservation\"") != NULL);
+	free(r);
+}
+
+/* reserve + boot-member of name through via, accepted. */
+static void boot_eph(const char *via, const char *name, const char *disk, bool eph)
+{
+	reserve(via, name);
+	char line[900];
+	snprintf(line, sizeof(line),
+		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"%s\"%s}}\n",
+		 name, disk, eph ? ",\"ephemeral\":true" : "");
+	char *r = req(via, line);
+	CHECK_STR(r, "{}");
 	free(r);
 }
 
@@ -435,7 +435,7 @@ static void t_priv(void)
 {
 	h_setup("hpriv");
 	h_enter_netns();
-	char dir[512], disk[600], serial[600], line[1400];
+	char dir[512], disk[600], serial[600];
 	snprintf(dir, sizeof(dir), "%s/clusters/hq/hq-1", h_root);
 	CHECK_INT(mkdir_p(dir, 0700), 0);
 	CHECK_INT(chown(dir, 65534, 65534), 0);
@@ -447,12 +447,7 @@ static void t_priv(void)
 	char *r = req("hq-1", "{\"cmd\":\"createnetwork\"}\n");
 	CHECK(strstr(r, "\"subnet\"") != NULL);
 	free(r);
-	reserve("hq-1", "hq-1");
-	snprintf(line, sizeof(line),
-		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"hq-1\",\"disk_path\":\"%s\"}}\n", disk);
-	r = req("hq-1", line);
-	CHECK_STR(r, "{}");
-	free(r);
+	boot_eph("hq-1", "hq-1", disk, false);
 	pid_t vm = h_vmm_pid("hq-1");
 	CHECK(vm > 0);
 	char ids[128];
@@ -482,12 +477,7 @@ static void t_priv(void)
 	CHECK(strstr(out, tap) && strstr(out, "user nobody") && strstr(out, "group nogroup"));
 	free(out);
 	/* a member dir owned by root: its VMM runs as root, as before */
-	reserve("hq-1", "hq-2");
-	snprintf(line, sizeof(line),
-		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"hq-2\",\"disk_path\":\"%s\"}}\n", disk);
-	r = req("hq-1", line);
-	CHECK_STR(r, "{}");
-	free(r);
+	boot_eph("hq-1", "hq-2", disk, false);
 	pid_t vm2 = h_vmm_pid("hq-2");
 	CHECK(vm2 > 0);
 	proc_ids(vm2, "Uid:", ids, sizeof(ids));
@@ -578,18 +568,6 @@ static int count_fds(pid_t pid)
 	return n - 2;
 }
 
-static void boot_one(const char *name)
-{
-	reserve(name, name);
-	char line[700];
-	snprintf(line, sizeof(line),
-		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"%s\"}}\n",
-		 name, h_image());
-	char *r = req(name, line);
-	CHECK_STR(r, "{}");
-	free(r);
-}
-
 /* 4200 idle connections from another uid do not lock the owner out: that
  * user gets a small share, the rest are refused at once. */
 static void t_dos(void)
@@ -597,7 +575,7 @@ static void t_dos(void)
 	h_setup("hdos");
 	struct holder_proc hp = holder_start("dd-1");
 	free(req("dd-1", "{\"cmd\":\"createnetwork\"}\n"));
-	boot_one("dd-1");
+	boot_eph("dd-1", "dd-1", h_image(), false);
 	/* let uid 65534 reach the socket (a store shared on purpose, or the
 	 * reference's 0666 sockets) */
 	char run[300], sock[128];
@@ -662,7 +640,7 @@ static void t_ctl_flood(void)
 	pid_t c = fork();
 	CHECK(c >= 0);
 	if (c == 0) {
-		int fd = dial(ctl, 5000);
+		int fd = h_dial(ctl, 5000);
 		char v[2] = { 0 };
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		_exit(fd >= 0 && write(fd, "bind", 4) == 4 && poll(&p, 1, 5000) == 1 &&
@@ -697,18 +675,6 @@ static void member_prep(const char *cluster, const char *name, char *disk, size_
 	CHECK_INT(mkdir_p(dir, 0700), 0);
 	snprintf(disk, len, "%s/disk", dir);
 	CHECK_INT(file_write_atomic(disk, "disk", 4, 0600), 0);
-}
-
-static void boot_eph(const char *via, const char *name, const char *disk, bool eph)
-{
-	reserve(via, name);
-	char line[900];
-	snprintf(line, sizeof(line),
-		 "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"%s\",\"disk_path\":\"%s\"%s}}\n",
-		 name, disk, eph ? ",\"ephemeral\":true" : "");
-	char *r = req(via, line);
-	CHECK_STR(r, "{}");
-	free(r);
 }
 
 static bool exists_f(const char *fmt, const char *a)

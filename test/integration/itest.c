@@ -354,15 +354,7 @@ static int dial_ctl(const char *first)
 {
 	char ctl[128];
 	wire_ctl_path(h_root, first, ctl, sizeof(ctl));
-	long deadline = h_now_ms() + 60000;
-	while (h_now_ms() < deadline) {
-		int fd = h_connect_path(ctl);
-		if (fd >= 0)
-			return fd;
-		struct timespec ts = { 0, 5 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	return -1;
+	return h_dial(ctl, 60000);
 }
 
 static void read_version(int fd)
