@@ -2,6 +2,7 @@
 #include "loop/policy.h"
 #include "loop/holder.h"
 #include "util/beneath.h"
+#include "util/owner.h"
 #include "util/qcow2.h"
 #include "vmm/vmm.h"
 
@@ -264,7 +265,9 @@ static int open_serial(struct ctx *c, const struct rpc_spec *s)
 	if (k < 0)
 		return k;
 	c->bf->serial = k;
-	if (c->bf->uid && fchown(c->bf->fds[k], c->bf->uid, c->bf->gid) < 0)
+	/* The VMM's user writes it; else (under sudo) the invoking user owns it. */
+	int fd = c->bf->fds[k];
+	if (c->bf->uid ? fchown(fd, c->bf->uid, c->bf->gid) < 0 : owner_claim_fd(fd) < 0)
 		return fail(c, -errno, "serial_log_path %s: chown: %s", p, strerror(errno));
 	return 0;
 }

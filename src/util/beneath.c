@@ -1,5 +1,6 @@
 /* beneath.c - see beneath.h. */
 #include "util/beneath.h"
+#include "util/owner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,12 +110,15 @@ int beneath_mkdir_p(int dirfd, const char *rel, mode_t mode)
 		char *slash = strchr(p, '/');
 		if (slash)
 			*slash = '\0';
-		if (mkdirat(fd, p, mode) < 0 && errno != EEXIST) {
+		int made = mkdirat(fd, p, mode) == 0;
+		if (!made && errno != EEXIST) {
 			int err = -errno;
 			if (fd != dirfd)
 				close(fd);
 			return err;
 		}
+		if (made)
+			(void)owner_claim_at(fd, p); /* under sudo: the invoking user's */
 		int nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int err = nfd < 0 ? not_dir_err(fd, p, errno) : 0;
 		if (fd != dirfd)

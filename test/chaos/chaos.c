@@ -427,10 +427,7 @@ static void t_concurrent(void)
 	h_teardown();
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
+static const struct h_case cases[] = {
 	{ "chaos-client-kill", t_client_kill },
 	{ "chaos-holder-kill", t_holder_kill },
 	{ "chaos-concurrent", t_concurrent },
@@ -438,14 +435,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	if (argc != 2)
-		return 2;
-	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[1])) {
-			cases[i].fn();
-			return 0;
-		}
-	return 2;
+	return h_run_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
