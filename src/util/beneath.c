@@ -55,8 +55,20 @@ static int not_dir_err(int fd, const char *name, int err)
 	return -err;
 }
 
+/* Moves *fd one directory down to name (never through a symlink), closing
+ * the previous fd unless it is base. */
+static int step(int *fd, int base, const char *name, int how)
+{
+	int nfd = openat(*fd, name, how | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int err = nfd < 0 ? not_dir_err(*fd, name, errno) : 0;
+	if (*fd != base)
+		close(*fd);
+	*fd = nfd;
+	return err;
+}
+
 /* The walk for kernels without openat2 (and valgrind, which may not know it). */
-static int walk_open(int dirfd, const char *rel, int flags, mode_t mode)
+int beneath_open_walk(int dirfd, const char *rel, int flags, mode_t mode)
 {
 	char buf[PATH_MAX];
 	if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
@@ -65,13 +77,9 @@ static int walk_open(int dirfd, const char *rel, int flags, mode_t mode)
 	char *p = buf;
 	for (char *slash; (slash = strchr(p, '/')); p = slash + 1) {
 		*slash = '\0';
-		int nfd = openat(fd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int err = nfd < 0 ? not_dir_err(fd, p, errno) : 0;
-		if (fd != dirfd)
-			close(fd);
-		if (nfd < 0)
+		int err = step(&fd, dirfd, p, O_PATH);
+		if (err < 0)
 			return err;
-		fd = nfd;
 	}
 	int r = openat(fd, p, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (r < 0)
@@ -94,7 +102,7 @@ int beneath_open(int dirfd, const char *rel, int flags, mode_t mode)
 	if (fd >= 0)
 		return (int)fd;
 	if (errno == ENOSYS || errno == EPERM) /* EPERM: a seccomp filter that refuses it */
-		return walk_open(dirfd, rel, flags, mode);
+		return beneath_open_walk(dirfd, rel, flags, mode);
 	return -errno;
 }
 
@@ -119,13 +127,9 @@ int beneath_mkdir_p(int dirfd, const char *rel, mode_t mode)
 		}
 		if (made)
 			(void)owner_claim_at(fd, p); /* under sudo: the invoking user's */
-		int nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int err = nfd < 0 ? not_dir_err(fd, p, errno) : 0;
-		if (fd != dirfd)
-			close(fd);
-		if (nfd < 0)
+		int err = step(&fd, dirfd, p, O_RDONLY);
+		if (err < 0)
 			return err;
-		fd = nfd;
 		if (!slash)
 			return fd;
 		p = slash + 1;

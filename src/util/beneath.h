@@ -19,6 +19,9 @@ int path_rel_normal(const char *rel);
 /* openat(dirfd, rel, flags | O_NOFOLLOW | O_CLOEXEC, mode) resolved beneath
  * dirfd with no symlink followed. */
 int beneath_open(int dirfd, const char *rel, int flags, mode_t mode);
+/* The component-wise O_NOFOLLOW walk beneath_open falls back to (exposed so
+ * tests hold both to the same rules). */
+int beneath_open_walk(int dirfd, const char *rel, int flags, mode_t mode);
 /* mkdir -p of rel beneath dirfd (each created component gets mode; an
  * existing symlink is -ELOOP, an existing non-directory -ENOTDIR); returns an
  * O_DIRECTORY fd of the last component. */

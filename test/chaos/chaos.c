@@ -273,16 +273,23 @@ static pid_t bound_up(const char *cluster)
 	_exit(0);
 }
 
+/* Round i's cluster name, and a random fake boot time for it. */
+static void round_start(const char *prefix, int i, char *cluster, size_t len)
+{
+	char boot[16];
+	snprintf(cluster, len, "%s%d", prefix, i);
+	snprintf(boot, sizeof(boot), "%d", rnd(100));
+	setenv("FLEETBOX_FAKE_BOOT_MS", boot, 1);
+}
+
 static void t_client_kill(void)
 {
 	chaos_setup("client-kill");
 	long t0 = h_now_ms();
 	int n = scale(100), swept = 0;
 	for (int i = 0; i < n; i++) {
-		char cluster[32], boot[16];
-		snprintf(cluster, sizeof(cluster), "k%d", i);
-		snprintf(boot, sizeof(boot), "%d", rnd(100));
-		setenv("FLEETBOX_FAKE_BOOT_MS", boot, 1);
+		char cluster[32];
+		round_start("k", i, cluster, sizeof(cluster));
 		pid_t c = bound_up(cluster);
 		sleep_ms(rnd(600));
 		CHECK_INT(kill(c, SIGKILL), 0);
@@ -343,10 +350,8 @@ static void t_holder_kill(void)
 	long t0 = h_now_ms();
 	int n = scale(50), swept = 0, killed = 0, slow_ups = 0;
 	for (int i = 0; i < n; i++) {
-		char cluster[32], boot[16];
-		snprintf(cluster, sizeof(cluster), "h%d", i);
-		snprintf(boot, sizeof(boot), "%d", rnd(100));
-		setenv("FLEETBOX_FAKE_BOOT_MS", boot, 1);
+		char cluster[32];
+		round_start("h", i, cluster, sizeof(cluster));
 		pid_t up = detached_up(cluster);
 		sleep_ms(rnd(600));
 		pid_t holder = 0;
