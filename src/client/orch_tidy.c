@@ -3,6 +3,7 @@
  * killed creation left (store.h "Crash-safe creation"). Used by rm and by
  * prune. */
 #include "client/orch.h"
+#include "client/image/image.h"
 #include "client/store.h"
 #include "util/err.h"
 #include "util/fileio.h"
@@ -162,5 +163,6 @@ int orch_prune_store(const char *root, struct err *e)
 	(void)e;
 	int n = prune_incomplete(root);
 	n += orch_tidy_runner_logs(root);
+	n += image_cache_sweep();
 	return n + prune_locks(root);
 }

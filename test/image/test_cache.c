@@ -255,6 +255,26 @@ static void test_debris(void)
 	close(fd);
 }
 
+/* A client killed while recording its disk in disks/ leaves a temporary
+ * that names a dead writer: the sweep prune runs removes it, and keeps a
+ * live writer's (ours). Found by chaos-client-kill. */
+static void test_sweep_records(void)
+{
+	char d[PATH_MAX], dead[PATH_MAX], live[PATH_MAX], tmp[NAME_MAX + 1];
+	snprintf(d, sizeof(d), "%s/images/sha256-%064d/disks", cache, 0);
+	CHECK_INT(mkdir_p(d, 0755), 0);
+	snprintf(dead, sizeof(dead), "%s/abc.tmp.999999.1.xxxxxx", d);
+	CHECK_INT(file_tmp_name("abd", tmp, sizeof(tmp)), 0);
+	snprintf(live, sizeof(live), "%s/%s", d, tmp);
+	CHECK_INT(file_write_atomic(dead, "x", 1, 0644), 0); /* writes dead itself, via a temporary */
+	CHECK_INT(file_write_atomic(live, "x", 1, 0644), 0);
+	CHECK(image_cache_sweep() >= 1);
+	CHECK(!exists(dead));
+	CHECK(exists(live));
+	snprintf(d, sizeof(d), "%s/images/sha256-%064d", cache, 0);
+	CHECK_INT(rm_rf(d), 0);
+}
+
 static bool owned(const char *p, uid_t u)
 {
 	struct stat st;
@@ -371,6 +391,7 @@ int main(void)
 	test_resolve_member();
 	test_legacy_mini();
 	test_debris();
+	test_sweep_records();
 	test_sudo_owner();
 	test_cli();
 	CHECK_INT(rm_rf(dir), 0);

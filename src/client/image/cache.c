@@ -485,3 +485,50 @@ int cache_ref_load(const struct cache *c, const char *key, struct image_info *ou
 		return -ENOENT;
 	return cache_image_load(c, ref.digest, ref.name, out, e);
 }
+
+/* Removes the atomic-write temporaries of dead writers in refs/ and in
+ * every image's directory and disks/ (a client killed while recording a
+ * member disk leaves disks/<h>.tmp.<pid>.<start>.*). Live writers' are
+ * kept: file_tmp_sweep checks the pid and start time in the name. */
+static int sweep_image_dirs(const struct cache *c)
+{
+	char p[PATH_MAX];
+	if (cache_path(c, p, sizeof(p), "images") < 0)
+		return 0;
+	DIR *d = opendir(p);
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "sha256-", 7) != 0)
+			continue;
+		char sub[PATH_MAX];
+		if (cache_path(c, sub, sizeof(sub), "images/%s", de->d_name) < 0)
+			continue;
+		int r = file_tmp_sweep(sub, NULL);
+		n += r > 0 ? r : 0;
+		if (cache_path(c, sub, sizeof(sub), "images/%s/disks", de->d_name) < 0)
+			continue;
+		r = file_tmp_sweep(sub, NULL);
+		n += r > 0 ? r : 0;
+	}
+	closedir(d);
+	return n;
+}
+
+int image_cache_sweep(void)
+{
+	struct cache c;
+	char refs[PATH_MAX], raw[PATH_MAX];
+	struct stat st;
+	/* no cache yet: nothing to sweep, and prune must not create one */
+	if (wire_cache_root(raw, sizeof(raw)) < 0 || stat(raw, &st) < 0 || cache_open(&c, NULL) < 0)
+		return 0;
+	int n = sweep_image_dirs(&c);
+	if (cache_path(&c, refs, sizeof(refs), "refs") == 0) {
+		int r = file_tmp_sweep(refs, NULL);
+		n += r > 0 ? r : 0;
+	}
+	return n;
+}

@@ -100,3 +100,6 @@ struct image_prune_report {
 /* Removes images that no member disk is backed by and that were not used
  * for older_than_days (0: any unused image), plus debris. */
 int image_prune(int older_than_days, struct image_prune_report *rep, struct err *e);
+/* Removes dead writers' temporaries in the image cache (refs/, each
+ * image's directory and disks/); returns how many. Never creates the cache. */
+int image_cache_sweep(void);
