@@ -26,7 +26,7 @@
  * Output: one JSON object per line on stdout; a human table on stderr.
  * Teardown: `fleetbox rm -f bench` and the private store are removed at exit,
  * also after a failed check. */
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
 #include "util/cmd.h"

@@ -9,11 +9,13 @@
  * fb_error is passed it receives the same code and a human message. `root` is
  * the store root; NULL means the default ($FLEETBOX_HOME, else ~/.fleetbox,
  * under sudo the invoking user's). Blocking calls run a private uv loop; the
- * *_async calls run on the caller's loop and never block it (their callbacks run
- * exactly once, after the call's own handles are closed). The library never
- * prints and never changes signal dispositions: blocking calls block SIGPIPE
- * in the calling thread while they run; a program using the async calls
- * should ignore SIGPIPE (a holder that exits mid-write raises it). */
+ * library never prints and never changes signal dispositions: blocking calls
+ * block SIGPIPE in the calling thread while they run.
+ *
+ * This header is the blocking API only and needs nothing but ISO C: it
+ * compiles with -std=c11 -pedantic and no feature macros, and pulls in
+ * neither <uv.h> nor pthread types. The asynchronous calls, which run on the
+ * caller's libuv loop, are in <fleetbox/uv.h> (which includes this one). */
 #ifndef FLEETBOX_H
 #define FLEETBOX_H
 
@@ -21,7 +23,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <uv.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,12 +61,6 @@ int fb_list(const char *root, fb_member_info **out, size_t *n, fb_error *err);
 void fb_list_free(fb_member_info *list);
 /* Live status of one member (stored config + the holder's status). */
 int fb_status(const char *root, const char *name, fb_member_info *out, fb_error *err);
-
-typedef void (*fb_status_cb)(void *data, int status, const fb_member_info *info,
-			     const fb_error *err);
-/* Asks the member's holder on the caller's loop; cb runs exactly once. */
-int fb_status_async(uv_loop_t *loop, const char *root, const char *name, fb_status_cb cb,
-		    void *data);
 
 /* Waits until every named member's state is "running" (e.g. members of a
  * detached holder started elsewhere). Fails at once if one is in "error" or
@@ -214,10 +209,6 @@ int fb_rm_all(const char *root, fb_error *err);
  * dial_ms) and returns the reply line (without '\n', caller frees). */
 int fb_request(const char *root, const char *member, const char *request_json,
 	       int dial_ms, int read_ms, char **reply, fb_error *err);
-typedef void (*fb_request_cb)(void *data, int status, const char *reply, const fb_error *err);
-int fb_request_async(uv_loop_t *loop, const char *root, const char *member,
-		     const char *request_json, int dial_ms, int read_ms, fb_request_cb cb,
-		     void *data);
 
 /* --- working inside VMs (SSH with the VM's pinned host key) --- */
 
@@ -238,12 +229,6 @@ int fb_exec(const char *root, const char *name, const char *command, fb_exec_res
 	    fb_error *err);
 void fb_exec_result_free(fb_exec_result *res);
 
-typedef struct fb_exec_op fb_exec_op;
-typedef void (*fb_exec_cb)(void *data, int status, fb_exec_result *res, const fb_error *err);
-int fb_exec_async(uv_loop_t *loop, const char *root, const char *name, const char *command,
-		  fb_exec_cb cb, void *data, fb_exec_op **op, fb_error *err);
-/* The callback then runs with -ECANCELED. */
-void fb_exec_cancel(fb_exec_op *op);
 
 /* Copies a file or directory tree (modes and symlinks kept) into / out of a
  * VM. Guest paths are absolute. */

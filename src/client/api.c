@@ -1,5 +1,5 @@
 /* api.c - the public query side of libfleetbox: list, status, raw requests. */
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "client/ctl.h"
 #include "client/orch.h"
 #include "client/store.h"

@@ -2,7 +2,7 @@
  * copy.c: resolve the member (running, IP, pinned host key), run, convert.
  * An async op owns its result until the user callback returns; fb_exec_async
  * never blocks on the holder (its status request runs on the caller's loop). */
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "client/ssh/copy.h"
 #include "client/ctl.h"
 #include "client/orch.h"

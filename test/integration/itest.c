@@ -3,7 +3,7 @@
  * Usage: itest <case>; meson runs each case as its own test. Member names
  * are unique per case because cases run in parallel. */
 #include "harness.h"
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "rpc/wire.h"
 #include "util/cmd.h"
 #include "util/err.h"

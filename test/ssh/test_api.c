@@ -2,7 +2,7 @@
  * member errors come back as codes with messages, results are zeroed, no async
  * callback runs for an op that could not start, and the loop closes cleanly.
  * (Running commands in real VMs is covered by the VM suite.) */
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "util/fileio.h"
 #include "t.h"
 

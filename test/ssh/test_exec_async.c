@@ -14,7 +14,7 @@
  * socket nobody listens on: the op ends at once, not after the 2 s dial
  * window), and during the SSH command: each callback runs exactly once, and
  * the loop closes cleanly. */
-#include "fleetbox.h"
+#include "fleetbox/uv.h"
 #include "rpc/msg.h"
 #include "rpc/wire.h"
 #include "util/fileio.h"

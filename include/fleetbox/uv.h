@@ -1,0 +1,51 @@
+/* fleetbox/uv.h - the asynchronous half of libfleetbox, on the caller's libuv loop.
+ *
+ * Includes <fleetbox.h> (the blocking API and every type) and <uv.h>. The
+ * *_async calls never block the loop; each callback runs exactly once, on the
+ * loop's thread, after the call's own handles are closed. A program using
+ * them should ignore SIGPIPE (a holder that exits mid-write raises it); the
+ * library never changes signal dispositions.
+ *
+ * Compiler flags: <uv.h> needs POSIX declarations (pthread, sockets), so
+ * under a strict -std=c11 the caller defines _POSIX_C_SOURCE=200809L (or
+ * _DEFAULT_SOURCE, or uses -std=gnu11) before any system header. This
+ * header itself is ISO C and adds no requirement of its own. */
+#ifndef FLEETBOX_UV_H
+#define FLEETBOX_UV_H
+
+#include <fleetbox.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- members --- */
+
+typedef void (*fb_status_cb)(void *data, int status, const fb_member_info *info,
+			     const fb_error *err);
+/* Asks the member's holder on the caller's loop; cb runs exactly once. */
+int fb_status_async(uv_loop_t *loop, const char *root, const char *name, fb_status_cb cb,
+		    void *data);
+
+/* --- raw protocol access --- */
+
+typedef void (*fb_request_cb)(void *data, int status, const char *reply, const fb_error *err);
+/* fb_request on the caller's loop; cb runs exactly once. */
+int fb_request_async(uv_loop_t *loop, const char *root, const char *member,
+		     const char *request_json, int dial_ms, int read_ms, fb_request_cb cb,
+		     void *data);
+
+/* --- working inside VMs --- */
+
+typedef struct fb_exec_op fb_exec_op;
+typedef void (*fb_exec_cb)(void *data, int status, fb_exec_result *res, const fb_error *err);
+int fb_exec_async(uv_loop_t *loop, const char *root, const char *name, const char *command,
+		  fb_exec_cb cb, void *data, fb_exec_op **op, fb_error *err);
+/* The callback then runs with -ECANCELED. */
+void fb_exec_cancel(fb_exec_op *op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
