@@ -11,6 +11,7 @@
  * Invariants: the fd is closed only after libssh2 is freed (and, async, after the
  * uv_poll handle is closed); the op's memory is freed in the last close callback. */
 #include "client/ssh/ssh.h"
+#include "client/ssh/ssh_int.h"
 #include "util/err.h"
 #include "util/hash.h"
 
@@ -35,45 +36,6 @@
 
 #include <libssh2.h>
 #include <openssl/evp.h>
-
-#define CHAN_WINDOW (4 * 1024 * 1024)
-#define CHAN_PACKET 32768
-#define IO_CHUNK 32768
-#define CHAN_STDERR_KEEP (16 * 1024)
-
-enum conn_phase { C_DIAL, C_DIALING, C_HANDSHAKE, C_AUTH, C_READY };
-enum run_phase { R_OPEN, R_PTY, R_START, R_IO, R_CLOSE, R_WAIT, R_DONE };
-
-struct ssh_conn {
-	struct ssh_target t;
-	int fd;
-	LIBSSH2_SESSION *s;
-	enum conn_phase phase;
-	bool dead;  /* transport callbacks fail: nothing more is sent or read */
-	short want; /* POLLIN/POLLOUT the last -EAGAIN waits for */
-	int64_t last_rx_ms; /* when bytes last arrived (keepalive: is the peer there?) */
-};
-
-/* One command (or shell) on a channel, with its I/O routing. */
-struct run {
-	struct ssh_conn *c;
-	LIBSSH2_CHANNEL *ch;
-	enum run_phase phase;
-	const char *cmd; /* NULL = shell */
-	bool pty;
-	char term[64];
-	int cols, rows;
-	void (*on_out)(void *data, const char *buf, size_t len);
-	void (*on_err)(void *data, const char *buf, size_t len);
-	void *data;
-	/* stdin: a driver fills inbuf; run_step sends it, then EOF once in_eof. */
-	char inbuf[IO_CHUNK];
-	size_t in_len, in_off;
-	bool in_eof, eof_sent;
-	bool winch; /* a window-size change waits to be sent */
-	struct ssh_status st;
-	char rbuf[IO_CHUNK];
-};
 
 /* ---------- pure helpers ---------- */
 
@@ -211,12 +173,6 @@ void ssh_result_fini(struct ssh_result *r)
 
 /* ---------- growable output buffers ---------- */
 
-struct obuf {
-	char *p;
-	size_t len, cap;
-	int error;
-};
-
 static void obuf_add(struct obuf *b, const char *data, size_t n)
 {
 	if (b->error)
@@ -254,25 +210,21 @@ static int obuf_take(struct obuf *b, char **p, size_t *len)
 	return 0;
 }
 
-struct collect {
-	struct obuf out, err, all;
-};
-
-static void collect_out(void *data, const char *buf, size_t len)
+void collect_out(void *data, const char *buf, size_t len)
 {
 	struct collect *c = data;
 	obuf_add(&c->out, buf, len);
 	obuf_add(&c->all, buf, len);
 }
 
-static void collect_err(void *data, const char *buf, size_t len)
+void collect_err(void *data, const char *buf, size_t len)
 {
 	struct collect *c = data;
 	obuf_add(&c->err, buf, len);
 	obuf_add(&c->all, buf, len);
 }
 
-static int collect_take(struct collect *c, struct ssh_result *res)
+int collect_take(struct collect *c, struct ssh_result *res)
 {
 	int r = 0;
 	r |= obuf_take(&c->out, &res->out, &res->out_len);
@@ -281,7 +233,7 @@ static int collect_take(struct collect *c, struct ssh_result *res)
 	return r ? -ENOMEM : 0;
 }
 
-static void collect_free(struct collect *c)
+void collect_free(struct collect *c)
 {
 	free(c->out.p);
 	free(c->err.p);
@@ -291,7 +243,6 @@ static void collect_free(struct collect *c)
 
 /* ---------- connection ---------- */
 
-static int64_t now_ms(void);
 
 static pthread_once_t ssh2_once = PTHREAD_ONCE_INIT;
 static int ssh2_init_rc;
@@ -307,9 +258,11 @@ static LIBSSH2_SEND_FUNC(conn_send)
 	if (c->dead)
 		return -ECONNRESET;
 	ssize_t n = send(socket, buffer, length, flags | MSG_NOSIGNAL);
+	if (n < 0 && errno == EWOULDBLOCK)
+		return -EAGAIN;
 	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	return n;
+		c->io_errno = errno;
+	return n < 0 ? -c->io_errno : n;
 }
 
 static LIBSSH2_RECV_FUNC(conn_recv)
@@ -318,14 +271,20 @@ static LIBSSH2_RECV_FUNC(conn_recv)
 	if (c->dead)
 		return -ECONNRESET;
 	ssize_t n = recv(socket, buffer, length, flags);
-	if (n < 0)
-		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	if (n > 0)
+	if (n < 0 && errno == EWOULDBLOCK)
+		return -EAGAIN;
+	if (n < 0) {
+		c->io_errno = errno;
+		return -c->io_errno;
+	}
+	if (n == 0)
+		c->rx_eof = true;
+	else
 		c->last_rx_ms = now_ms();
 	return n;
 }
 
-static const char *ssh2_msg(LIBSSH2_SESSION *s)
+const char *ssh2_msg(LIBSSH2_SESSION *s)
 {
 	char *msg = NULL;
 	if (!s || libssh2_session_last_error(s, &msg, NULL, 0) == 0 || !msg || !*msg)
@@ -333,7 +292,7 @@ static const char *ssh2_msg(LIBSSH2_SESSION *s)
 	return msg;
 }
 
-static int conn_init(struct ssh_conn *c, const struct ssh_target *t, struct err *e)
+int conn_init(struct ssh_conn *c, const struct ssh_target *t, struct err *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
@@ -353,7 +312,7 @@ static int conn_init(struct ssh_conn *c, const struct ssh_target *t, struct err 
 
 /* Releases libssh2 state and the socket. Never blocks: a live session gets one
  * non-blocking disconnect attempt, then the transport is cut. */
-static void conn_release(struct ssh_conn *c, bool close_fd)
+void conn_release(struct ssh_conn *c, bool close_fd)
 {
 	if (c->s) {
 		if (!c->dead && c->phase == C_READY)
@@ -369,7 +328,7 @@ static void conn_release(struct ssh_conn *c, bool close_fd)
 	}
 }
 
-static short ssh2_want(LIBSSH2_SESSION *s)
+short ssh2_want(LIBSSH2_SESSION *s)
 {
 	int d = libssh2_session_block_directions(s);
 	short w = 0;
@@ -452,8 +411,54 @@ static int session_new(struct ssh_conn *c, struct err *e)
 	return 0;
 }
 
+/* What really happened to a failed handshake: the peer's close or socket
+ * error when we saw one (libssh2 reports those as banner or "bad file
+ * descriptor" failures), else libssh2's own message. */
+static int handshake_fail(struct ssh_conn *c, struct err *e)
+{
+	if (c->rx_eof)
+		return err_set(e, -ECONNRESET, "connection closed by %s (%s:%d) during SSH handshake",
+			       c->t.name, c->t.host, c->t.port);
+	if (c->io_errno)
+		return err_set(e, -c->io_errno, "SSH handshake with %s (%s:%d): %s", c->t.name,
+			       c->t.host, c->t.port, strerror(c->io_errno));
+	return err_set(e, -ECONNABORTED, "SSH handshake with %s (%s:%d) failed: %s", c->t.name,
+		       c->t.host, c->t.port, ssh2_msg(c->s));
+}
+
+bool conn_dropped(const struct ssh_conn *c, int rc)
+{
+	return c->phase == C_HANDSHAKE && (rc == -ECONNRESET || rc == -EPIPE);
+}
+
+void conn_reset(struct ssh_conn *c, bool close_fd)
+{
+	c->dead = true;
+	if (c->s)
+		libssh2_session_free(c->s);
+	c->s = NULL;
+	if (close_fd && c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->dead = c->rx_eof = false;
+	c->io_errno = 0;
+	c->phase = C_DIAL;
+	c->dropped++;
+}
+
+int conn_backoff_ms(int n)
+{
+	static __thread unsigned seed;
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)now_ms();
+	seed = seed * 1103515245u + 12345u;
+	int base = 20 << (n < 5 ? n : 5); /* 40, 80, ... 640 ms */
+	return base / 2 + (int)((seed >> 16) % (unsigned)base);
+}
+
 /* Advances the connection; 0 when authenticated, -EAGAIN to wait for c->want. */
-static int conn_step(struct ssh_conn *c, struct err *e)
+int conn_step(struct ssh_conn *c, struct err *e)
 {
 	int r;
 	for (;;) {
@@ -485,9 +490,7 @@ static int conn_step(struct ssh_conn *c, struct err *e)
 				return -EAGAIN;
 			}
 			if (r != 0)
-				return err_set(e, -ECONNABORTED,
-					       "SSH handshake with %s (%s:%d) failed: %s", c->t.name,
-					       c->t.host, c->t.port, ssh2_msg(c->s));
+				return handshake_fail(c, e);
 			if ((r = check_hostkey(c, e)) < 0)
 				return r;
 			c->phase = C_AUTH;
@@ -515,7 +518,7 @@ static int conn_step(struct ssh_conn *c, struct err *e)
 
 /* ---------- the run state machine ---------- */
 
-static void run_init(struct run *r, struct ssh_conn *c, const char *cmd)
+void run_init(struct run *r, struct ssh_conn *c, const char *cmd)
 {
 	memset(r, 0, offsetof(struct run, rbuf));
 	r->c = c;
@@ -526,10 +529,15 @@ static void run_init(struct run *r, struct ssh_conn *c, const char *cmd)
 
 static int chan_fail(struct run *r, const char *what, int rc, struct err *e)
 {
+	struct ssh_conn *c = r->c;
+	if (c->rx_eof || c->io_errno)
+		return err_set(e, c->io_errno ? -c->io_errno : -ECONNRESET,
+			       "%s on %s: connection %s by %s", what, c->t.name,
+			       c->rx_eof ? "closed" : strerror(c->io_errno), c->t.host);
 	return err_set(e, rc == LIBSSH2_ERROR_SOCKET_RECV || rc == LIBSSH2_ERROR_SOCKET_SEND ||
 				  rc == LIBSSH2_ERROR_SOCKET_DISCONNECT
 			       ? -ECONNRESET : -EIO,
-		       "%s on %s: %s", what, r->c->t.name, ssh2_msg(r->c->s));
+		       "%s on %s: %s", what, c->t.name, ssh2_msg(c->s));
 }
 
 static void collect_status(LIBSSH2_SESSION *s, LIBSSH2_CHANNEL *ch, struct ssh_status *st)
@@ -547,6 +555,35 @@ static void collect_status(LIBSSH2_SESSION *s, LIBSSH2_CHANNEL *ch, struct ssh_s
 	}
 }
 
+static void deliver(void (*cb)(void *, const char *, size_t), void *data, const char *buf,
+		    size_t len)
+{
+	if (cb && len > 0)
+		cb(data, buf, len);
+}
+
+/* The first line of a wrapped command's stdout is its pid: strip it. A line
+ * that is not one (a profile script printing, say) is passed on unharmed. */
+static void out_filter(struct run *r, const char *buf, size_t len)
+{
+	while (r->want_pid && len > 0) {
+		char ch = *buf++;
+		len--;
+		if (ch == '\n' && r->pidlen > 0) {
+			r->pidbuf[r->pidlen] = '\0';
+			r->rpid = strtol(r->pidbuf, NULL, 10);
+			r->want_pid = false;
+		} else if (ch >= '0' && ch <= '9' && r->pidlen < 18) {
+			r->pidbuf[r->pidlen++] = ch;
+		} else {
+			r->want_pid = false;
+			deliver(r->on_out, r->data, r->pidbuf, r->pidlen);
+			deliver(r->on_out, r->data, buf - 1, 1);
+		}
+	}
+	deliver(r->on_out, r->data, buf, len);
+}
+
 /* Moves data both ways until nothing progresses; 1 when the remote side is at EOF. */
 static int run_pump(struct run *r, struct err *e)
 {
@@ -559,6 +596,8 @@ static int run_pump(struct run *r, struct err *e)
 			else if (rc != LIBSSH2_ERROR_EAGAIN)
 				r->winch = false; /* a lost resize is not worth failing a session */
 		}
+		if (r->in_len == 0 && !r->in_eof && r->refill)
+			r->refill(r);
 		if (r->in_off < r->in_len) {
 			ssize_t w = libssh2_channel_write(r->ch, r->inbuf + r->in_off,
 							  r->in_len - r->in_off);
@@ -581,9 +620,10 @@ static int run_pump(struct run *r, struct err *e)
 			ssize_t n = libssh2_channel_read_ex(
 				r->ch, stream ? SSH_EXTENDED_DATA_STDERR : 0, r->rbuf, sizeof(r->rbuf));
 			if (n > 0) {
-				void (*cb)(void *, const char *, size_t) = stream ? r->on_err : r->on_out;
-				if (cb)
-					cb(r->data, r->rbuf, (size_t)n);
+				if (stream)
+					deliver(r->on_err, r->data, r->rbuf, (size_t)n);
+				else
+					out_filter(r, r->rbuf, (size_t)n);
 				progress = true;
 			} else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
 				return chan_fail(r, "reading output", (int)n, e);
@@ -604,7 +644,7 @@ static int run_pump(struct run *r, struct err *e)
 }
 
 /* Advances conn + channel; 0 when done (r->st valid), -EAGAIN to wait for c->want. */
-static int run_step(struct run *r, struct err *e)
+int run_step(struct run *r, struct err *e)
 {
 	int rc;
 	if (r->c->phase != C_READY && (rc = conn_step(r->c, e)) != 0)
@@ -680,7 +720,7 @@ again:
 }
 
 /* Frees a channel left behind by a failed or cancelled run (never blocks). */
-static void run_release(struct run *r)
+void run_release(struct run *r)
 {
 	if (r->ch) {
 		r->c->dead = true;
@@ -691,7 +731,7 @@ static void run_release(struct run *r)
 
 /* ---------- blocking driver ---------- */
 
-static int64_t now_ms(void)
+int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -730,13 +770,24 @@ static int wait_sock(struct ssh_conn *c, int64_t deadline, struct pollfd *extra,
 	}
 }
 
+/* A dropped handshake is dialled again after a pause, within the deadline. */
 static int conn_open_sync(struct ssh_conn *c, struct err *e)
 {
 	int64_t deadline = now_ms() + c->t.connect_timeout_ms;
 	for (;;) {
 		int r = conn_step(c, e);
-		if (r != -EAGAIN)
+		if (r == 0)
+			return 0;
+		if (r != -EAGAIN && !conn_dropped(c, r))
 			return r;
+		if (r != -EAGAIN) {
+			int pause = conn_backoff_ms(c->dropped + 1);
+			if (now_ms() + pause >= deadline)
+				return r;
+			conn_reset(c, true);
+			poll(NULL, 0, pause);
+			continue;
+		}
 		if ((r = wait_sock(c, deadline, NULL, 0, e)) < 0)
 			return r;
 	}
@@ -1295,173 +1346,4 @@ void ssh_chan_free(struct ssh_chan *h)
 		libssh2_channel_free(h->ch);
 	}
 	free(h);
-}
-
-/* ---------- async driver ---------- */
-
-struct ssh_exec_op {
-	uv_loop_t *loop;
-	uv_poll_t poll;
-	uv_timer_t timer;
-	int open_handles;
-	bool polling, started, finished;
-	struct ssh_conn conn;
-	struct run run;
-	char *cmd;
-	struct collect col;
-	ssh_exec_cb cb;
-	void *data;
-	int status;
-	struct err err;
-};
-
-static void op_on_poll(uv_poll_t *h, int status, int events);
-static void op_on_timer(uv_timer_t *t);
-
-static void op_on_close(uv_handle_t *h)
-{
-	struct ssh_exec_op *op = h->data;
-	if (--op->open_handles > 0)
-		return;
-	if (op->conn.fd >= 0) {
-		close(op->conn.fd);
-		op->conn.fd = -1;
-	}
-	struct ssh_result res = { 0 };
-	res.st = op->run.st;
-	if (collect_take(&op->col, &res) < 0 && op->status == 0)
-		op->status = err_set(&op->err, -ENOMEM, "out of memory collecting output");
-	op->cb(op->data, op->status, &res, &op->err);
-	ssh_result_fini(&res);
-	collect_free(&op->col);
-	free(op->cmd);
-	free(op);
-}
-
-static void op_finish(struct ssh_exec_op *op, int status)
-{
-	if (op->finished)
-		return;
-	op->finished = true;
-	op->status = status;
-	if (status == 0)
-		err_clear(&op->err);
-	run_release(&op->run);
-	conn_release(&op->conn, false); /* the fd is closed after the poll handle */
-	uv_close((uv_handle_t *)&op->timer, op_on_close);
-	if (op->polling)
-		uv_close((uv_handle_t *)&op->poll, op_on_close);
-}
-
-static void op_advance(struct ssh_exec_op *op)
-{
-	int rc = run_step(&op->run, &op->err);
-	if (rc != -EAGAIN) {
-		op_finish(op, rc);
-		return;
-	}
-	if (!op->polling) {
-		if (uv_poll_init_socket(op->loop, &op->poll, op->conn.fd) < 0) {
-			op_finish(op, err_set(&op->err, -EIO, "uv_poll_init_socket failed"));
-			return;
-		}
-		op->poll.data = op;
-		op->polling = true;
-		op->open_handles++;
-	}
-	if (op->conn.want == 0) {
-		/* runnable now (see run_pump): continue from the loop's next turn */
-		uv_timer_start(&op->timer, op_on_timer, 0, 0);
-		return;
-	}
-	int ev = ((op->conn.want & POLLIN) ? UV_READABLE : 0) |
-		 ((op->conn.want & POLLOUT) ? UV_WRITABLE : 0);
-	int r = uv_poll_start(&op->poll, ev, op_on_poll);
-	if (r < 0) {
-		op_finish(op, err_set(&op->err, r, "uv_poll_start: %s", uv_strerror(r)));
-		return;
-	}
-	/* The connect deadline covers dial + handshake + auth only; afterwards the
-	 * timer serves continuations and a once-a-second re-check (the same safety
-	 * net as the blocking driver's). */
-	if (op->conn.phase == C_READY)
-		uv_timer_start(&op->timer, op_on_timer, 1000, 0);
-}
-
-static void op_on_poll(uv_poll_t *h, int status, int events)
-{
-	struct ssh_exec_op *op = h->data;
-	(void)events;
-	if (op->finished)
-		return;
-	if (status < 0) {
-		op_finish(op, err_set(&op->err, status, "socket error on %s: %s",
-				      op->conn.t.name, uv_strerror(status)));
-		return;
-	}
-	op_advance(op);
-}
-
-static void op_on_timer(uv_timer_t *t)
-{
-	struct ssh_exec_op *op = t->data;
-	if (op->finished)
-		return;
-	if (!op->started) {
-		/* The kick: start dialling from the loop, then arm the deadline. */
-		op->started = true;
-		uv_timer_start(&op->timer, op_on_timer, (uint64_t)op->conn.t.connect_timeout_ms, 0);
-		op_advance(op);
-		return;
-	}
-	if (op->conn.phase == C_READY) {
-		op_advance(op); /* a continuation, not the deadline */
-		return;
-	}
-	op_finish(op, err_set(&op->err, -ETIMEDOUT,
-			      "connecting to %s (%s:%d) timed out after %d ms", op->conn.t.name,
-			      op->conn.t.host, op->conn.t.port, op->conn.t.connect_timeout_ms));
-}
-
-int ssh_exec_start(uv_loop_t *loop, const struct ssh_target *t, const char *cmd,
-		   ssh_exec_cb cb, void *data, struct ssh_exec_op **out, struct err *e)
-{
-	if (out)
-		*out = NULL;
-	if (!loop || !cb || !cmd)
-		return err_set(e, -EINVAL, "ssh_exec_start: loop, command and callback are required");
-	struct ssh_exec_op *op = calloc(1, sizeof(*op));
-	if (!op)
-		return err_set(e, -ENOMEM, "out of memory");
-	int r = conn_init(&op->conn, t, e);
-	if (r < 0) {
-		free(op);
-		return r;
-	}
-	op->cmd = strdup(cmd);
-	if (!op->cmd) {
-		free(op);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	op->loop = loop;
-	op->cb = cb;
-	op->data = data;
-	run_init(&op->run, &op->conn, op->cmd);
-	op->run.on_out = collect_out;
-	op->run.on_err = collect_err;
-	op->run.data = &op->col;
-	uv_timer_init(loop, &op->timer);
-	op->timer.data = op;
-	op->open_handles = 1;
-	uv_timer_start(&op->timer, op_on_timer, 0, 0);
-	if (out)
-		*out = op;
-	return 0;
-}
-
-void ssh_exec_cancel(struct ssh_exec_op *op)
-{
-	if (!op || op->finished)
-		return;
-	op_finish(op, err_set(&op->err, -ECANCELED, "command on %s cancelled", op->conn.t.name));
 }

@@ -5,8 +5,11 @@
  * key accepted ("" refuses), ssh-ed25519 is the only host key algorithm offered.
  * Sockets are always non-blocking; blocking calls wait with poll() and the async
  * call with uv_poll, so both share one resumable state machine. The dial +
- * handshake + auth phase is bounded by target->connect_timeout_ms; running a
- * command is not bounded (cancel it, or use a command-side timeout).
+ * handshake + auth phase is bounded by target->connect_timeout_ms; a server
+ * that drops the connection during the handshake (sshd's MaxStartups,
+ * dropbear's five unauthenticated connections per source) is dialled again
+ * with exponential backoff within that bound. Running a command is bounded by
+ * the async options (timeout, keepalive); the blocking ssh_exec is not.
  *
  * Exit reporting: a command that ran to completion returns 0 whatever its exit
  * status; the status (and signal) is in the result. Errors (< 0) are transport,
@@ -37,6 +40,26 @@ struct ssh_result {
 void ssh_result_fini(struct ssh_result *r);
 
 /* --- pure helpers --- */
+
+/* The remote script of a wrapped command: it prints its shell's pid as the
+ * first line of stdout (the SSH server made that shell a session and process
+ * group leader), then runs cmd in the login shell, after `cd cwd` (exit 126
+ * when that fails) and `export NAME=value` for each env entry; with root, the
+ * whole body runs under `sudo -n sh -c`. Env names must be shell names. */
+struct ssh_script {
+	const char *cmd;
+	const char *cwd;               /* NULL: the login directory */
+	const char *const *env;        /* NULL-terminated "NAME=value", or NULL */
+	bool root;
+};
+int ssh_exec_script(const struct ssh_script *s, char **out, struct err *e);
+/* Kills the process group led by pid (sudo -n when it may, else as the user;
+ * the process alone when it leads no group). */
+int ssh_kill_script(long pid, char **out, struct err *e);
+/* Each word quoted and joined with spaces (also a single word); NULL when
+ * argv is empty or out of memory. */
+char *ssh_argv_join(const char *const *argv);
+bool ssh_env_name_valid(const char *kv);
 
 /* 'word' with ' written as '\'' ; caller frees. */
 char *ssh_quote(const char *word);
@@ -126,6 +149,39 @@ typedef void (*ssh_exec_cb)(void *data, int status, struct ssh_result *res,
  * callback always runs from the loop, after every handle of the op is closed. */
 int ssh_exec_start(uv_loop_t *loop, const struct ssh_target *t, const char *cmd,
 		   ssh_exec_cb cb, void *data, struct ssh_exec_op **out, struct err *e);
-/* Aborts a running op; its callback then fires with -ECANCELED. Only valid
- * before the callback ran. */
+
+#define SSH_EXEC_KEEPALIVE_S 2  /* async exec: keepalive interval */
+#define SSH_EXEC_DEAD_AFTER_S 10 /* ... and silence after which the peer is gone */
+
+struct ssh_exec_opts {
+	const char *cmd;               /* a shell command line */
+	/* Wrap cmd (ssh_exec_script): the remote pid is known, and cancel,
+	 * timeout and ssh_exec_abort(kill) kill its process group over a second
+	 * connection before the callback runs. cwd/env/root need it. */
+	bool wrap;
+	const char *cwd;
+	const char *const *env;
+	bool root;
+	const void *in;                /* stdin (copied), then EOF; NULL: EOF at once */
+	size_t in_len;
+	int timeout_ms;                /* whole call, connect included; 0: none */
+	int keepalive_s, dead_after_s; /* 0: the defaults above; < 0: no keepalive */
+	/* Streamed output (from the loop, as it arrives); the result still
+	 * collects it unless no_collect. */
+	void (*on_stdout)(void *data, const char *buf, size_t len);
+	void (*on_stderr)(void *data, const char *buf, size_t len);
+	void *io_data;
+	bool no_collect;
+};
+int ssh_exec_start_ex(uv_loop_t *loop, const struct ssh_target *t, const struct ssh_exec_opts *o,
+		      ssh_exec_cb cb, void *data, struct ssh_exec_op **out, struct err *e);
+/* Aborts a running op; its callback then fires with -ECANCELED (a wrapped
+ * command's process group killed first). Only valid before the callback ran
+ * (a no-op from inside it). */
 void ssh_exec_cancel(struct ssh_exec_op *op);
+/* Ends the op with code and message (e.g. "the VM died"); kill: also kill a
+ * wrapped command's process group first (pointless when the guest is gone). */
+__attribute__((format(printf, 4, 5)))
+void ssh_exec_abort(struct ssh_exec_op *op, int code, bool kill, const char *fmt, ...);
+/* The remote pid of a wrapped command, 0 until its first line arrived. */
+long ssh_exec_pid(const struct ssh_exec_op *op);
