@@ -223,11 +223,66 @@ typedef struct fb_exec_result {
 	size_t combined_len;
 } fb_exec_result;
 
-/* Runs `command` (a shell command line) in the VM. Returns 0 when the command
- * ran (whatever its exit status) and fills res. */
+/* Runs `command` (a shell command line, for the guest user's login shell) in
+ * the VM: fb_exec_ex with only .command set. Returns 0 when the command ran
+ * (whatever its exit status) and fills res. */
 int fb_exec(const char *root, const char *name, const char *command, fb_exec_result *res,
 	    fb_error *err);
 void fb_exec_result_free(fb_exec_result *res);
+
+/* Output as it arrives: buf holds len bytes (not NUL-terminated), valid during
+ * the call only. Called on the thread running the exec (the caller's for the
+ * blocking call, the loop's for the async one). */
+typedef void (*fb_output_fn)(void *data, const char *buf, size_t len);
+
+/* Options of fb_exec_ex / fb_exec_ex_async; zero-initialise, set what you
+ * need. Everything is copied at the call: the caller may free it at once.
+ *
+ * Bounds: nothing waits forever. Connecting (dial, SSH handshake, auth) takes
+ * at most 10 s; a server that drops the handshake (sshd MaxStartups, dropbear's
+ * limit of five unauthenticated connections per source, hit by parallel tests)
+ * is dialled again with backoff within that time. While the command runs:
+ *  - the member is watched every second (its holder's lock, then a status
+ *    request): when its VM dies (QEMU killed, guest powered off) or its holder
+ *    goes away, the call fails within 2 s of the holder seeing it (3 s of the
+ *    holder's death) with -EHOSTDOWN, the member's state and error in the
+ *    message ("web-1 became stopped (...) while the command ran");
+ *  - SSH keepalives go out every 2 s; 10 s without a byte from the guest fails
+ *    the call with -ETIMEDOUT (a hung guest, a cut network);
+ *  - the server closing the connection fails it with -ECONNRESET
+ *    ("connection closed by <ip>");
+ *  - timeout_ms, when set, bounds the whole call: -ETIMEDOUT, and the
+ *    command's process group in the guest is killed before the call returns.
+ * The remote command: the guest user's login shell runs a small wrapper that
+ * reports its pid (the SSH server makes it a process group leader), changes
+ * to cwd, exports env, and runs the command; with root the command runs under
+ * `sudo -n sh -c` (the guest user has passwordless sudo). Killing (timeout,
+ * fb_exec_cancel) sends SIGKILL to that process group over a second SSH
+ * connection (as root when sudo allows); processes that left the group
+ * (setsid, double-forked daemons) are not followed. */
+typedef struct fb_exec_opts {
+	const char *command;          /* a shell command line, or NULL and ... */
+	const char *const *argv;      /* ... a NULL-terminated argv: each word is quoted
+				       * so the guest runs exactly these words */
+	const void *stdin_data;       /* fed to the command's stdin, then EOF; */
+	size_t stdin_len;             /* NULL/0: EOF at once */
+	const char *const *env;       /* NULL-terminated "NAME=value" (NAME a shell
+				       * variable name), exported for the command */
+	const char *cwd;              /* NULL: the user's home; cd failure: exit 126 */
+	int root;                     /* 1: run as root (sudo -n sh -c) */
+	int timeout_ms;               /* whole call, connect included; 0: none */
+	fb_output_fn on_stdout;       /* optional streaming callbacks */
+	fb_output_fn on_stderr;
+	void *stream_data;
+	int no_capture;               /* 1: streamed output is not also kept in res
+				       * (res->out etc. are then "") */
+} fb_exec_opts;
+
+/* Runs a command with options; 0 when it ran (exit status in res), < 0 when
+ * it could not run, was killed by timeout_ms, or the member or connection
+ * died (see the bounds above). res is filled with what arrived either way. */
+int fb_exec_ex(const char *root, const char *name, const fb_exec_opts *opts,
+	       fb_exec_result *res, fb_error *err);
 
 
 /* Copies a file or directory tree (modes and symlinks kept) into / out of a

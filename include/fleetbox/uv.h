@@ -38,11 +38,29 @@ int fb_request_async(uv_loop_t *loop, const char *root, const char *member,
 
 /* --- working inside VMs --- */
 
+/* An exec in flight. The pointer is a token, not an address: it is valid
+ * (cancels the exec) from the moment fb_exec_async/fb_exec_ex_async returns
+ * it until the callback starts; from then on, inside the callback included,
+ * and forever after, fb_exec_cancel with it is a harmless no-op (never a
+ * use-after-free, never another exec). Tokens are not reused. */
 typedef struct fb_exec_op fb_exec_op;
+/* status 0: the command ran (exit status in res); < 0 as for fb_exec_ex, or
+ * -ECANCELED. res belongs to the library: take buffers by setting them to
+ * NULL, the rest is freed after the callback returns. err is NULL on success. */
 typedef void (*fb_exec_cb)(void *data, int status, fb_exec_result *res, const fb_error *err);
+/* fb_exec on the caller's loop. Returns < 0 (cb never called) only when it
+ * could not start; else cb runs exactly once. */
 int fb_exec_async(uv_loop_t *loop, const char *root, const char *name, const char *command,
 		  fb_exec_cb cb, void *data, fb_exec_op **op, fb_error *err);
-/* The callback then runs with -ECANCELED. */
+/* fb_exec_ex on the caller's loop (same bounds; streaming callbacks run on
+ * the loop). */
+int fb_exec_ex_async(uv_loop_t *loop, const char *root, const char *name,
+		     const fb_exec_opts *opts, fb_exec_cb cb, void *data, fb_exec_op **op,
+		     fb_error *err);
+/* Ends the exec: the command's process group in the guest is killed (over a
+ * second connection, bounded by its 10 s connect limit) and then the callback
+ * runs with -ECANCELED, from the loop, never from inside fb_exec_cancel. Call
+ * it on the loop's thread. */
 void fb_exec_cancel(fb_exec_op *op);
 
 #ifdef __cplusplus

@@ -13,7 +13,16 @@
  * retries against a stale socket (a second "running" member, web-3, whose
  * socket nobody listens on: the op ends at once, not after the 2 s dial
  * window), and during the SSH command: each callback runs exactly once, and
- * the loop closes cleanly. */
+ * the loop closes cleanly.
+ * Issue 8 (exec options and bounds): argv quoting, stdin (small and several
+ * windows), env, cwd (and exit 126), root via sudo -n, streaming callbacks in
+ * arrival order, no_capture; timeout_ms and fb_exec_cancel kill the remote
+ * process (dropbear runs here: /proc shows the guest side); tokens are safe
+ * after and inside the callback; 20 concurrent execs through dropbear's limit
+ * of 5 unauthenticated connections; the blocking calls (in a child, so this
+ * loop keeps serving the fake holder); and each way of dying: the member
+ * reported stopped, the holder's lock released, the server frozen (keepalive
+ * silence), the server killed. */
 #include "fleetbox/uv.h"
 #include "rpc/msg.h"
 #include "rpc/wire.h"
@@ -21,7 +30,10 @@
 #include "dropbear.h"
 #include "t.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
@@ -45,7 +57,7 @@ static uv_loop_t loop;
 
 /* ---- fake holder ---- */
 
-enum mode { M_RUNNING, M_STARTING, M_ERROR, M_CANCEL_THEN_REPLY, M_HOLD };
+enum mode { M_RUNNING, M_STARTING, M_ERROR, M_CANCEL_THEN_REPLY, M_HOLD, M_STOPPED };
 static enum mode mode;
 static int requests;            /* status requests received */
 static int hangups;             /* connections closed by the client side */
@@ -82,8 +94,12 @@ static void reply(struct hconn *c)
 	if (mode == M_ERROR) {
 		rep.error = (char *)"holder exploded";
 	} else {
-		st.state = mode == M_STARTING ? FB_STATE_STARTING : FB_STATE_RUNNING;
+		st.state = mode == M_STARTING ? FB_STATE_STARTING
+			   : mode == M_STOPPED	? FB_STATE_STOPPED
+						: FB_STATE_RUNNING;
 		st.ip = mode == M_STARTING ? NULL : (char *)"127.0.0.1";
+		if (mode == M_STOPPED)
+			st.error = (char *)"qemu exited: killed by signal 9";
 		rep.status = &st;
 	}
 	size_t len;
@@ -443,6 +459,475 @@ static void test_cancel_during_ssh(void)
 	uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* ---- exec options, bounds and cancel (issue 8) ---- */
+
+struct stream {
+	int chunks;
+	double first_at;
+	char buf[256];
+	size_t len;
+};
+
+static void on_chunk(void *data, const char *buf, size_t len)
+{
+	struct stream *s = data;
+	if (s->chunks++ == 0)
+		s->first_at = now_s();
+	size_t room = sizeof(s->buf) - 1 - s->len;
+	memcpy(s->buf + s->len, buf, len < room ? len : room);
+	s->len += len < room ? len : room;
+	s->buf[s->len] = '\0';
+}
+
+static fb_exec_op *start_ex(const fb_exec_opts *o, struct call *c)
+{
+	fb_exec_op *op = NULL;
+	fb_error err;
+	memset(c, 0, sizeof(*c));
+	int r = fb_exec_ex_async(&loop, db.store, MEMBER, o, on_done, c, &op, &err);
+	if (r < 0)
+		fprintf(stderr, "fb_exec_ex_async: %d %s\n", r, err.message);
+	CHECK(r == 0 && op != NULL);
+	return op;
+}
+
+static void run_ex(const fb_exec_opts *o, struct call *c)
+{
+	start_ex(o, c);
+	run_until(c, 1);
+	if (c->status != 0)
+		fprintf(stderr, "exec: %d %s\n", c->status, c->msg);
+}
+
+/* Live (not zombie: PID 1 reaps late) processes whose argv is exactly
+ * "sleep <arg>": dropbear runs on this machine, so the guest side is here. */
+static int live_sleeps(const char *arg)
+{
+	int n = 0;
+	char want[64];
+	size_t wl = (size_t)snprintf(want, sizeof(want), "sleep%c%s", '\0', arg) + 1;
+	DIR *d = opendir("/proc");
+	CHECK(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p[300], *buf = NULL, *st = NULL;
+		size_t len = 0, sl = 0;
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		FMT(p, "/proc/%s/cmdline", de->d_name);
+		if (file_read_all(p, 4096, &buf, &len) == 0 && len == wl && !memcmp(buf, want, wl)) {
+			FMT(p, "/proc/%s/stat", de->d_name);
+			if (file_read_all(p, 4096, &st, &sl) == 0 && strstr(st, ") Z ") == NULL) {
+				n++;
+				if (getenv("DEBUG_SLEEPS"))
+					fprintf(stderr, "live: %s\n", st);
+			}
+			free(st);
+		}
+		free(buf);
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_exec_options(void)
+{
+	mode = M_RUNNING;
+	struct call c;
+	/* argv: every word arrives as it is, quotes, spaces and $ included */
+	const char *argv[] = { "printf", "[%s]", "a b", "it's", "$HOME", "", NULL };
+	run_ex(&(fb_exec_opts){ .argv = argv }, &c);
+	CHECK(c.status == 0 && c.exit_status == 0);
+	CHECK_STREQ(c.out, "[a b][it's][$HOME][]");
+	/* stdin, env, cwd */
+	const char *env[] = { "FOO=x y'z", "BAR_2=", NULL };
+	run_ex(&(fb_exec_opts){ .command = "cat; echo \"|$FOO|$BAR_2|\"; pwd", .env = env,
+				.cwd = "/tmp", .stdin_data = "in\n", .stdin_len = 3 }, &c);
+	CHECK(c.status == 0);
+	CHECK_STREQ(c.out, "in\n|x y'z||\n/tmp\n");
+	/* a big stdin goes through whole (several channel windows of 32 KiB chunks) */
+	size_t big = 300000;
+	char *data = malloc(big);
+	CHECK(data);
+	for (size_t i = 0; i < big; i++)
+		data[i] = (char)('a' + i % 26);
+	run_ex(&(fb_exec_opts){ .command = "wc -c", .stdin_data = data, .stdin_len = big }, &c);
+	free(data);
+	CHECK(c.status == 0 && atol(c.out) == (long)big);
+	/* cwd that does not exist: exit 126 with the shell's complaint */
+	run_ex(&(fb_exec_opts){ .command = "pwd", .cwd = "/nonexistent/dir" }, &c);
+	CHECK(c.status == 0 && c.exit_status == 126 && c.out[0] == '\0');
+	/* root: sudo -n sh -c (the test's user is a uid-0 alias, sudo lets root) */
+	run_ex(&(fb_exec_opts){ .command = "id -u; echo \"$FOO\"", .root = 1, .env = env + 1 }, &c);
+	CHECK(c.status == 0 && c.exit_status == 0);
+	CHECK_STREQ(c.out, "0\n\n");
+	/* bad options are refused before anything starts */
+	fb_error err;
+	fb_exec_op *op;
+	const char *badenv[] = { "1X=2", NULL };
+	CHECK(fb_exec_ex_async(&loop, db.store, MEMBER, &(fb_exec_opts){ .command = "true",
+			       .env = badenv }, on_done, &c, &op, &err) == -EINVAL);
+	CHECK(op == NULL && strstr(err.message, "1X=2"));
+	CHECK(fb_exec_ex_async(&loop, db.store, MEMBER, &(fb_exec_opts){ .command = "true",
+			       .argv = argv }, on_done, &c, &op, &err) == -EINVAL);
+	CHECK(fb_exec_ex_async(&loop, db.store, MEMBER, &(fb_exec_opts){ 0 }, on_done, &c, &op,
+			       &err) == -EINVAL);
+}
+
+static void test_streaming(void)
+{
+	struct stream so = { 0 }, se = { 0 };
+	struct call c;
+	double t0 = now_s();
+	run_ex(&(fb_exec_opts){ .command = "echo a; echo e >&2; sleep 1; echo b",
+				.on_stdout = on_chunk, .on_stderr = on_chunk, .stream_data = &so },
+	       &c);
+	CHECK(c.status == 0);
+	/* one stream struct for both: arrival order a, e, b */
+	CHECK_STREQ(so.buf, "a\ne\nb\n");
+	CHECK(so.first_at - t0 < c.at - t0 - 0.5); /* "a" arrived a second before the end */
+	CHECK_STREQ(c.out, "a\nb\n");
+	/* no_capture: streamed only */
+	memset(&so, 0, sizeof(so));
+	run_ex(&(fb_exec_opts){ .command = "echo only", .on_stdout = on_chunk, .stream_data = &so,
+				.no_capture = 1 }, &c);
+	CHECK(c.status == 0 && c.out[0] == '\0');
+	CHECK_STREQ(so.buf, "only\n");
+	(void)se;
+}
+
+static void test_timeout_kills(void)
+{
+	struct call c;
+	CHECK(live_sleeps("313") == 0);
+	double t0 = now_s();
+	run_ex(&(fb_exec_opts){ .command = "sleep 313; echo never", .timeout_ms = 1000 }, &c);
+	double took = now_s() - t0;
+	CHECK(c.status == -ETIMEDOUT);
+	CHECK(strstr(c.msg, "timed out after 1000 ms") && strstr(c.msg, "was killed"));
+	CHECK(took >= 0.9 && took < 3);
+	CHECK(live_sleeps("313") == 0);
+	printf("bench exec_timeout_1000ms_returned_s=%.2f\n", took);
+}
+
+struct cancel_when {
+	fb_exec_op *op;
+	const char *arg;
+	uv_timer_t t;
+	int ticks;
+};
+
+static void on_cancel_tick(uv_timer_t *t)
+{
+	struct cancel_when *w = t->data;
+	if (live_sleeps(w->arg) > 0 || ++w->ticks > 400) {
+		fb_exec_cancel(w->op);
+		uv_timer_stop(t);
+	}
+}
+
+static void test_cancel_kills(void)
+{
+	struct call c;
+	struct cancel_when w = { .arg = "314" };
+	w.op = start_ex(&(fb_exec_opts){ .command = "sleep 314" }, &c);
+	CHECK(uv_timer_init(&loop, &w.t) == 0);
+	w.t.data = &w;
+	CHECK(uv_timer_start(&w.t, on_cancel_tick, 20, 20) == 0);
+	run_until(&c, 1);
+	CHECK(w.ticks <= 400);
+	CHECK(c.status == -ECANCELED);
+	CHECK(strstr(c.msg, "cancelled; its process group in the guest"));
+	CHECK(live_sleeps("314") == 0); /* gone before the callback ran */
+	uv_close((uv_handle_t *)&w.t, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	/* the plain fb_exec_async is cancelled the same way */
+	w = (struct cancel_when){ .arg = "315" };
+	w.op = start("sleep 315", &c);
+	CHECK(uv_timer_init(&loop, &w.t) == 0);
+	w.t.data = &w;
+	CHECK(uv_timer_start(&w.t, on_cancel_tick, 20, 20) == 0);
+	run_until(&c, 1);
+	CHECK(c.status == -ECANCELED && live_sleeps("315") == 0);
+	uv_close((uv_handle_t *)&w.t, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static fb_exec_op *self_op;
+
+static void on_done_cancel_self(void *data, int status, fb_exec_result *res, const fb_error *err)
+{
+	fb_exec_cancel(self_op); /* inside the callback: a no-op */
+	on_done(data, status, res, err);
+}
+
+static void test_token_after_callback(void)
+{
+	struct call c;
+	fb_exec_op *op = start("echo x", &c);
+	run_until(&c, 1);
+	CHECK(c.status == 0);
+	fb_exec_cancel(op); /* after the callback: a no-op, no use-after-free */
+	fb_exec_cancel(op);
+	fb_error err;
+	memset(&c, 0, sizeof(c));
+	CHECK(fb_exec_async(&loop, db.store, MEMBER, "echo y", on_done_cancel_self, &c, &self_op,
+			    &err) == 0);
+	CHECK(self_op != op); /* tokens are not reused */
+	run_until(&c, 1);
+	CHECK(c.status == 0 && c.calls == 1);
+	CHECK_STREQ(c.out, "y\n");
+	fb_exec_cancel(self_op);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	CHECK(c.calls == 1);
+}
+
+static void test_concurrent_20(void)
+{
+	/* dropbear closes a sixth unauthenticated connection from one source:
+	 * the handshake is retried, every op succeeds */
+	struct call cs[20];
+	char cmd[20][32];
+	for (int i = 0; i < 20; i++) {
+		FMT(cmd[i], "echo %d", i);
+		start(cmd[i], &cs[i]);
+	}
+	run_until(cs, 20);
+	for (int i = 0; i < 20; i++) {
+		char want[16];
+		FMT(want, "%d\n", i);
+		if (cs[i].status != 0)
+			fprintf(stderr, "op %d: %d %s\n", i, cs[i].status, cs[i].msg);
+		CHECK(cs[i].status == 0);
+		CHECK_STREQ(cs[i].out, want);
+	}
+}
+
+/* The blocking calls run their own loop: run them in a child while this
+ * process's loop serves the fake holder. Returns the child's exit status. */
+static int in_child(void (*fn)(void))
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		fn();
+		_exit(0);
+	}
+	int st = 0;
+	for (int i = 0; i < 6000; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+		poll(NULL, 0, 5);
+	}
+	kill(pid, SIGKILL);
+	CHECK(!"child did not finish");
+	return -1;
+}
+
+static void blocking_cases(void)
+{
+	fb_exec_result res;
+	fb_error err;
+	CHECK(fb_exec(db.store, MEMBER, "echo hi; exit 3", &res, &err) == 0);
+	CHECK(res.exit_status == 3 && err.code == 0);
+	CHECK_STREQ(res.out, "hi\n");
+	fb_exec_result_free(&res);
+	const char *argv[] = { "sh", "-c", "cat; echo \"$0 $ZZ\"", "zero", NULL };
+	const char *env[] = { "ZZ=zz", NULL };
+	struct stream s = { 0 };
+	CHECK(fb_exec_ex(db.store, MEMBER, &(fb_exec_opts){ .argv = argv, .env = env,
+			 .stdin_data = "x", .stdin_len = 1, .on_stdout = on_chunk,
+			 .stream_data = &s }, &res, &err) == 0);
+	CHECK_STREQ(res.out, "xzero zz\n");
+	CHECK_STREQ(s.buf, "xzero zz\n");
+	fb_exec_result_free(&res);
+	double t0 = now_s();
+	CHECK(fb_exec_ex(db.store, MEMBER, &(fb_exec_opts){ .command = "sleep 316",
+			 .timeout_ms = 800 }, &res, &err) == -ETIMEDOUT);
+	CHECK(now_s() - t0 < 3 && strstr(err.message, "timed out"));
+	CHECK(live_sleeps("316") == 0);
+	fb_exec_result_free(&res);
+}
+
+static void test_blocking_in_child(void)
+{
+	mode = M_RUNNING;
+	CHECK(in_child(blocking_cases) == 0);
+}
+
+/* The member's holder reports it stopped a second into `sleep 317`. */
+static void on_stop_member(uv_timer_t *t)
+{
+	mode = M_STOPPED;
+	uv_timer_stop(t);
+}
+
+static void test_member_stops(void)
+{
+	mode = M_RUNNING;
+	struct call c;
+	uv_timer_t t;
+	CHECK(uv_timer_init(&loop, &t) == 0);
+	start("sleep 317", &c);
+	double t0 = now_s();
+	CHECK(uv_timer_start(&t, on_stop_member, 1000, 0) == 0);
+	run_until(&c, 1);
+	double after = c.at - t0 - 1.0;
+	CHECK(c.status == -EHOSTDOWN);
+	CHECK(strstr(c.msg, MEMBER " became stopped (qemu exited: killed by signal 9) while the "
+			    "command ran"));
+	CHECK(after < 2.5);
+	printf("bench exec_member_stopped_returned_after_s=%.2f\n", after);
+	uv_close((uv_handle_t *)&t, NULL);
+	mode = M_RUNNING;
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* The holder dies: its lock is released (the fd closed) mid-command. */
+static void on_drop_lock(uv_timer_t *t)
+{
+	close(lock_fd[0]);
+	lock_fd[0] = -1;
+	uv_timer_stop(t);
+}
+
+static void test_holder_gone(void)
+{
+	struct call c;
+	uv_timer_t t;
+	CHECK(uv_timer_init(&loop, &t) == 0);
+	start("sleep 318", &c);
+	double t0 = now_s();
+	CHECK(uv_timer_start(&t, on_drop_lock, 1000, 0) == 0);
+	run_until(&c, 1);
+	double after = c.at - t0 - 1.0;
+	CHECK(c.status == -EHOSTDOWN && strstr(c.msg, "lost its holder"));
+	CHECK(after < 2.5);
+	printf("bench exec_holder_gone_returned_after_s=%.2f\n", after);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	/* a new lock: the member looks held again */
+	char p[PATH_MAX];
+	CHECK(wire_member_dir(db.store, MEMBER, p, sizeof(p)) == 0);
+	CHECK(strlen(p) + 8 < sizeof(p));
+	strcat(p, "/.lock");
+	lock_fd[0] = open(p, O_RDWR | O_CLOEXEC);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	CHECK(lock_fd[0] >= 0 && fcntl(lock_fd[0], F_OFD_SETLK, &fl) == 0);
+}
+
+/* Signals dropbear's per-connection children (the listener's children). */
+static int signal_sessions(int sig)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	CHECK(d);
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p[300], *st = NULL;
+		size_t sl = 0;
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		FMT(p, "/proc/%s/stat", de->d_name);
+		if (file_read_all(p, 4096, &st, &sl) == 0) {
+			const char *rp = strrchr(st, ')');
+			int ppid = 0;
+			char state = 0;
+			if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == db.pid &&
+			    state != 'Z' && strstr(st, "(dropbear)")) {
+				kill((pid_t)atoi(de->d_name), sig);
+				n++;
+			}
+		}
+		free(st);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Kills stray `sleep <arg>` left by a server that died under them. */
+static void kill_sleeps(const char *arg)
+{
+	DIR *d = opendir("/proc");
+	CHECK(d);
+	struct dirent *de;
+	char want[64];
+	size_t wl = (size_t)snprintf(want, sizeof(want), "sleep%c%s", '\0', arg) + 1;
+	while ((de = readdir(d))) {
+		char p[300], *buf = NULL;
+		size_t len = 0;
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		FMT(p, "/proc/%s/cmdline", de->d_name);
+		if (file_read_all(p, 4096, &buf, &len) == 0 && len == wl && !memcmp(buf, want, wl))
+			kill((pid_t)atoi(de->d_name), SIGKILL);
+		free(buf);
+	}
+	closedir(d);
+}
+
+static struct {
+	int sig;
+	int hit;
+} sess;
+
+static void on_signal_session(uv_timer_t *t)
+{
+	sess.hit = signal_sessions(sess.sig);
+	if (sess.sig == SIGKILL)
+		kill(db.pid, SIGKILL);
+	uv_timer_stop(t);
+}
+
+/* Runs `sleep <arg>`, signals the server's session process after 1 s. */
+static double exec_then_signal(int sig, const char *arg, struct call *c)
+{
+	char cmd[64];
+	uv_timer_t t;
+	FMT(cmd, "sleep %s", arg);
+	CHECK(uv_timer_init(&loop, &t) == 0);
+	start(cmd, c);
+	double t0 = now_s();
+	sess.sig = sig;
+	sess.hit = 0;
+	CHECK(uv_timer_start(&t, on_signal_session, 1000, 0) == 0);
+	run_until(c, 1);
+	uv_close((uv_handle_t *)&t, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	CHECK(sess.hit == 1);
+	return c->at - t0 - 1.0;
+}
+
+static void test_server_silent(void)
+{
+	/* a frozen server (a hung guest): keepalives go unanswered */
+	struct call c;
+	double after = exec_then_signal(SIGSTOP, "319", &c);
+	CHECK(c.status == -ETIMEDOUT && strstr(c.msg, "no answer for 10 s"));
+	CHECK(after >= 7.5 && after < 12); /* 10 s from the last answer (a keepalive reply) */
+	printf("bench exec_server_frozen_returned_after_s=%.2f\n", after);
+	signal_sessions(SIGKILL);
+	signal_sessions(SIGCONT);
+	kill_sleeps("319");
+}
+
+static void test_server_dies(void)
+{
+	struct call c;
+	double after = exec_then_signal(SIGKILL, "320", &c);
+	if (c.status != -ECONNRESET)
+		fprintf(stderr, "server died: %d %s\n", c.status, c.msg);
+	CHECK(c.status == -ECONNRESET && strstr(c.msg, "connection closed by 127.0.0.1"));
+	CHECK(after < 1);
+	printf("bench exec_server_killed_returned_after_s=%.2f\n", after);
+	kill_sleeps("320");
+	int st;
+	waitpid(db.pid, &st, 0);
+	db.pid = 0;
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -467,6 +952,17 @@ int main(void)
 	test_cancel_during_status();
 	test_cancel_during_dial_retry();
 	test_cancel_during_ssh();
+	test_exec_options();
+	test_streaming();
+	test_timeout_kills();
+	test_cancel_kills();
+	test_token_after_callback();
+	test_concurrent_20();
+	test_blocking_in_child();
+	test_member_stops();
+	test_holder_gone();
+	test_server_silent();
+	test_server_dies();
 
 	uv_close((uv_handle_t *)&server, NULL);
 	CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);

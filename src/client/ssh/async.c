@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,19 +101,21 @@ static void err_append(struct err *e, const char *fmt, ...)
 
 static void kill_failed(struct ssh_exec_op *op, const char *why)
 {
-	err_append(&op->err, "; killing its process group in the guest (pid %ld) failed: %s",
-		   op->run.rpid, why);
+	size_t n = strcspn(why, "\n");
+	err_append(&op->err, "; killing its process group in the guest (%ld) failed: %.*s",
+		   op->run.rpid, (int)n, why);
 }
 
 static void op_killed(void *data, int status, struct ssh_result *res, const struct err *e)
 {
 	struct ssh_exec_op *op = data;
-	(void)res;
 	op->killer = NULL;
 	if (status < 0)
 		kill_failed(op, e->msg);
+	else if (res->st.exit_status != 0)
+		kill_failed(op, res->err && *res->err ? res->err : "kill failed");
 	else
-		err_append(&op->err, "; its process group in the guest (pid %ld) was killed",
+		err_append(&op->err, "; its process group in the guest (%ld) was killed",
 			   op->run.rpid);
 	op_release_one(op);
 }
@@ -124,7 +127,7 @@ static void op_kill_remote(struct ssh_exec_op *op)
 	struct err ke = { 0 };
 	if (ssh_kill_script(op->run.rpid, &cmd, &ke) < 0)
 		return;
-	struct ssh_exec_opts ko = { .cmd = cmd, .no_collect = true, .keepalive_s = -1,
+	struct ssh_exec_opts ko = { .cmd = cmd, .keepalive_s = -1,
 				    .timeout_ms = op->conn.t.connect_timeout_ms + 2000 };
 	if (ssh_exec_start_ex(op->loop, &op->conn.t, &ko, op_killed, op, &op->killer, &ke) == 0)
 		op->open_handles++;
@@ -237,6 +240,34 @@ static void op_advance(struct ssh_exec_op *op)
 		op_finish(op, rc, false);
 }
 
+/* libuv reports POLLERR as UV_EBADF: the real cause is the socket's
+ * SO_ERROR (a reset, a refused or unreachable connect). A handshake the
+ * server reset is dialled again like one it closed. */
+static void op_sock_error(struct ssh_exec_op *op, int status)
+{
+	struct ssh_conn *c = &op->conn;
+	int so = 0;
+	socklen_t sl = sizeof(so);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so, &sl) < 0 || so == 0) {
+		op_finish(op, err_set(&op->err, status, "socket error on %s (%s): %s", c->t.name,
+				      c->t.host, uv_strerror(status)), false);
+		return;
+	}
+	c->io_errno = so;
+	int rc = c->phase == C_HANDSHAKE && c->s && c->rx_eof == false
+			 ? err_set(&op->err, -so, "connection to %s (%s:%d) %s during SSH handshake",
+				   c->t.name, c->t.host, c->t.port,
+				   so == ECONNRESET ? "reset" : strerror(so))
+			 : err_set(&op->err, -so, "connection to %s (%s:%d): %s", c->t.name,
+				   c->t.host, c->t.port, strerror(so));
+	if (conn_dropped(c, rc) &&
+	    now_ms() + conn_backoff_ms(c->dropped + 1) < op->connect_deadline) {
+		op_redial(op);
+		return;
+	}
+	op_finish(op, rc, false);
+}
+
 static void op_on_poll(uv_poll_t *h, int status, int events)
 {
 	struct ssh_exec_op *op = h->data;
@@ -244,8 +275,7 @@ static void op_on_poll(uv_poll_t *h, int status, int events)
 	if (op->finished)
 		return;
 	if (status < 0) {
-		op_finish(op, err_set(&op->err, status, "socket error on %s: %s",
-				      op->conn.t.name, uv_strerror(status)), false);
+		op_sock_error(op, status);
 		return;
 	}
 	op_advance(op);

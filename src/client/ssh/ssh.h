@@ -41,9 +41,10 @@ void ssh_result_fini(struct ssh_result *r);
 
 /* --- pure helpers --- */
 
-/* The remote script of a wrapped command: it prints its shell's pid as the
- * first line of stdout (the SSH server made that shell a session and process
- * group leader), then runs cmd in the login shell, after `cd cwd` (exit 126
+/* The remote script of a wrapped command: it prints its shell's process group
+ * as the first line of stdout (the SSH server made a group for the session:
+ * OpenSSH with the shell as leader, dropbear with its connection process),
+ * then runs cmd in the login shell, after `cd cwd` (exit 126
  * when that fails) and `export NAME=value` for each env entry; with root, the
  * whole body runs under `sudo -n sh -c`. Env names must be shell names. */
 struct ssh_script {
@@ -53,9 +54,8 @@ struct ssh_script {
 	bool root;
 };
 int ssh_exec_script(const struct ssh_script *s, char **out, struct err *e);
-/* Kills the process group led by pid (sudo -n when it may, else as the user;
- * the process alone when it leads no group). */
-int ssh_kill_script(long pid, char **out, struct err *e);
+/* Kills process group pgid (sudo -n when it may, else as the user). */
+int ssh_kill_script(long pgid, char **out, struct err *e);
 /* Each word quoted and joined with spaces (also a single word); NULL when
  * argv is empty or out of memory. */
 char *ssh_argv_join(const char *const *argv);
@@ -183,5 +183,5 @@ void ssh_exec_cancel(struct ssh_exec_op *op);
  * wrapped command's process group first (pointless when the guest is gone). */
 __attribute__((format(printf, 4, 5)))
 void ssh_exec_abort(struct ssh_exec_op *op, int code, bool kill, const char *fmt, ...);
-/* The remote pid of a wrapped command, 0 until its first line arrived. */
+/* The remote process group of a wrapped command, 0 until its first line arrived. */
 long ssh_exec_pid(const struct ssh_exec_op *op);

@@ -114,9 +114,11 @@ int ssh_exec_script(const struct ssh_script *s, char **out, struct err *e)
 		if (!ssh_env_name_valid(s->env[i]) || strchr(s->env[i], '=') - s->env[i] > 255)
 			return err_set(e, -EINVAL, "bad environment entry \"%s\": want NAME=value",
 				       s->env[i]);
-	/* Newlines, not ';': the pid line runs even if the command does not parse. */
+	/* The process group of the shell (OpenSSH makes the shell its leader;
+	 * dropbear's per-connection process leads it, shell included). Newlines,
+	 * not ';': the line runs even if the command does not parse. */
 	struct sbuf b = { 0 };
-	sb_add(&b, "echo $$\n");
+	sb_add(&b, "read -r _ _ _ _ fbpg _ </proc/$$/stat && echo \"$fbpg\"\n");
 	if (!s->root) {
 		body(&b, s);
 		return sb_take(&b, out, e);
@@ -132,17 +134,17 @@ int ssh_exec_script(const struct ssh_script *s, char **out, struct err *e)
 	return sb_take(&b, out, e);
 }
 
-int ssh_kill_script(long pid, char **out, struct err *e)
+int ssh_kill_script(long pgid, char **out, struct err *e)
 {
 	char buf[256];
-	if (pid <= 1)
-		return err_set(e, -EINVAL, "no process to kill");
-	/* The group first (as root when sudo lets us: the command may have become
-	 * root), then the process alone if it led no group of its own. No "--":
-	 * busybox and dash refuse it; "-KILL -PID" works in every kill. */
-	snprintf(buf, sizeof(buf),
-		 "sudo -n kill -KILL -%ld 2>/dev/null || kill -KILL -%ld 2>/dev/null || "
-		 "kill -KILL %ld", pid, pid, pid);
+	if (pgid <= 1)
+		return err_set(e, -EINVAL, "no process group to kill");
+	/* As root when sudo lets us (the command may have become root, and
+	 * dropbear's connection process in the group is root), else as the user.
+	 * Always a shell's builtin kill: procps kill takes "-PGID" for an option
+	 * (and succeeds doing nothing), busybox and dash refuse "--". */
+	snprintf(buf, sizeof(buf), "sudo -n sh -c 'kill -KILL -%ld' 2>/dev/null || kill -KILL -%ld",
+		 pgid, pgid);
 	*out = strdup(buf);
 	return *out ? 0 : err_set(e, -ENOMEM, "out of memory");
 }
