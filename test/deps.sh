@@ -8,7 +8,7 @@ pkgs=(
   libmnl-dev libnftables-dev libssl-dev libblkid-dev libext2fs-dev comerr-dev
   qemu-system-x86 qemu-utils e2fsprogs busybox-static dropbear-bin cpio
   iproute2 nftables socat valgrind util-linux procps kmod openssh-client python3
-  sudo passwd
+  sudo passwd mmdebstrap
   clang libclang-rt-14-dev
 )
 missing=()

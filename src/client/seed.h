@@ -12,6 +12,12 @@ struct seed_mount {
 	const char *guest_path; /* absolute */
 };
 
+/* One line of the cluster's /etc/hosts. */
+struct seed_host {
+	const char *name;       /* member name */
+	const char *ip;         /* its static address */
+};
+
 struct seed_params {
 	const char *hostname;        /* member name */
 	const char *instance_id;
@@ -27,7 +33,17 @@ struct seed_params {
 	size_t n_nameservers;
 	const struct seed_mount *mounts;
 	size_t n_mounts;
+	const struct seed_host *hosts; /* every member of the cluster (this one too) */
+	size_t n_hosts;
 };
+
+/* The cluster block of /etc/hosts, between the markers, one "<ip> <name>"
+ * line per host; NULL (-EINVAL) if a name or address is empty or holds
+ * whitespace, '#' or a control byte, or out of memory. Shared by the seed and
+ * the update of running members (orch_hosts.c). */
+#define SEED_HOSTS_BEGIN "# fleetbox cluster begin"
+#define SEED_HOSTS_END "# fleetbox cluster end"
+char *seed_hosts_block(const struct seed_host *h, size_t n);
 
 /* Renders the three files (caller frees each); exposed for unit tests. */
 int seed_render(const struct seed_params *p, char **meta_data, char **user_data,

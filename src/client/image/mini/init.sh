@@ -1,9 +1,10 @@
 #!/bin/sh
 # init.sh - PID 1 of the fleetbox "mini" image (busybox sh in the initramfs).
 #
-# Honours the same NoCloud seed as cloud-init (see seed.c): hostname, the
-# fleetbox user with the installation key and sudo, the pre-seeded ed25519
-# host key, static network-config matched by MAC, read-only fixture mounts.
+# Honours the same NoCloud seed as cloud-init (see seed.c, docs/seed.md):
+# hostname, /etc/hosts (the cluster), the fleetbox user with the installation
+# key and sudo, the pre-seeded ed25519 host key, static network-config v1
+# matched by MAC with its default route, read-only fixture mounts.
 #
 # Persistence: the first virtio disk (/dev/vda) holds an ext4 filesystem
 # (formatted here on first boot only when it carries no ext superblock, so a
@@ -27,6 +28,11 @@ mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+# The initramfs root is whatever mode the cpio left it; Debian's is 0755.
+chmod 755 /
+# Unprivileged ICMP echo sockets for every group, as systemd sets on every
+# Debian: `ping` works as the plain user without setuid or capabilities.
+echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range
 # The watchdog in the VMM driver looks for this exact line on the serial log.
 say "init started"
 
@@ -86,7 +92,23 @@ HOST=$(yaml_value local-hostname $SEED/meta-data)
 [ -n "$HOST" ] || HOST=fleetbox
 hostname "$HOST"
 echo "$HOST" > /etc/hostname
-printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$HOST" > /etc/hosts
+UD=$SEED/user-data
+
+# /etc/hosts: the write_files entry for it (this member and every member of
+# the cluster, seed.c), rewritten at every boot from the current seed.
+if [ -f $UD ]; then
+	awk '/^  - path: \/etc\/hosts$/ {f=1; next}
+	     f && /^    content: \|$/ {c=1; next}
+	     c && /^      / {sub(/^      /, ""); print; next}
+	     c || (f && /^  - /) {exit}' $UD > /etc/hosts.tmp
+fi
+if [ -s /etc/hosts.tmp ]; then
+	mv /etc/hosts.tmp /etc/hosts
+else
+	rm -f /etc/hosts.tmp
+	printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$HOST" > /etc/hosts
+fi
+chmod 644 /etc/hosts
 
 # --- users --------------------------------------------------------------
 U=fleetbox
@@ -109,7 +131,6 @@ EOF
 echo /bin/sh > /etc/shells
 mkdir -p /home/$U/.ssh /root
 chmod 700 /root
-UD=$SEED/user-data
 if [ -f $UD ]; then
 	# The first "- " item after ssh_authorized_keys:.
 	awk '/^[[:space:]]*ssh_authorized_keys:/ {k=1; next}
@@ -138,9 +159,11 @@ fi
 # --- network ------------------------------------------------------------
 NC=$SEED/network-config
 if [ -f $NC ]; then
-	MAC=$(yaml_value macaddress $NC | tr 'A-F' 'a-f')
-	ADDR=$(sed -n 's/^[[:space:]]*addresses:[[:space:]]*\[\([^],]*\).*/\1/p' $NC | head -n 1)
-	GW=$(yaml_value via $NC)
+	# network-config v1 (seed.c): the physical NIC by mac_address, one
+	# static subnet with address/len, gateway and dns_nameservers.
+	MAC=$(yaml_value mac_address $NC | tr 'A-F' 'a-f')
+	ADDR=$(yaml_value address $NC)
+	GW=$(yaml_value gateway $NC)
 	IF=
 	for n in /sys/class/net/*; do
 		[ "$(cat "$n/address" 2>/dev/null)" = "$MAC" ] && IF=${n##*/}
@@ -149,12 +172,13 @@ if [ -f $NC ]; then
 		[ "$IF" = eth0 ] || ip link set "$IF" name eth0
 		ip link set eth0 up
 		[ -n "$ADDR" ] && ip addr add "$ADDR" dev eth0
-		[ -n "$GW" ] && ip route add default via "$GW" dev eth0
+		if [ -n "$GW" ]; then
+			ip route add default via "$GW" dev eth0 || say "default route via $GW failed"
+		fi
 	else
 		say "no interface with MAC $MAC"
 	fi
-	# nameservers: the second "addresses: [...]" line.
-	sed -n 's/^[[:space:]]*addresses:[[:space:]]*\[\(.*\)\]/\1/p' $NC | sed -n 2p |
+	sed -n 's/^[[:space:]]*dns_nameservers:[[:space:]]*\[\(.*\)\]/\1/p' $NC | head -n 1 |
 		tr ',' '\n' | sed -n 's/^[[:space:]]*\([0-9.:a-fA-F]*\)[[:space:]]*$/nameserver \1/p' \
 		> /etc/resolv.conf
 else
