@@ -88,13 +88,15 @@ typedef enum fb_up_phase {
 	FB_UP_READY,        /* running and answering SSH (or it was running already) */
 	FB_UP_FAILED,
 	FB_UP_ROLLED_BACK,
+	FB_UP_WAITING_CLOUD_INIT, /* SSH answers; the guest's cloud-init is still
+				   * configuring it (images that run cloud-init) */
 } fb_up_phase;
 
 typedef struct fb_member_progress {
 	const char *name;
 	fb_up_phase phase;
 	const char *phase_name; /* "waiting", "creating disk", "booting", "waiting for SSH",
-				 * "ready", "failed", "rolled back" */
+				 * "ready", "failed", "rolled back", "waiting for cloud-init" */
 	double elapsed;         /* seconds since fb_up was called */
 	const char *ip;         /* "" until known */
 	const char *detail;     /* "" or one line without control characters: while

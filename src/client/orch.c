@@ -620,8 +620,9 @@ static void nameservers_from_host(char ns[][FB_IP_STRLEN], size_t *n)
 }
 
 /* The member's NoCloud seed: hostname, user and keys, its reserved address
- * on the cluster's network, fixture mounts. */
-static int write_seed(struct up_plan *u, struct up_member *m, struct err *e)
+ * on the cluster's network, the cluster's /etc/hosts, fixture mounts. */
+static int write_seed(struct up_plan *u, struct up_member *m, const struct up_hosts *h,
+		      struct err *e)
 {
 	const char *root = u->root;
 	char dir[PATH_MAX], seed[PATH_MAX], key[PATH_MAX], pub[PATH_MAX], ipub[PATH_MAX];
@@ -668,6 +669,8 @@ static int write_seed(struct up_plan *u, struct up_member *m, struct err *e)
 		.n_nameservers = nns,
 		.mounts = mounts,
 		.n_mounts = nm,
+		.hosts = h->v,
+		.n_hosts = h->n,
 	};
 	r = seed_write(seed, &sp, e);
 	free(priv);
@@ -745,23 +748,30 @@ static int build_fixtures(struct up_plan *u, struct up_member *m)
 	return 0;
 }
 
+/* Every address is reserved before the first seed is written: each seed's
+ * /etc/hosts lists the whole cluster (orch_hosts.c). */
 static int up_reserve_seed(struct up_plan *u)
 {
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];
-		if (m->kind == MEMBER_RUNNING)
-			continue;
-		int r = reserve(u, m);
-		if (r == 0)
+		int r = m->kind == MEMBER_RUNNING ? 0 : reserve(u, m);
+		if (r == 0 && m->kind != MEMBER_RUNNING)
 			r = build_fixtures(u, m);
-		if (r == 0)
-			r = write_seed(u, m, &u->e);
 		if (r < 0)
 			return r;
-		if (!(m->boot_line = boot_request_line(u, m)))
-			return err_set(&u->e, -ENOMEM, "out of memory");
 	}
-	return 0;
+	struct up_hosts h;
+	int r = up_hosts_collect(u, &h);
+	for (size_t i = 0; r == 0 && i < u->n; i++) {
+		struct up_member *m = &u->m[i];
+		if (m->kind == MEMBER_RUNNING)
+			continue;
+		r = write_seed(u, m, &h, &u->e);
+		if (r == 0 && !(m->boot_line = boot_request_line(u, m)))
+			r = err_set(&u->e, -ENOMEM, "out of memory");
+	}
+	up_hosts_fini(&h);
+	return r;
 }
 
 /* --- confirm SSH (per member, from the boot phase) --- */
@@ -786,8 +796,13 @@ int up_confirm_member(struct up_plan *u, struct up_member *m)
 		return 0;
 	up_set_phase(u, m, FB_UP_WAITING_SSH, "");
 	int r = confirm_ssh(u, m, &m->boot_err);
-	if (r < 0)
+	if (r < 0) {
 		err_prefix(&m->boot_err, "wait for ssh %s: ", m->name);
+		return r;
+	}
+	r = up_cloudinit_wait(u, m, SSH_CONFIRM_MS, &m->boot_err);
+	if (r < 0)
+		err_prefix(&m->boot_err, "%s: ", m->name);
 	return r;
 }
 
@@ -809,6 +824,7 @@ static int up_commit(struct up_plan *u)
 		if (r < 0)
 			return r;
 	}
+	up_hosts_sync(u);
 	return orch_cluster_commit(u);
 }
 

@@ -139,6 +139,26 @@ int up_wait_run(struct up_wait *w, struct err *e);
 int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int timeout_ms,
 		struct err *e);
 
+/* orch_cloudinit.c: after SSH answers, waits (bounded by timeout_ms, one
+ * session, cancellable) until the guest's cloud-init has finished this boot;
+ * returns at once on images without it. Reported as WAITING_CLOUD_INIT. */
+int up_cloudinit_wait(struct up_plan *u, struct up_member *m, int timeout_ms, struct err *e);
+
+/* orch_hosts.c: the cluster's /etc/hosts. collect: every member of the plan
+ * with an address plus the running members of the same holder (its
+ * network) that the plan does not name. sync (commit phase): the members
+ * this call did not seed afresh get the current list over SSH. */
+struct seed_host;
+struct up_hosts {
+	struct seed_host *v;
+	size_t n;
+	char (*names)[FB_NAME_MAX + 1];
+	char (*ips)[FB_IP_STRLEN];
+};
+int up_hosts_collect(struct up_plan *u, struct up_hosts *h);
+void up_hosts_fini(struct up_hosts *h);
+void up_hosts_sync(struct up_plan *u);
+
 /* Per-member progress (orch_progress.c): sets the phase (and detail, NULL
  * keeps it) and reports it. up_progress_tick refreshes the members booting
  * or waiting for SSH (elapsed, the serial console's last line). */

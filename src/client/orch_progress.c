@@ -18,7 +18,7 @@ static const char *const phase_names[] = {
 	[FB_UP_WAITING] = "waiting",	       [FB_UP_CREATING] = "creating disk",
 	[FB_UP_BOOTING] = "booting",	       [FB_UP_WAITING_SSH] = "waiting for SSH",
 	[FB_UP_READY] = "ready",	       [FB_UP_FAILED] = "failed",
-	[FB_UP_ROLLED_BACK] = "rolled back",
+	[FB_UP_ROLLED_BACK] = "rolled back", [FB_UP_WAITING_CLOUD_INIT] = "waiting for cloud-init",
 };
 
 static void report(const struct up_plan *u, const struct up_member *m)
@@ -76,7 +76,8 @@ void up_progress_tick(struct up_plan *u)
 		return;
 	for (size_t i = 0; i < u->n; i++) {
 		struct up_member *m = &u->m[i];
-		if (m->phase != FB_UP_BOOTING && m->phase != FB_UP_WAITING_SSH)
+		if (m->phase != FB_UP_BOOTING && m->phase != FB_UP_WAITING_SSH &&
+		    m->phase != FB_UP_WAITING_CLOUD_INIT)
 			continue;
 		serial_last_line(u, m, m->detail, sizeof(m->detail));
 		report(u, m);
