@@ -143,13 +143,8 @@ static int block_pipe(const char *block, int *rfd, struct err *e)
 	return 0;
 }
 
-static int sync_one(const struct up_plan *u, const char *name, const char *block, struct err *e)
+int orch_hosts_push(const struct ssh_target *t, const char *block, struct err *e)
 {
-	struct ssh_target t;
-	int r = target_resolve(u->root, name, &t, e);
-	if (r < 0)
-		return r;
-	t.connect_timeout_ms = SYNC_CONNECT_MS;
 	char *q = ssh_quote(SYNC_SCRIPT);
 	char cmd[2048];
 	if (!q || snprintf(cmd, sizeof(cmd), "sudo -n timeout %d sh -c %s", SYNC_TIMEOUT_S, q) >=
@@ -159,15 +154,26 @@ static int sync_one(const struct up_plan *u, const char *name, const char *block
 	}
 	free(q);
 	int fd = -1;
-	if ((r = block_pipe(block, &fd, e)) < 0)
+	int r = block_pipe(block, &fd, e);
+	if (r < 0)
 		return r;
 	struct ssh_io io = { .stdin_fd = fd };
 	struct ssh_status st;
-	r = ssh_exec_stream(&t, cmd, &io, &st, e);
+	r = ssh_exec_stream(t, cmd, &io, &st, e);
 	close(fd);
 	if (r == 0 && (st.exit_status != 0 || st.exit_signal))
 		r = err_set(e, -EIO, "updating /etc/hosts exited with status %d", st.exit_status);
 	return r;
+}
+
+static int sync_one(const struct up_plan *u, const char *name, const char *block, struct err *e)
+{
+	struct ssh_target t;
+	int r = target_resolve(u->root, name, &t, e);
+	if (r < 0)
+		return r;
+	t.connect_timeout_ms = SYNC_CONNECT_MS;
+	return orch_hosts_push(&t, block, e);
 }
 
 /* Members whose /etc/hosts this call's seeds did not write: running ones

@@ -158,6 +158,10 @@ struct up_hosts {
 int up_hosts_collect(struct up_plan *u, struct up_hosts *h);
 void up_hosts_fini(struct up_hosts *h);
 void up_hosts_sync(struct up_plan *u);
+/* Replaces the marked cluster block of t's /etc/hosts with block (the rest
+ * of the file kept; appended when it has none). */
+struct ssh_target;
+int orch_hosts_push(const struct ssh_target *t, const char *block, struct err *e);
 
 /* Per-member progress (orch_progress.c): sets the phase (and detail, NULL
  * keeps it) and reports it. up_progress_tick refreshes the members booting

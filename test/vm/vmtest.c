@@ -128,7 +128,7 @@ void vt_member_init(struct vt_env *env, struct vt_member *m, const char *name, i
 		.hostname = name, .instance_id = name, .user = "fleetbox",
 		.authorized_key = env->auth_pub, .host_key_priv = hpriv, .host_key_pub = hpub,
 		.mac = m->mac, .ip = m->ip, .prefix_len = 24, .gateway = "192.168.77.1",
-		.mounts = mounts, .n_mounts = n,
+		.mounts = mounts, .n_mounts = n, .hosts = env->hosts, .n_hosts = env->n_hosts,
 	};
 	VT_CHECK(seed_write(m->seed, &p, &e) == 0, "%s", e.msg);
 	free(hpriv);

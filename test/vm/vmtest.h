@@ -8,6 +8,9 @@
 #include "vmm/vmm.h"
 
 #include <limits.h>
+#include <stddef.h>
+
+struct seed_host;
 #include <stdbool.h>
 
 #define VT_CHECK(cond, ...) do { if (!(cond)) { \
@@ -19,6 +22,8 @@ struct vt_env {
 	struct image_info img;
 	char key_path[PATH_MAX];   /* installation private key (OpenSSH PEM) */
 	char *auth_pub;            /* installation public key line */
+	const struct seed_host *hosts; /* the cluster's /etc/hosts for every seed (optional) */
+	size_t n_hosts;
 };
 
 struct vt_member {

@@ -4,8 +4,8 @@
  * and unpacked with `dpkg-deb -x` into a scratch directory (never installed
  * on the host); fallback: the host's /boot/vmlinuz-$(uname -r) and its
  * /lib/modules. Userland: the host's busybox-static, dropbear, mke2fs (and
- * their libraries), openssh's sftp-server from its package when apt can get
- * it, and our init (src/client/image/mini/init.sh, embedded at build time).
+ * their libraries), bash as the login shell, openssh's sftp-server from its
+ * package when apt can get it, and our init (src/client/image/mini/init.sh, embedded at build time).
  *
  * Result (in a scratch directory the cache then publishes, minicache.c):
  * vmlinux (uncompressed ELF, PVH-bootable) and initrd (cpio). */
@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,17 @@ static const char *first_existing(const char *const *cands)
 	return NULL;
 }
 
+/* Busybox's ping only opens raw ICMP sockets (no fallback to the ICMP
+ * datagram sockets that ping_group_range allows), so for the plain user it
+ * runs from the setuid copy, which keeps root for ping (BB_SUID_MAYBE) and
+ * drops it for every applet marked so. */
+#define SUID_BUSYBOX_LINK "../usr/lib/fleetbox/busybox-suid"
+
+static bool is_suid_applet(const char *a)
+{
+	return !strcmp(a, "ping") || !strcmp(a, "ping6");
+}
+
 static int add_busybox(struct cpio *c, struct err *e)
 {
 	const char *bb = first_existing((const char *const[]){"/bin/busybox", "/usr/bin/busybox", NULL});
@@ -222,7 +234,7 @@ static int add_busybox(struct cpio *c, struct err *e)
 			continue;
 		char p[PATH_MAX];
 		snprintf(p, sizeof(p), "/bin/%s", a);
-		r = cpio_add_symlink(c, p, "busybox", e);
+		r = cpio_add_symlink(c, p, is_suid_applet(a) ? SUID_BUSYBOX_LINK : "busybox", e);
 	}
 	free(list);
 	return r;
@@ -263,6 +275,15 @@ static int add_userland(struct cpio *c, const char *tmp, image_progress_fn progr
 	if (r == 0)
 		r = cpio_add_program(c, "/usr/bin/dropbearkey", dbk, e);
 	if (r < 0)
+		return r;
+
+	/* The users' login shell: busybox ash runs its own applets in-process
+	 * (standalone shell), so `ping` typed there would never reach the
+	 * setuid copy; bash (Essential on Debian, so on every host) finds
+	 * /bin/ping on PATH like a Debian guest's shell does. Without it the
+	 * init keeps ash. */
+	const char *bash = first_existing((const char *const[]){"/bin/bash", "/usr/bin/bash", NULL});
+	if (bash && (r = cpio_add_program(c, "/bin/bash", bash, e)) < 0)
 		return r;
 
 	const char *mk = first_existing((const char *const[]){"/usr/sbin/mke2fs", "/sbin/mke2fs", NULL});

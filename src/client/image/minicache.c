@@ -35,7 +35,9 @@
  * the legacy keyboard/mouse probe, trust the (virtual) CPU RNG. */
 #define MINI_CMDLINE "console=ttyS0 quiet panic=-1 i8042.noaux i8042.nokbd i8042.nopnp " \
 	"8250.nr_uarts=1 random.trust_cpu=on rdinit=/init"
-#define MINI_RECIPE_VERSION "2"
+/* Bump on every change to the image builder (mini.c) that the init and sudo
+ * hashes do not cover: a cached mini of the old recipe is then rebuilt. */
+#define MINI_RECIPE_VERSION "3"
 #define MINI_DISK_LEN (1 << 20)
 
 void mini_recipe_id(char out[65])

@@ -112,9 +112,13 @@ chmod 644 /etc/hosts
 
 # --- users --------------------------------------------------------------
 U=fleetbox
+# Login shell: bash when the image has it (busybox ash would run `ping` as
+# its own in-process applet, never the setuid /bin/ping).
+USH=/bin/sh
+[ -x /bin/bash ] && USH=/bin/bash
 cat > /etc/passwd <<EOF
-root:x:0:0:root:/root:/bin/sh
-$U:x:1000:1000:fleetbox:/home/$U:/bin/sh
+root:x:0:0:root:/root:$USH
+$U:x:1000:1000:fleetbox:/home/$U:$USH
 EOF
 # root has an empty password so that busybox su (our sudo) needs none; no
 # password login is possible over SSH (dropbear -s -w).
@@ -128,7 +132,7 @@ root:x:0:
 tty:x:5:
 $U:x:1000:
 EOF
-echo /bin/sh > /etc/shells
+printf '/bin/sh\n%s\n' "$USH" | sort -u > /etc/shells
 mkdir -p /home/$U/.ssh /root
 chmod 700 /root
 if [ -f $UD ]; then
