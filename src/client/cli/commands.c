@@ -305,7 +305,11 @@ const struct cli_command cli_commands[] = {
 	  "prepare builds, downloads or imports IMAGE (mini, a catalog alias, a URL, a\n"
 	  "path) now, e.g. before going offline. build rebuilds mini, or builds a Debian\n"
 	  "image (debian-11, debian-12, debian-13) from the Debian archive, usable as\n"
-	  "--image debian-N-local (or NAME) afterwards.",
+	  "--image debian-N-local (or NAME) afterwards. A Debian build runs mmdebstrap,\n"
+	  "mke2fs and sfdisk as root (2-5 min, one progress line per phase) and makes a\n"
+	  "disk shaped like Debian's cloud images: GPT, ext4 root, cloud kernel, systemd,\n"
+	  "cloud-init (NoCloud), openssh-server, sudo, ifupdown; no root password, host\n"
+	  "keys and machine-id made on first boot.",
 	  cli_image_opts, "ls|rm|prepare|build", image_ex, plain_exits, cmd_image, 0 },
 	{ "completion", "completion bash|zsh", "shell completion script",
 	  "Prints a completion script for bash or zsh: commands, options, member names\n"

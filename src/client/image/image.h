@@ -65,9 +65,11 @@ int image_build(const char *root, const char *what, const char *name,
 		image_progress_fn progress, void *data, struct image_info *out, struct err *e);
 /* The Debian builder (image/debian.c): builds a GPT raw disk of a Debian
  * release (suite codename, e.g. "bookworm") from the Debian archive at
- * out_raw. Declared weak until it is linked in. */
+ * out_raw (a path in a build directory of its own, which it also uses for
+ * scaffolding). Needs root, mmdebstrap, mke2fs and sfdisk; one progress
+ * line per phase with the elapsed seconds. */
 int image_debian_build(const char *release, const char *out_raw, image_progress_fn progress,
-		       void *data, struct err *e) __attribute__((weak));
+		       void *data, struct err *e);
 /* Imports a built disk image (raw or qcow2) at path into the cache under
  * name ([a-z0-9][a-z0-9._-]*, resolvable as `--image NAME` afterwards), with
  * a human source line ("built from the Debian archive bookworm on
