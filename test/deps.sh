@@ -7,7 +7,7 @@ pkgs=(
   libuv1-dev libjansson-dev libssh2-1-dev libarchive-dev libcurl4-openssl-dev
   libmnl-dev libnftables-dev libssl-dev libblkid-dev libext2fs-dev comerr-dev
   qemu-system-x86 qemu-utils e2fsprogs busybox-static dropbear-bin cpio
-  mmdebstrap fdisk
+  fdisk
   iproute2 nftables socat valgrind util-linux procps kmod openssh-client python3
   sudo passwd mmdebstrap
   clang libclang-rt-14-dev
