@@ -94,6 +94,12 @@ static int add_siblings(struct up_plan *u, struct up_hosts *h, size_t *cap)
 	return r;
 }
 
+static int host_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct seed_host *)a)->name, ((const struct seed_host *)b)->name);
+}
+
+/* Sorted by name: every member's block is the same text. */
 int up_hosts_collect(struct up_plan *u, struct up_hosts *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -108,6 +114,8 @@ int up_hosts_collect(struct up_plan *u, struct up_hosts *h)
 		r = -ENOMEM;
 	for (size_t i = 0; r == 0 && i < h->n; i++)
 		h->v[i] = (struct seed_host){ h->names[i], h->ips[i] };
+	if (r == 0 && h->n > 1)
+		qsort(h->v, h->n, sizeof(*h->v), host_cmp);
 	if (r < 0) {
 		up_hosts_fini(h);
 		return err_set(&u->e, r, "out of memory");
@@ -195,11 +203,11 @@ void up_hosts_sync(struct up_plan *u)
 		return;
 	char *block = seed_hosts_block(h.v, h.n);
 	for (size_t i = 0; block && i < h.n; i++) {
-		if (!needs_sync(u, h.names[i]))
+		if (!needs_sync(u, h.v[i].name))
 			continue;
 		struct err e = { 0 };
-		if (sync_one(u, h.names[i], block, &e) < 0)
-			up_line(u, "warning: %s: /etc/hosts not updated: %s", h.names[i], e.msg);
+		if (sync_one(u, h.v[i].name, block, &e) < 0)
+			up_line(u, "warning: %s: /etc/hosts not updated: %s", h.v[i].name, e.msg);
 	}
 	if (!block)
 		up_line(u, "warning: the cluster's /etc/hosts could not be rendered");
