@@ -19,7 +19,7 @@ const char *fb_version(void)
 
 int fb_store_root(char *buf, size_t len)
 {
-	return store_root_resolve(buf, len);
+	return buf && len ? store_root_resolve(buf, len) : -EINVAL;
 }
 
 /* Fills the stored half of info; live fields default to stopped. */
@@ -79,20 +79,23 @@ int fb_status(const char *rootopt, const char *name, fb_member_info *out, fb_err
 {
 	struct err e = { 0 };
 	char root[PATH_MAX];
-	int r = orch_root(rootopt, root, sizeof(root), &e);
+	int r = out ? orch_root(rootopt, root, sizeof(root), &e)
+		    : err_set(&e, -EINVAL, "fb_status: out is NULL");
 	if (r == 0 && !wire_name_valid(name))
-		r = err_set(&e, -EINVAL, "invalid name \"%s\"", name ? name : "");
+		r = err_set(&e, -EINVAL, "fb_status: invalid name \"%s\"", name ? name : "(null)");
 	if (r == 0)
 		r = member_info(root, name, out, &e);
-	if (r < 0)
-		orch_err_export(&e, ferr);
-	return r;
+	return orch_err_result(r, &e, ferr);
 }
 
 int fb_list(const char *rootopt, fb_member_info **out, size_t *n, fb_error *ferr)
 {
 	struct err e = { 0 };
 	char root[PATH_MAX];
+	if (!out || !n) {
+		err_set(&e, -EINVAL, "fb_list: %s is NULL", out ? "n" : "out");
+		return orch_err_result(-EINVAL, &e, ferr);
+	}
 	*out = NULL;
 	*n = 0;
 	int r = orch_root(rootopt, root, sizeof(root), &e);
@@ -114,9 +117,8 @@ int fb_list(const char *rootopt, fb_member_info **out, size_t *n, fb_error *ferr
 	if (r < 0) {
 		free(*out);
 		*out = NULL;
-		orch_err_export(&e, ferr);
 	}
-	return r;
+	return orch_err_result(r, &e, ferr);
 }
 
 void fb_list_free(fb_member_info *list)
@@ -124,18 +126,37 @@ void fb_list_free(fb_member_info *list)
 	free(list);
 }
 
+/* A member to ask, a request line and non-negative timeouts. */
+static int request_args_check(const char *fn, const char *member, const char *line, int dial_ms,
+			      int read_ms, struct err *e)
+{
+	if (!wire_name_valid(member))
+		return err_set(e, -EINVAL, "%s: invalid member name \"%s\"", fn,
+			       member ? member : "(null)");
+	if (!line)
+		return err_set(e, -EINVAL, "%s: request is NULL", fn);
+	if (dial_ms < 0 || read_ms < 0)
+		return err_set(e, -EINVAL, "%s: negative timeout (dial %d ms, read %d ms)", fn, dial_ms,
+			       read_ms);
+	return 0;
+}
+
 int fb_request(const char *rootopt, const char *member, const char *request_json, int dial_ms,
 	       int read_ms, char **reply, fb_error *ferr)
 {
 	struct err e = { 0 };
 	char root[PATH_MAX];
-	int r = orch_root(rootopt, root, sizeof(root), &e);
+	if (reply)
+		*reply = NULL;
+	int r = request_args_check("fb_request", member, request_json, dial_ms, read_ms, &e);
+	if (r == 0 && !reply)
+		r = err_set(&e, -EINVAL, "fb_request: reply is NULL");
+	if (r == 0)
+		r = orch_root(rootopt, root, sizeof(root), &e);
 	if (r == 0)
 		r = ctl_request_line(root, member, request_json, (unsigned)dial_ms, (unsigned)read_ms,
 				     reply, &e);
-	if (r < 0)
-		orch_err_export(&e, ferr);
-	return r;
+	return orch_err_result(r, &e, ferr);
 }
 
 struct async_req {
@@ -173,6 +194,9 @@ int fb_request_async(uv_loop_t *loop, const char *rootopt, const char *member,
 		     const char *request_json, int dial_ms, int read_ms, fb_request_cb cb,
 		     void *data)
 {
+	if (!loop || !cb || request_args_check("fb_request_async", member, request_json, dial_ms,
+					       read_ms, NULL) < 0)
+		return -EINVAL;
 	struct async_req *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -213,6 +237,8 @@ static void async_status_cb(void *data, int status, const char *reply, const str
 int fb_status_async(uv_loop_t *loop, const char *rootopt, const char *name, fb_status_cb cb,
 		    void *data)
 {
+	if (!loop || !cb || !wire_name_valid(name))
+		return -EINVAL;
 	struct async_req *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
@@ -223,12 +249,27 @@ int fb_status_async(uv_loop_t *loop, const char *rootopt, const char *name, fb_s
 			   CTL_STATUS_MS, async_status_cb, a);
 }
 
+static int wait_args_check(const char *const *names, size_t n, int timeout_ms, struct err *e)
+{
+	if (n && !names)
+		return err_set(e, -EINVAL, "fb_wait_running: names is NULL (n %zu)", n);
+	for (size_t i = 0; i < n; i++)
+		if (!wire_name_valid(names[i]))
+			return err_set(e, -EINVAL, "fb_wait_running: invalid name \"%s\"",
+				       names[i] ? names[i] : "(null)");
+	if (timeout_ms < 0)
+		return err_set(e, -EINVAL, "fb_wait_running: timeout_ms is %d", timeout_ms);
+	return 0;
+}
+
 int fb_wait_running(const char *rootopt, const char *const *names, size_t n, int timeout_ms,
 		    fb_error *ferr)
 {
 	struct err e = { 0 };
 	char root[PATH_MAX];
-	int r = orch_root(rootopt, root, sizeof(root), &e);
+	int r = wait_args_check(names, n, timeout_ms, &e);
+	if (r == 0)
+		r = orch_root(rootopt, root, sizeof(root), &e);
 	struct timespec t0, t;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	size_t done = 0;
@@ -257,7 +298,5 @@ int fb_wait_running(const char *rootopt, const char *const *names, size_t n, int
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL); /* states change on the holder's side; ask again */
 	}
-	if (r < 0)
-		orch_err_export(&e, ferr);
-	return r;
+	return orch_err_result(r, &e, ferr);
 }

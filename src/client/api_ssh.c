@@ -36,9 +36,7 @@ int fb_copy_to(const char *root, const char *name, const char *host_src, const c
 					 : resolve(root, name, &t, &e);
 	if (rc == 0)
 		rc = copy_to_guest(&t, host_src, guest_dst, NULL, &e);
-	if (rc < 0)
-		orch_err_export(&e, ferr);
-	return rc;
+	return orch_err_result(rc, &e, ferr);
 }
 
 int fb_copy_from(const char *root, const char *name, const char *guest_src, const char *host_dst,
@@ -50,7 +48,5 @@ int fb_copy_from(const char *root, const char *name, const char *guest_src, cons
 					 : resolve(root, name, &t, &e);
 	if (rc == 0)
 		rc = copy_from_guest(&t, guest_src, host_dst, NULL, &e);
-	if (rc < 0)
-		orch_err_export(&e, ferr);
-	return rc;
+	return orch_err_result(rc, &e, ferr);
 }

@@ -637,7 +637,10 @@ int ctl_spawn(const char *root, const char *const *names, size_t n, bool bound,
 	sigset_t none;
 	sigemptyset(&none);
 	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	/* Its own session from the first instruction (the holder calls setsid
+	 * too, for other clients): a kill of our process group, as test
+	 * runners do, must leave the holder alive to tear down. */
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
 	pid_t pid;
 	r = posix_spawnp(&pid, helper, &fa, &attr, argv, env);
 	posix_spawn_file_actions_destroy(&fa);

@@ -47,6 +47,15 @@ void orch_err_export(const struct err *e, fb_error *out)
 	snprintf(out->message, sizeof(out->message), "%s", e ? e->msg : "");
 }
 
+int orch_err_result(int r, const struct err *e, fb_error *out)
+{
+	if (r < 0)
+		orch_err_export(e, out);
+	else if (out)
+		memset(out, 0, sizeof(*out));
+	return r;
+}
+
 int orch_root(const char *root, char *buf, size_t len, struct err *e)
 {
 	if (root && *root) {

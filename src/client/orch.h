@@ -10,6 +10,9 @@ struct err;
 
 /* fb_error <-> struct err */
 void orch_err_export(const struct err *e, fb_error *out);
+/* How every public call ends: e exported on failure (r < 0), out cleared on
+ * success. Returns r. */
+int orch_err_result(int r, const struct err *e, fb_error *out);
 /* Resolves opt root or the default into buf. */
 int orch_root(const char *root, char *buf, size_t len, struct err *e);
 

@@ -173,9 +173,13 @@ int runner_main(const char *names_csv)
 			log_error("invalid FLEETBOX_PARENT_PID \"%s\"", ppid);
 			return 2;
 		}
-	} else if (setsid() < 0 && errno != EPERM) {
-		log_errno(LOG_WARN, -errno, "setsid");
 	}
+	/* Bound holders too: test runners kill a test's whole process group
+	 * (timeout -s KILL, ctest, CI cancel), and a holder in it would die
+	 * before tearing down. The parent watch (pidfd, getppid) does not care
+	 * about sessions. Our client may have made us a leader already (EPERM). */
+	if (setsid() < 0 && errno != EPERM)
+		log_errno(LOG_WARN, -errno, "setsid");
 
 	struct err e = { 0 };
 	if (vmm_driver_select(NULL, &h->drv, &e) < 0) {

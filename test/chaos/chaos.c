@@ -20,143 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-struct counts {
-	int procs, socks, pidfiles, links, tables, records, tmps;
-};
-
-static struct counts total;
+static struct h_leftovers total;
 static int rounds_done;
 
-/* Processes of this case: everything in its network namespace but us
- * (holders, VMMs, clients, and a client's fork that has not exec'd yet);
- * zombies do not count. */
-static bool ours(pid_t pid)
-{
-	static ino_t ns;
-	struct stat st;
-	if (!ns) {
-		CHECK_INT(stat("/proc/self/ns/net", &st), 0);
-		ns = st.st_ino;
-	}
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pid);
-	return pid != getpid() && stat(p, &st) == 0 && st.st_ino == ns && h_pid_alive(pid);
-}
-
-static int count_procs(void)
-{
-	DIR *d = opendir("/proc");
-	CHECK(d != NULL);
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d))) {
-		pid_t pid = (pid_t)atoi(de->d_name);
-		n += pid > 0 && ours(pid);
-	}
-	closedir(d);
-	return n;
-}
-
-static bool no_procs(void *arg)
-{
-	(void)arg;
-	return count_procs() == 0;
-}
-
-/* Files under dir (depth levels) whose name matches. */
-static int count_files(const char *dir, int depth, const char *suffix, const char *contains)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return 0;
-	struct dirent *de;
-	int n = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		char p[1024];
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		size_t l = strlen(de->d_name), sl = suffix ? strlen(suffix) : 0;
-		if ((suffix && l >= sl && !strcmp(de->d_name + l - sl, suffix)) ||
-		    (contains && strstr(de->d_name, contains)))
-			n++;
-		if (de->d_type == DT_DIR && depth > 0)
-			n += count_files(p, depth - 1, suffix, contains);
-	}
-	closedir(d);
-	return n;
-}
-
-static int count_tables(void)
-{
-	char *out = h_tool("nft", "list", "tables", NULL);
-	int n = 0;
-	for (char *p = out; (p = strstr(p, "table ip fb")); p++)
-		n++;
-	free(out);
-	return n;
-}
-
-static struct counts leftovers(void)
-{
-	char run[300], clusters[300], networks[300];
-	snprintf(run, sizeof(run), "%s/run", h_root);
-	snprintf(clusters, sizeof(clusters), "%s/clusters", h_root);
-	snprintf(networks, sizeof(networks), "%s/networks", h_root);
-	struct counts c = {
-		.procs = count_procs(),
-		.socks = count_files(run, 0, ".sock", NULL) + count_files(run, 0, ".ctl", NULL),
-		.pidfiles = count_files(clusters, 2, "pid", NULL),
-		.links = h_count_links("fb"),
-		.tables = count_tables(),
-		.records = count_files(networks, 0, ".json", NULL),
-		.tmps = count_files(h_root, 4, NULL, ".tmp"),
-	};
-	return c;
-}
-
-static void show_procs(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		pid_t pid = (pid_t)atoi(de->d_name);
-		if (pid <= 0 || !ours(pid))
-			continue;
-		char p[64], *s = NULL;
-		size_t n = 0;
-		snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
-		if (file_read_all(p, 4096, &s, &n) == 0) {
-			for (size_t i = 0; i + 1 < n; i++)
-				if (!s[i])
-					s[i] = ' ';
-			fprintf(stderr, "  leftover process %d: %s\n", (int)pid, s);
-		}
-		free(s);
-	}
-	if (d)
-		closedir(d);
-}
-
-static void show_tmps(const char *dir, int depth)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.' && (!de->d_name[1] || de->d_name[1] == '.'))
-			continue;
-		char p[1024];
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (strstr(de->d_name, ".tmp"))
-			fprintf(stderr, "  leftover temporary %s\n", p);
-		if (de->d_type == DT_DIR && depth > 0)
-			show_tmps(p, depth - 1);
-	}
-	if (d)
-		closedir(d);
-}
-
-static void account(const char *what, int round, struct counts c)
+static void account(const char *what, int round, struct h_leftovers c)
 {
 	int any = c.procs + c.socks + c.pidfiles + c.links + c.tables + c.records + c.tmps;
 	total.procs += c.procs;
@@ -171,10 +38,7 @@ static void account(const char *what, int round, struct counts c)
 		fprintf(stderr, "%s round %d leftovers: processes %d, sockets %d, pidfiles %d, "
 			"links %d, tables %d, records %d, temporaries %d\n", what, round, c.procs,
 			c.socks, c.pidfiles, c.links, c.tables, c.records, c.tmps);
-		show_procs();
-		char cmd[400];
-		snprintf(cmd, sizeof(cmd), "%s", h_root);
-		show_tmps(cmd, 4);
+		h_show_leftovers();
 		char *out = NULL;
 		h_run(&out, "ls", NULL);
 		free(out);
@@ -295,12 +159,12 @@ static void t_client_kill(void)
 		CHECK_INT(kill(c, SIGKILL), 0);
 		wait_exit(c);
 		/* the holder notices its client is gone and cleans up by itself */
-		CHECK(h_wait_until(no_procs, NULL, 20000));
-		struct counts lo = leftovers();
+		CHECK(h_wait_until(h_no_procs, NULL, 20000));
+		struct h_leftovers lo = h_leftovers();
 		lo.tmps = 0; /* a killed client's temporaries are prune's (next) */
 		account("client-kill", i, lo);
 		CHECK_INT(prune(&swept), 0);
-		account("client-kill (after prune)", i, leftovers());
+		account("client-kill (after prune)", i, h_leftovers());
 		rounds_done--; /* one round, two checks */
 		rm_cluster(cluster);
 	}
@@ -375,13 +239,13 @@ static void t_holder_kill(void)
 		}
 		long tu = h_now_ms();
 		/* its VMMs die with it (PDEATHSIG); its network is prune's */
-		CHECK(h_wait_until(no_procs, NULL, 20000));
+		CHECK(h_wait_until(h_no_procs, NULL, 20000));
 		long tw = h_now_ms();
 		CHECK_INT(prune(&swept), 0);
 		if (getenv("CHAOS_VERBOSE"))
 			printf("round %d: up exit %ld ms after kill, procs gone +%ld ms, prune %ld ms\n", i,
 			       tu - tk, tw - tu, h_now_ms() - tw);
-		account("holder-kill", i, leftovers());
+		account("holder-kill", i, h_leftovers());
 		rm_cluster(cluster); /* nothing runs: the files are all that is left */
 	}
 	unsetenv("FLEETBOX_FAKE_BOOT_MS");
@@ -423,8 +287,8 @@ static void t_concurrent(void)
 		for (int k = 0; k < K; k++)
 			CHECK_INT(wait_exit(p[k]), 0);
 		/* rm waits for each holder; the teardown must leave nothing, no prune */
-		CHECK(h_wait_until(no_procs, NULL, 20000));
-		account("concurrent", i, leftovers());
+		CHECK(h_wait_until(h_no_procs, NULL, 20000));
+		account("concurrent", i, h_leftovers());
 	}
 	char extra[64];
 	snprintf(extra, sizeof(extra), "%d ups, 0 failed", ups);

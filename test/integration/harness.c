@@ -615,3 +615,137 @@ pid_t h_bound_child(const char *const *names, size_t n, const char *image, const
 	CHECK(*holder > 0);
 	return child;
 }
+
+/* --- leftovers (after a teardown, nothing of a store may remain) --- */
+
+static bool in_our_netns(pid_t pid)
+{
+	static ino_t ns;
+	struct stat st;
+	if (!ns) {
+		CHECK_INT(stat("/proc/self/ns/net", &st), 0);
+		ns = st.st_ino;
+	}
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/net", (int)pid);
+	return pid != getpid() && stat(p, &st) == 0 && st.st_ino == ns && h_pid_alive(pid);
+}
+
+int h_count_procs(void)
+{
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		n += pid > 0 && in_our_netns(pid);
+	}
+	closedir(d);
+	return n;
+}
+
+bool h_no_procs(void *arg)
+{
+	(void)arg;
+	return h_count_procs() == 0;
+}
+
+/* Files under dir (depth levels) whose name matches. */
+static int count_files(const char *dir, int depth, const char *suffix, const char *contains)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char p[1024];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		size_t l = strlen(de->d_name), sl = suffix ? strlen(suffix) : 0;
+		if ((suffix && l >= sl && !strcmp(de->d_name + l - sl, suffix)) ||
+		    (contains && strstr(de->d_name, contains)))
+			n++;
+		if (de->d_type == DT_DIR && depth > 0)
+			n += count_files(p, depth - 1, suffix, contains);
+	}
+	closedir(d);
+	return n;
+}
+
+static int count_tables(void)
+{
+	char *out = h_tool("nft", "list", "tables", NULL);
+	int n = 0;
+	for (char *p = out; (p = strstr(p, "table ip fb")); p++)
+		n++;
+	free(out);
+	return n;
+}
+
+struct h_leftovers h_leftovers(void)
+{
+	char run[300], clusters[300], networks[300];
+	snprintf(run, sizeof(run), "%s/run", h_root);
+	snprintf(clusters, sizeof(clusters), "%s/clusters", h_root);
+	snprintf(networks, sizeof(networks), "%s/networks", h_root);
+	struct h_leftovers c = {
+		.procs = h_count_procs(),
+		.socks = count_files(run, 0, ".sock", NULL) + count_files(run, 0, ".ctl", NULL),
+		.pidfiles = count_files(clusters, 2, "pid", NULL),
+		.links = h_count_links("fb"),
+		.tables = count_tables(),
+		.records = count_files(networks, 0, ".json", NULL),
+		.tmps = count_files(h_root, 4, NULL, ".tmp"),
+	};
+	return c;
+}
+
+static void show_procs(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		if (pid <= 0 || !in_our_netns(pid))
+			continue;
+		char p[64], *s = NULL;
+		size_t n = 0;
+		snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
+		if (file_read_all(p, 4096, &s, &n) == 0) {
+			for (size_t i = 0; i + 1 < n; i++)
+				if (!s[i])
+					s[i] = ' ';
+			fprintf(stderr, "  leftover process %d: %s\n", (int)pid, s);
+		}
+		free(s);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void show_tmps(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || de->d_name[1] == '.'))
+			continue;
+		char p[1024];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (strstr(de->d_name, ".tmp"))
+			fprintf(stderr, "  leftover temporary %s\n", p);
+		if (de->d_type == DT_DIR && depth > 0)
+			show_tmps(p, depth - 1);
+	}
+	if (d)
+		closedir(d);
+}
+
+void h_show_leftovers(void)
+{
+	show_procs();
+	show_tmps(h_root, 4);
+}

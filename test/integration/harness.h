@@ -78,6 +78,19 @@ int h_count_records(void);
 pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
 		    pid_t *holder);
 
+/* What a store and its network namespace hold after a teardown: processes
+ * in this network namespace but us (holders, VMMs, clients; zombies do not
+ * count), .sock/.ctl sockets, pidfiles, links named fb*, nftables tables
+ * fb*, crash records, temporaries (*.tmp*). Needs h_enter_netns(). */
+struct h_leftovers {
+	int procs, socks, pidfiles, links, tables, records, tmps;
+};
+struct h_leftovers h_leftovers(void);
+int h_count_procs(void);
+bool h_no_procs(void *arg); /* for h_wait_until */
+/* Lists leftover processes and temporaries on stderr. */
+void h_show_leftovers(void);
+
 /* A test program's cases: main() is `return h_run_cases(argc, argv, cases, n)`,
  * which runs the one named by argv[1] (SIGPIPE ignored) and prints "<case>: ok". */
 struct h_case {

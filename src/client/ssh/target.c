@@ -18,8 +18,7 @@ int target_check_running(const char *root, const char *name, struct err *e)
 	if (!store_member_exists(root, name) && !store_member_running(root, name, NULL))
 		return err_set(e, -ENOENT, "no such member: %s", name);
 	if (!store_member_running(root, name, NULL))
-		return err_set(e, -ENOTCONN, "%s is not running (start it with: fleetbox up %s)", name,
-			       name);
+		return err_set(e, -ENOTCONN, "%s is not running (stopped)", name);
 	return 0;
 }
 
