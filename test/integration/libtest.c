@@ -259,7 +259,7 @@ static const struct arg_case {
 	{ "fb_exec(stopped member)", a_exec_stopped, -ENOTCONN, "hy-0 is not running" },
 	{ "fb_copy_to(NULL source)", a_copy_to, -EINVAL, "source and destination are required" },
 	{ "fb_copy_from(NULL destination)", a_copy_from, -EINVAL, "source and destination are required" },
-	{ "fb_exec_async(NULL loop)", a_exec_async_loop, -EINVAL, "loop, command and callback are required" },
+	{ "fb_exec_async(NULL loop)", a_exec_async_loop, -EINVAL, "callback are required" },
 	{ "fb_exec_async(NULL name)", a_exec_async_name, -EINVAL, "member name is required" },
 	{ "fb_status_async(NULL loop)", a_status_async, -EINVAL, NULL },
 	{ "fb_status_async(NULL cb)", a_status_async_cb, -EINVAL, NULL },
