@@ -97,12 +97,14 @@ check build-make build_make
 check build-meson build_meson
 check layout layout
 
+# The mini image, with the host's network (a first build downloads the Debian
+# kernel package with apt); everything after this runs without a route out.
+check image-prepare "$prefix/bin/fleetbox" image prepare mini
+
 # The runs, inside a private network namespace (bridges, taps and VMs never
 # touch the host's interfaces). Each harness runs in its own scratch dir.
 run_all() {
   ip link set lo up
-  "$prefix/bin/fleetbox" image prepare mini >"$work/image.log" 2>&1 ||
-    { cat "$work/image.log"; echo "FAIL image-prepare" >>"$results"; return 0; }
   local t
   for t in make/cluster make/cluster-static meson/async; do
     mkdir -p "$work/run-${t##*/}"
@@ -146,7 +148,9 @@ leftovers_once() {
 
 export -f check run_all leftovers leftovers_once
 export src prefix work results
-unshare -n bash -c run_all
+if grep -q '^OK image-prepare' "$results"; then
+  unshare -n bash -c run_all
+fi
 
 pass=$(grep -c '^OK' "$results" || true)
 fail=$(grep -c '^FAIL' "$results" || true)
