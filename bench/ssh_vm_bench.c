@@ -1,7 +1,7 @@
 /* ssh_vm_bench.c - SSH costs against one real VM booted by the fleetbox CLI
  * (issue 5): fleetbox vs OpenSSH on the same warm VM, in the same run.
  *
- *   ssh_vm_bench FLEETBOX [ROUNDS=20] [MIB=64] [COPY_ROUNDS=2]
+ *   ssh_vm_bench FLEETBOX [ROUNDS=20] [MIB=64] [COPY_ROUNDS=2]   (0: exec only)
  *
  * Needs root. Works in a private store /tmp/fbvmbench-XXXXXX (FLEETBOX_HOME)
  * and, for everything that touches the VM, a private network namespace it
@@ -12,8 +12,11 @@
  *
  * Measures, after one warm-up command:
  *  - exec_rt: `true` round trips, ROUNDS each: fb_exec (holder status RPC + new
- *    SSH connection + exec), ssh_exec on an already resolved target (the SSH part
- *    alone), and `ssh -F <fleetbox ssh-config> bench true`;
+ *    SSH connection + the exec wrapper; no session reuse), ssh_exec on an
+ *    already resolved target (the SSH part alone), and `ssh -F <fleetbox
+ *    ssh-config> bench true`; as root: fb_exec_ex .root vs `ssh ... sudo -n true`;
+ *  - exec_async: 20 concurrent fb_exec_async `true` (through the guest sshd's
+ *    limit on unauthenticated connections), and a cancel;
  *  - copy_in / copy_out of a MIB MiB pseudo-random file: fb_copy_to/fb_copy_from
  *    vs scp -F <config> (-O, the classic protocol, when the guest has scp; else
  *    scp's SFTP mode, the mini image ships sftp-server), with OpenSSH's default
@@ -175,6 +178,23 @@ static void rt_openssh(void)
 	CHECK(RUN(NULL, "ssh", "-F", cfg, "-o", "BatchMode=yes", MEMBER, "true") == 0);
 }
 
+/* as root: fb_exec_ex's sudo -n sh -c wrapper vs OpenSSH running sudo itself */
+static void rt_fb_root(void)
+{
+	fb_exec_result res;
+	fb_error fe;
+	int r = fb_exec_ex(NULL, MEMBER, &(fb_exec_opts){ .command = "true", .root = 1 }, &res, &fe);
+	if (r < 0)
+		fprintf(stderr, "fb_exec_ex: %s\n", fe.message);
+	CHECK(r == 0 && res.exit_status == 0);
+	fb_exec_result_free(&res);
+}
+
+static void rt_openssh_root(void)
+{
+	CHECK(RUN(NULL, "ssh", "-F", cfg, "-o", "BatchMode=yes", MEMBER, "sudo -n true") == 0);
+}
+
 /* Interleaved (one of each per round) so load from neighbours hits all alike. */
 static void measure_rt(int rounds)
 {
@@ -185,6 +205,8 @@ static void measure_rt(int rounds)
 		{ "fleetbox-fb_exec", rt_fb },
 		{ "fleetbox-ssh_exec", rt_ssh_exec },
 		{ "openssh-ssh", rt_openssh },
+		{ "fleetbox-fb_exec_ex-root", rt_fb_root },
+		{ "openssh-ssh-sudo", rt_openssh_root },
 	};
 	enum { N = sizeof(impls) / sizeof(impls[0]) };
 	double *v[N];
@@ -562,7 +584,7 @@ int main(int argc, char **argv)
 	int rounds = argc > 2 ? atoi(argv[2]) : 20;
 	int mib = argc > 3 ? atoi(argv[3]) : 64;
 	int copy_rounds = argc > 4 ? atoi(argv[4]) : 2;
-	CHECK(rounds > 0 && mib > 0 && copy_rounds > 0);
+	CHECK(rounds > 0 && mib > 0 && copy_rounds >= 0); /* 0 copy rounds: exec only */
 	if (geteuid() != 0) {
 		fprintf(stderr, "skip: needs root (network namespace, taps)\n");
 		return TEST_SKIP;
@@ -612,7 +634,11 @@ int main(int argc, char **argv)
 		copy_rounds);
 	measure_rt(rounds);
 
-	measure_async(5);
+	measure_async(20); /* past dropbear's 5 unauthenticated connections per source */
+	if (copy_rounds == 0) {
+		teardown();
+		return 0;
+	}
 
 	char *scp = guest("command -v scp || true");
 	char *sftp = guest("ls /usr/lib/sftp-server 2>/dev/null || true");

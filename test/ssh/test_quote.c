@@ -1,5 +1,6 @@
-/* test_quote.c - pure helpers of ssh.c: shell quoting, the CLI's command-word
- * rule, pinned key decoding and fingerprints. */
+/* test_quote.c - pure helpers of ssh.c and wrap.c: shell quoting, the CLI's
+ * command-word rule, the exec wrapper and kill scripts, env names, pinned key
+ * decoding and fingerprints. */
 #include "client/ssh/keys.h"
 #include "client/ssh/ssh.h"
 #include "util/err.h"
@@ -24,8 +25,45 @@ static void j(int n, char **w, const char *want)
 	free(s);
 }
 
+static void wrapper(void)
+{
+	struct err e = { 0 };
+	char *s = NULL;
+	const char *argv[] = { "a b", "it's", NULL };
+	char *joined = ssh_argv_join(argv);
+	CHECK_STREQ(joined, "'a b' 'it'\\''s'");
+	free(joined);
+	const char *one[] = { "ls", NULL }, *none[] = { NULL };
+	joined = ssh_argv_join(one);
+	CHECK_STREQ(joined, "'ls'"); /* one word is a word too, unlike the CLI rule */
+	free(joined);
+	CHECK(ssh_argv_join(none) == NULL);
+	const char *env[] = { "A=1 2", "B_c=", NULL };
+	struct ssh_script sc = { .cmd = "echo \"$A\"", .cwd = "/t'mp", .env = env };
+	CHECK_OK(ssh_exec_script(&sc, &s, &e), &e);
+	CHECK_STREQ(s, "read -r _ _ _ _ fbpg _ </proc/$$/stat && echo \"$fbpg\"\n"
+		       "cd -- '/t'\\''mp' || exit 126\nexport A='1 2'\nexport B_c=''\necho \"$A\"");
+	free(s);
+	sc.root = true;
+	sc.cwd = NULL;
+	sc.env = NULL;
+	CHECK_OK(ssh_exec_script(&sc, &s, &e), &e);
+	CHECK(strstr(s, "\nexec sudo -n sh -c 'echo \"$A\"'") != NULL);
+	free(s);
+	const char *bad[] = { "1A=x", NULL }, *bad2[] = { "A-B=x", NULL }, *bad3[] = { "=x", NULL };
+	sc.env = bad;
+	CHECK(ssh_exec_script(&sc, &s, &e) == -EINVAL && s == NULL);
+	CHECK(!ssh_env_name_valid(bad2[0]) && !ssh_env_name_valid(bad3[0]) &&
+	      !ssh_env_name_valid("NOEQ") && ssh_env_name_valid("_x9=") );
+	CHECK_OK(ssh_kill_script(1234, &s, &e), &e);
+	CHECK_STREQ(s, "sudo -n sh -c 'kill -KILL -1234' 2>/dev/null || kill -KILL -1234");
+	free(s);
+	CHECK(ssh_kill_script(1, &s, &e) == -EINVAL);
+}
+
 int main(void)
 {
+	wrapper();
 	q("", "''");
 	q("abc", "'abc'");
 	q("a b", "'a b'");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define TICK_MS 250
+#define KILL_WAIT_MS 5000
 
 struct ssh_exec_op {
 	uv_loop_t *loop;
@@ -37,6 +38,13 @@ struct ssh_exec_op {
 	size_t in_len, in_off;
 	int64_t connect_deadline, call_deadline, t0;
 	struct ssh_exec_op *killer;
+	/* A kill asked for before the command's process group is known (the
+	 * exec request may be running in the guest): the op keeps reading until
+	 * the wrapper's first line arrives, for up to KILL_WAIT_MS. */
+	bool cancelling;
+	int cancel_status;
+	int64_t cancel_deadline;
+	struct err cancel_err;
 	ssh_exec_cb cb;
 	void *data;
 	int status;
@@ -140,6 +148,14 @@ static void op_finish(struct ssh_exec_op *op, int status, bool kill)
 {
 	if (op->finished)
 		return;
+	if (op->cancelling) {
+		status = op->cancel_status;
+		op->err = op->cancel_err;
+		kill = true;
+		if (op->run.rpid <= 1 && op->run.phase < R_DONE)
+			err_append(&op->err, "; the command's process group was not known yet: it "
+					     "may still run in the guest");
+	}
 	op->finished = true;
 	op->status = status;
 	if (status == 0)
@@ -160,6 +176,8 @@ static void op_finish(struct ssh_exec_op *op, int status, bool kill)
 static void op_out(void *data, const char *buf, size_t len)
 {
 	struct ssh_exec_op *op = data;
+	if (op->cancelling)
+		return;
 	if (!op->o.no_collect)
 		collect_out(&op->col, buf, len);
 	if (op->o.on_stdout)
@@ -169,6 +187,8 @@ static void op_out(void *data, const char *buf, size_t len)
 static void op_err(void *data, const char *buf, size_t len)
 {
 	struct ssh_exec_op *op = data;
+	if (op->cancelling)
+		return;
 	if (!op->o.no_collect)
 		collect_err(&op->col, buf, len);
 	if (op->o.on_stderr)
@@ -222,6 +242,10 @@ static int op_watch(struct ssh_exec_op *op)
 static void op_advance(struct ssh_exec_op *op)
 {
 	int rc = run_step(&op->run, &op->err);
+	if (op->cancelling && (rc != -EAGAIN || op->run.rpid > 1)) {
+		op_finish(op, rc, true); /* the group is known (or the command ended) */
+		return;
+	}
 	if (rc != -EAGAIN && conn_dropped(&op->conn, rc) &&
 	    now_ms() + conn_backoff_ms(op->conn.dropped + 1) < op->connect_deadline) {
 		op_redial(op);
@@ -317,9 +341,13 @@ static void op_on_tick(uv_timer_t *t)
 	struct ssh_conn *c = &op->conn;
 	if (op->finished)
 		return;
-	if (op->call_deadline && now >= op->call_deadline) {
-		op_finish(op, err_set(&op->err, -ETIMEDOUT, "command on %s timed out after %d ms",
-				      c->t.name, op->o.timeout_ms), true);
+	if (op->cancelling && now >= op->cancel_deadline) {
+		op_finish(op, 0, true);
+		return;
+	}
+	if (op->call_deadline && now >= op->call_deadline && !op->cancelling) {
+		ssh_exec_abort(op, -ETIMEDOUT, true, "command on %s timed out after %d ms",
+			       c->t.name, op->o.timeout_ms);
 		return;
 	}
 	if (c->phase != C_READY && now >= op->connect_deadline) {
@@ -432,7 +460,17 @@ void ssh_exec_abort(struct ssh_exec_op *op, int code, bool kill, const char *fmt
 	vsnprintf(op->err.msg, sizeof(op->err.msg), fmt, ap);
 	va_end(ap);
 	op->err.code = code;
-	op_finish(op, code, kill);
+	/* the exec request may have reached the guest, the group is not known yet */
+	bool unknown = op->run.phase == R_START || (op->run.phase == R_IO && op->run.rpid <= 1);
+	if (kill && op->o.wrap && unknown && !op->cancelling) {
+		op->cancelling = true;
+		op->cancel_status = code;
+		op->cancel_err = op->err;
+		op->cancel_deadline = now_ms() + KILL_WAIT_MS;
+		return;
+	}
+	if (!op->cancelling)
+		op_finish(op, code, kill);
 }
 
 void ssh_exec_cancel(struct ssh_exec_op *op)
