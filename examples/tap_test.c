@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PLAN 7
+#define PLAN 9
 #define MEMBER "tap-1"
 
 static int n, failed;
@@ -66,6 +66,16 @@ int main(void)
 	int ran = run("id -u", &r) == 0 && r.exit_status == 0;
 	ok(ran && strcmp(r.out, "0\n") != 0, "commands run as the guest's plain user (uid %.*s)",
 	   ran ? (int)strcspn(r.out, "\n") : 0, ran ? r.out : "");
+	fb_exec_result_free(&r);
+
+	/* Fixture setup usually needs root; a hung command must not hang the test. */
+	fb_exec_opts as_root = { .command = "id -u", .root = 1 };
+	ok(fb_exec_ex(NULL, MEMBER, &as_root, &r, &err) == 0 && strcmp(r.out, "0\n") == 0,
+	   "root = 1 runs the command as root");
+	fb_exec_result_free(&r);
+	fb_exec_opts bounded = { .command = "sleep 30", .timeout_ms = 3000 };
+	int t = fb_exec_ex(NULL, MEMBER, &bounded, &r, &err);
+	ok(t == -ETIMEDOUT, "timeout_ms ends a hung command with -ETIMEDOUT (%d)", t);
 	fb_exec_result_free(&r);
 
 	fb_member_info info;
