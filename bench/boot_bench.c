@@ -19,7 +19,7 @@
 #include "client/ssh/ssh.h"
 #include "util/cmd.h"
 #include "util/err.h"
-#include "vmm/accel.h"
+#include "util/accel.h"
 #include "vmm/qemu_argv.h"
 
 #include <errno.h>
@@ -98,7 +98,7 @@ static double run_driver(uv_loop_t *loop, struct vt_env *env, struct vt_member *
 	VT_CHECK(ready_flag && ready_status == 0, "driver boot did not become ready");
 	VT_CHECK(ssh_until_ok(t, t0 + 300), "ssh failed after ready");
 	double dt = vt_now() - t0;
-	vmm_qemu_driver.stop(vm);
+	vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS);
 	while (!exited_flag && vt_now() < t0 + 400)
 		uv_run(loop, UV_RUN_ONCE);
 	VT_CHECK(exited_flag, "driver vm did not exit");

@@ -22,6 +22,7 @@
 #include "client/seed.h"
 #include "client/store.h"
 #include "rpc/msg.h"
+#include "util/timeouts.h"
 #include "util/err.h"
 #include "util/fileio.h"
 
@@ -717,6 +718,9 @@ static char *boot_request_line(const struct up_plan *u, const struct up_member *
 	s.initrd_path = img->initrd[0] ? (char *)img->initrd : NULL;
 	s.cmdline = img->cmdline[0] ? (char *)img->cmdline : NULL;
 	s.ephemeral = m->ephemeral; /* the holder deletes it once it stops serving it */
+	uint64_t grace;
+	if (timeouts_stop_env(&grace))
+		s.stop_timeout_ms = grace; /* else the holder's default for the image */
 	struct rpc_request req = { .cmd = (char *)"boot-member", .spec = &s };
 	char *line = NULL;
 	size_t len;
@@ -785,14 +789,12 @@ static int up_reserve_seed(struct up_plan *u)
 
 /* --- confirm SSH (per member, from the boot phase) --- */
 
-#define SSH_CONFIRM_MS 120000
-
 /* Confirms a booted VM accepts an authenticated SSH session with its pinned
  * host key (the holder only saw port 22 open). up_ssh_wait retries while the
  * guest is still coming up and ends at once when the call is interrupted. */
 static int confirm_ssh(struct up_plan *u, struct up_member *m, struct err *e)
 {
-	return up_ssh_wait(u, m, "true", SSH_CONFIRM_MS, e);
+	return up_ssh_wait(u, m, "true", (int)timeouts_ssh_ms(), e);
 }
 
 /* Called by the boot phase the moment this member's own boot is done, so a

@@ -24,6 +24,9 @@ int orch_root(const char *root, char *buf, size_t len, struct err *e);
  * released by its holder and every holder left serving nothing has exited;
  * bounded by timeout_ms. Members not running are skipped. With abort set,
  * returns -ECANCELED as soon as *abort >= ORCH_ESCALATE. */
+/* How long a client waits for a stop: the holder's longest default grace
+ * (or FLEETBOX_STOP_TIMEOUT) + its SIGTERM phase + a margin. */
+int orch_stop_wait_ms(void);
 int orch_stop_members(const char *root, const char *const *names, size_t n, int timeout_ms,
 		      const volatile sig_atomic_t *abort, struct err *e);
 /* The process has exited (a zombie counts) or never existed. */

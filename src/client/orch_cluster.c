@@ -211,7 +211,7 @@ static int close_ephemeral(fb_cluster *c, bool released, struct err *e)
 			names[k++] = c->names[i];
 	int r = 0;
 	if (k && !released)
-		r = orch_stop_members(c->root, names, k, CTL_STOP_WAIT_MS, NULL, e);
+		r = orch_stop_members(c->root, names, k, orch_stop_wait_ms(), NULL, e);
 	if (k && r == 0)
 		r = delete_ephemeral(c, names, k, e);
 	free(names);
@@ -226,7 +226,7 @@ int fb_cluster_close(fb_cluster *c, fb_error *ferr)
 		return 0;
 	}
 	bool own = c->holder.bound && c->holder.pid;
-	int r = ctl_holder_release(&c->holder, CTL_STOP_WAIT_MS, &e);
+	int r = ctl_holder_release(&c->holder, orch_stop_wait_ms(), &e);
 	struct err e2 = { 0 };
 	int r2 = close_ephemeral(c, own, &e2);
 	if (r == 0 && r2 < 0) {

@@ -131,11 +131,12 @@ static int down_expand(struct down *d)
 	return r;
 }
 
-/* All at once: N members stop in the time of the slowest. */
+/* All at once: N members stop in the time of the slowest, each with its
+ * guest's power-off grace (docs/timeouts.md). */
 static int down_stop(struct down *d)
 {
-	return orch_stop_members(d->root, (const char *const *)d->names, d->n, CTL_STOP_WAIT_MS,
-				 NULL, &d->e);
+	return orch_stop_members(d->root, (const char *const *)d->names, d->n,
+				 orch_stop_wait_ms(), NULL, &d->e);
 }
 
 /* Only what is really gone counts as deleted. */

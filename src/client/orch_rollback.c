@@ -43,7 +43,7 @@ static void rollback_stop(struct up_plan *u, struct rollback *rb)
 			names[k++] = m->name;
 	}
 	struct err e = { 0 };
-	if (k && orch_stop_members(u->root, names, k, CTL_STOP_WAIT_MS, u->o->cancel, &e) == -ECANCELED)
+	if (k && orch_stop_members(u->root, names, k, orch_stop_wait_ms(), u->o->cancel, &e) == -ECANCELED)
 		rb->escalated = true;
 	free(names);
 }
@@ -109,7 +109,7 @@ static void rollback_run(struct up_plan *u, struct rollback *rb)
 	rollback_stop(u, rb);
 	rollback_escalate(u, rb);
 	struct err e = { 0 };
-	ctl_holder_release(&u->spawned, CTL_STOP_WAIT_MS, &e);
+	ctl_holder_release(&u->spawned, orch_stop_wait_ms(), &e);
 	for (size_t i = 0; i < u->n; i++)
 		rollback_member(u, &u->m[i], rb);
 }

@@ -5,12 +5,16 @@
  * ctl_wait_gone) and each holder left serving nothing has exited, so when
  * this returns the network and processes of those holders are gone too. The
  * whole wait is bounded by one deadline: N members stop in the time of the
- * slowest, not the sum. */
+ * slowest, not the sum. That deadline exceeds the holder's whole escalation
+ * (grace + SIGTERM phase, util/timeouts.h) by a margin, so a guest that takes
+ * its time to power off is waited for, never reported as a failure. With
+ * FLEETBOX_STOP_TIMEOUT set, each stop carries it ("stop_timeout_ms"). */
 #include "client/orch.h"
 #include "client/ctl.h"
 #include "client/store.h"
 #include "rpc/msg.h"
 #include "util/err.h"
+#include "util/timeouts.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -47,6 +51,8 @@ struct stop_run {
 	size_t nh;
 	bool holders_known, hooked, timer_closed;
 	uint64_t deadline;
+	int timeout_ms;
+	char line[80];         /* the stop request */
 	const volatile sig_atomic_t *abort;
 	bool aborted, timed_out;
 };
@@ -177,12 +183,27 @@ static void stop_tick(uv_timer_t *t)
 	}
 }
 
+int orch_stop_wait_ms(void)
+{
+	return (int)timeouts_stop_wait_ms(timeouts_stop_grace_ms(false));
+}
+
+/* {"cmd":"stop"}, with the user's grace when FLEETBOX_STOP_TIMEOUT says one. */
+static void stop_line(struct stop_run *s)
+{
+	uint64_t g;
+	if (timeouts_stop_env(&g))
+		snprintf(s->line, sizeof(s->line), "{\"cmd\":\"stop\",\"stop_timeout_ms\":%llu}\n",
+			 (unsigned long long)g);
+	else
+		snprintf(s->line, sizeof(s->line), "{\"cmd\":\"stop\"}\n");
+}
+
 static void stop_start(struct stop_run *s, struct stop_job *j)
 {
-	static const char line[] = "{\"cmd\":\"stop\"}\n";
 	j->s = s;
 	store_member_running(s->root, j->name, &j->holder);
-	int r = ctl_request_start(&s->loop, s->root, j->name, line, CTL_STATUS_MS, CTL_STATUS_MS,
+	int r = ctl_request_start(&s->loop, s->root, j->name, s->line, CTL_STATUS_MS, CTL_STATUS_MS,
 				  stop_reply_cb, j, &j->req);
 	if (r < 0) {
 		j->answered = true;
@@ -204,12 +225,13 @@ static int stop_result(const struct stop_run *s, struct err *e)
 				*e = j->e;
 			return j->status;
 		}
-		return err_set(e, -ETIMEDOUT, "%s: holder did not release the member within %d s",
-			       j->name, (int)(CTL_STOP_WAIT_MS / 1000));
+		return err_set(e, -ETIMEDOUT, "%s: holder did not release the member within %d s "
+			       "(FLEETBOX_STOP_TIMEOUT sets the guest's power-off grace)",
+			       j->name, s->timeout_ms / 1000);
 	}
 	if (s->timed_out)
 		return err_set(e, -ETIMEDOUT, "a holder did not exit within %d s after its last member stopped",
-			       (int)(CTL_STOP_WAIT_MS / 1000));
+			       s->timeout_ms / 1000);
 	return 0;
 }
 
@@ -229,7 +251,12 @@ static int stop_run_init(struct stop_run *s, const char *root, size_t n, int tim
 	}
 	uv_timer_init(&s->loop, &s->timer);
 	s->timer.data = s;
+	/* Never shorter than the holder's escalation: a slow power-off is fine. */
+	if (timeout_ms < orch_stop_wait_ms())
+		timeout_ms = orch_stop_wait_ms();
+	s->timeout_ms = timeout_ms;
 	s->deadline = uv_now(&s->loop) + (uint64_t)timeout_ms;
+	stop_line(s);
 	return 0;
 }
 

@@ -6,9 +6,11 @@
 #include "client/orch.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
+#include "client/store.h"
 #include "util/err.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +150,17 @@ static void ssh_cancel(struct up_wait *w)
 		up_wait_done(w);
 }
 
+/* Every boot failure says where to look: the console log. */
+static void logs_hint(const struct up_plan *u, const struct up_member *m, struct err *e)
+{
+	char path[PATH_MAX];
+	if (store_member_file(u->root, m->name, "serial.log", path, sizeof(path)) < 0)
+		return;
+	size_t n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, "; console log: %s (`fleetbox logs %s`)", path,
+		 m->name);
+}
+
 int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int timeout_ms,
 		struct err *e)
 {
@@ -162,7 +175,9 @@ int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int tim
 	r = up_wait_run(&s.w, e);
 	if (r < 0)
 		return r == -ECANCELED ? err_set(e, r, "interrupted") : r;
-	if (s.status < 0 && e)
+	if (s.status < 0 && e) {
 		*e = s.e;
+		logs_hint(u, m, e);
+	}
 	return s.status;
 }

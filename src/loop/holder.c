@@ -8,6 +8,7 @@
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/owner.h"
+#include "util/timeouts.h"
 #include "vmm/fake.h"
 #include "vmm/vmm.h"
 
@@ -20,7 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SHUTDOWN_KILL_MS 20000 /* after graceful escalation (5 s + 5 s) had its chance */
+/* The backstop after each VM's own escalation had its chance. */
+#define SHUTDOWN_SLACK_MS 10000
 
 void holder_fchown_invoker(int fd, const char *what)
 {
@@ -47,10 +49,20 @@ static void on_shutdown_timer(uv_timer_t *t)
 	struct holder *h = t->data;
 	for (struct member *m = h->members; m; m = m->next)
 		if (m->vm) {
-			log_warn("%s: VMM still running %d s after stop; killing it", m->name,
-				 SHUTDOWN_KILL_MS / 1000);
+			log_warn("%s: VMM still running %.1f s after shutdown began; killing it",
+				 m->name, (double)h->shutdown_kill_ms / 1000.0);
 			h->drv->kill(m->vm);
 		}
+}
+
+/* Longer than the slowest member's whole escalation. */
+static uint64_t shutdown_kill_ms(const struct holder *h, bool hard)
+{
+	uint64_t worst = TO_HALT_MS;
+	for (const struct member *m = h->members; m && !hard; m = m->next)
+		if (m->vm && !m->ephemeral && timeouts_stop_escalation_ms(m->stop_grace_ms) > worst)
+			worst = timeouts_stop_escalation_ms(m->stop_grace_ms);
+	return worst + SHUTDOWN_SLACK_MS;
 }
 
 static void finish_close_cb(uv_handle_t *hd)
@@ -63,7 +75,7 @@ void holder_maybe_finish(struct holder *h)
 	if (h->finished || h->n_members > 0 || h->members)
 		return;
 	if (!h->shutting_down) {
-		holder_shutdown(h, "last member stopped");
+		holder_shutdown(h, "last member stopped", false);
 		return;
 	}
 	h->finished = true;
@@ -93,19 +105,29 @@ void holder_maybe_finish(struct holder *h)
 	uv_close((uv_handle_t *)&h->shutdown_timer, finish_close_cb);
 }
 
-void holder_shutdown(struct holder *h, const char *why)
+void holder_shutdown(struct holder *h, const char *why, bool hard)
 {
-	if (h->shutting_down)
+	/* A hard shutdown overtakes a graceful one (the client died during it). */
+	if (h->shutting_down && (!hard || h->shutdown_hard))
 		return;
+	bool again = h->shutting_down;
 	h->shutting_down = true;
-	log_info("shutting down: %s", why);
-	uv_timer_start(&h->shutdown_timer, on_shutdown_timer, SHUTDOWN_KILL_MS, 0);
+	h->shutdown_hard = hard;
+	log_info("shutting down%s: %s", hard ? " at once (halting every VM)" : "", why);
+	if (!again || hard) {
+		h->shutdown_kill_ms = shutdown_kill_ms(h, hard);
+		uv_timer_start(&h->shutdown_timer, on_shutdown_timer, h->shutdown_kill_ms, 0);
+	}
 	/* Members are freed from close callbacks, never inside member_stop(),
 	 * but keep the next pointer anyway. */
 	for (struct member *m = h->members, *next; m; m = next) {
 		next = m->next;
-		if (!m->removed)
-			member_stop(m);
+		if (m->removed)
+			continue;
+		if (hard || m->ephemeral) /* an ephemeral disk is deleted: no clean power-off */
+			member_halt(m);
+		else
+			member_stop(m, 0);
 	}
 	holder_maybe_finish(h);
 }
@@ -113,7 +135,7 @@ void holder_shutdown(struct holder *h, const char *why)
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct holder *h = s->data;
-	holder_shutdown(h, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	holder_shutdown(h, signum == SIGTERM ? "SIGTERM" : "SIGINT", false);
 }
 
 /* The store root is the one path taken as named (it is what we serve);
@@ -277,7 +299,7 @@ int runner_main(const char *names_csv)
 	free(names);
 	if (failed) {
 		h->exit_code = 1;
-		holder_shutdown(h, "startup failed");
+		holder_shutdown(h, "startup failed", true);
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = uv_loop_close(&loop);

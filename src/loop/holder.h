@@ -14,6 +14,7 @@
 #pragma once
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -53,9 +54,11 @@ struct member {
 	char ip[FB_IP_STRLEN];
 	char mac[FB_MAC_STRLEN];
 	char tap[16];
+	char serial_shown[PATH_MAX]; /* default console log path, for messages */
 	struct vmm_vm *vm;         /* non-NULL while a VMM process exists */
 	struct conn *boot_conn;    /* boot-member request awaiting the VM's ready */
 	bool stop_requested;       /* `stop` received: remove once the VM is gone */
+	uint64_t stop_grace_ms;    /* graceful power-off before SIGTERM (util/timeouts.h) */
 	bool removed;              /* socket/pidfile gone, waiting to be freed */
 	struct member *next;
 };
@@ -109,13 +112,17 @@ struct holder {
 	uv_signal_t sig_term, sig_int;
 	uv_timer_t shutdown_timer;
 	bool shutting_down;
+	bool shutdown_hard;     /* halting: nobody waits for a clean power-off */
+	uint64_t shutdown_kill_ms;
 	bool finished;          /* final teardown ran (network, parent watch, signals) */
 	int vms_running;
 	int exit_code;
 };
 
 /* holder.c */
-void holder_shutdown(struct holder *h, const char *why);
+/* Stops every member and exits once all are gone. hard: nobody waits for a
+ * clean power-off (the bound client died), so VMs are halted at once. */
+void holder_shutdown(struct holder *h, const char *why, bool hard);
 void holder_maybe_finish(struct holder *h);
 
 /* member.c */
@@ -123,8 +130,12 @@ struct member *member_find(struct holder *h, const char *name);
 int member_register(struct holder *h, const char *name, struct member **out, char *errbuf,
 		    size_t errlen);
 void member_set_state(struct member *m, enum wire_state s, const char *error);
-/* Stop the member's VM (if any) and remove it once the VM is gone. */
-void member_stop(struct member *m);
+/* Stop the member's VM (if any) and remove it once the VM is gone. grace_ms:
+ * the graceful phase, 0 = the member's own (spec, FLEETBOX_STOP_TIMEOUT, the
+ * image's default). */
+void member_stop(struct member *m, uint64_t grace_ms);
+/* Stop it with no graceful phase (bound holder whose client is gone). */
+void member_halt(struct member *m);
 /* Unlink socket + pidfile, release the lock, close the server; frees later. */
 void member_remove(struct member *m);
 int member_boot(struct member *m, const struct rpc_spec *spec, char *errbuf, size_t errlen);

@@ -10,6 +10,7 @@
 #include "util/err.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/timeouts.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -250,6 +251,9 @@ static void vm_exited(void *data, bool unexpected, const char *msg)
 		member_set_state(m, FB_STATE_ERROR, err);
 		log_error("%s: %s", m->name, err);
 	} else if (m->state != FB_STATE_ERROR) {
+		/* A stop, or the guest's own power-off (msg says so): stopped. */
+		if (msg && !m->stop_requested && !h->shutting_down)
+			log_info("%s: %s", m->name, msg);
 		member_set_state(m, FB_STATE_STOPPED, NULL);
 	}
 	if (m->stop_requested || h->shutting_down)
@@ -289,6 +293,25 @@ static int boot_fail(struct member *m, char *errbuf, size_t errlen, const char *
 	return -EIO;
 }
 
+/* The spec's, else FLEETBOX_STOP_TIMEOUT, else by image: the mini image's
+ * init powers off at once; a systemd guest needs seconds (minutes on TCG). */
+static uint64_t member_grace(const struct rpc_spec *s)
+{
+	if (s->stop_timeout_ms)
+		return s->stop_timeout_ms;
+	bool mini = s->cmdline && strstr(s->cmdline, "rdinit=/init");
+	return timeouts_stop_grace_ms(mini);
+}
+
+/* The console log as the user names it (the VMM gets /proc/self/fd/N). */
+static const char *serial_shown(struct member *m, const struct rpc_spec *s)
+{
+	if (s->serial_log_path && *s->serial_log_path)
+		return s->serial_log_path;
+	snprintf(m->serial_shown, sizeof(m->serial_shown), "%s/serial.log", m->dir);
+	return m->serial_shown;
+}
+
 int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t errlen)
 {
 	struct holder *h = m->h;
@@ -317,6 +340,8 @@ int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t
 	}
 	struct vmm_boot_spec bs;
 	boot_spec_fill(m, s, &bs);
+	m->stop_grace_ms = member_grace(s);
+	bs.serial_log_shown = serial_shown(m, s);
 	bs.tap_fd = tap_fd;
 	static const struct vmm_callbacks cbs = { .ready = vm_ready, .exited = vm_exited };
 	m->stop_requested = false;
@@ -330,11 +355,31 @@ int member_boot(struct member *m, const struct rpc_spec *s, char *errbuf, size_t
 	return 0;
 }
 
-void member_stop(struct member *m)
+void member_stop(struct member *m, uint64_t grace_ms)
+{
+	bool again = m->stop_requested;
+	m->stop_requested = true;
+	if (!m->vm) {
+		member_remove(m);
+		return;
+	}
+	if (grace_ms) /* the stop request's: the grace under way (shutdown's backstop) */
+		m->stop_grace_ms = grace_ms;
+	if (!m->stop_grace_ms)
+		m->stop_grace_ms = TO_GRACE_TCG_MS;
+	if (!again)
+		log_info("%s: stopping (graceful power-off, SIGTERM after %.1f s)", m->name,
+			 (double)m->stop_grace_ms / 1000.0);
+	m->h->drv->stop(m->vm, m->stop_grace_ms); /* vm_exited() removes the member */
+}
+
+void member_halt(struct member *m)
 {
 	m->stop_requested = true;
-	if (m->vm)
-		m->h->drv->stop(m->vm); /* vm_exited() removes the member */
-	else
+	if (!m->vm) {
 		member_remove(m);
+		return;
+	}
+	log_info("%s: halting (no graceful power-off)", m->name);
+	m->h->drv->stop(m->vm, 0);
 }

@@ -25,7 +25,7 @@ static void parent_gone(struct holder *h)
 {
 	char why[64];
 	snprintf(why, sizeof(why), "parent process %d is gone", (int)h->parent_pid);
-	holder_shutdown(h, why);
+	holder_shutdown(h, why, true); /* nobody waits for a clean power-off */
 }
 
 static void on_pidfd(uv_poll_t *p, int status, int events)
@@ -145,8 +145,11 @@ static void ctl_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		bool acked = cc->acked;
 		uv_read_stop(st);
 		ctl_drop(cc);
+		/* An orderly close (the client lives on) powers persistent members
+		 * off gracefully; a dying client's parent watch fires right after
+		 * and turns that into a halt (holder_shutdown). */
 		if (acked)
-			holder_shutdown(h, "control connection closed");
+			holder_shutdown(h, "control connection closed", !parent_alive(h));
 		else
 			log_debug(".ctl connection closed before ack: ignored");
 		return;

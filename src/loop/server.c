@@ -144,14 +144,14 @@ static void cmd_status(struct conn *c)
 	conn_reply(c, &rep);
 }
 
-static void cmd_stop(struct conn *c)
+static void cmd_stop(struct conn *c, const struct rpc_request *req)
 {
 	struct member *m = c->m;
 	struct rpc_reply rep = { 0 };
 	/* Reply first: the socket disappears with the member. */
 	conn_reply(c, &rep);
 	if (m)
-		member_stop(m);
+		member_stop(m, req->stop_timeout_ms); /* 0: the member's own grace */
 }
 
 static void cmd_createnetwork(struct conn *c)
@@ -294,7 +294,7 @@ static void dispatch(struct conn *c, const char *line, size_t len)
 	else if (!strcmp(cmd, "status"))
 		cmd_status(c);
 	else if (!strcmp(cmd, "stop"))
-		cmd_stop(c);
+		cmd_stop(c, &req);
 	else if (!strcmp(cmd, "createnetwork"))
 		cmd_createnetwork(c);
 	else if (!strcmp(cmd, "reserve"))

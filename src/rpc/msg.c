@@ -114,6 +114,8 @@ static json_t *spec_to_json(const struct rpc_spec *s)
 	r |= set_str(o, "cmdline", s->cmdline);
 	if (s->ephemeral)
 		r |= json_object_set_new(o, "ephemeral", json_true());
+	if (s->stop_timeout_ms)
+		r |= json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)s->stop_timeout_ms));
 	if (r) {
 		json_decref(o);
 		return NULL;
@@ -133,6 +135,8 @@ int rpc_request_encode(const struct rpc_request *r, char **line, size_t *len)
 		json_t *s = spec_to_json(r->spec);
 		rc |= s ? json_object_set_new(o, "spec", s) : -1;
 	}
+	if (r->stop_timeout_ms)
+		rc |= json_object_set_new(o, "stop_timeout_ms", json_integer((json_int_t)r->stop_timeout_ms));
 	if (rc) {
 		json_decref(o);
 		return -ENOMEM;
@@ -216,6 +220,15 @@ static int get_int(json_t *o, const char *k, json_int_t *out, struct err *e)
 	return 0;
 }
 
+/* stop_timeout_ms: optional, at most 1 h (0 or absent: unset). */
+static int get_stop_ms(json_t *o, json_int_t *out, struct err *e)
+{
+	int r = get_int(o, "stop_timeout_ms", out, e);
+	if (r == 0 && (*out < 0 || *out > RPC_STOP_TIMEOUT_MAX_MS))
+		r = err_set(e, -EINVAL, "stop_timeout_ms out of range (0..%d)", RPC_STOP_TIMEOUT_MAX_MS);
+	return r;
+}
+
 static json_t *parse_object(const char *line, size_t len, struct err *e)
 {
 	json_error_t je;
@@ -240,7 +253,7 @@ static int spec_from_json(json_t *so, struct rpc_spec **out, struct err *e)
 	if (!s)
 		return err_set(e, -ENOMEM, "out of memory");
 	int r = 0;
-	json_int_t cpus = 0, mem = 0;
+	json_int_t cpus = 0, mem = 0, stop_ms = 0;
 	if ((r = get_str(so, "name", &s->name, e)) < 0 ||
 	    (r = get_str(so, "disk_path", &s->disk_path, e)) < 0 ||
 	    (r = get_str(so, "seed_path", &s->seed_path, e)) < 0 ||
@@ -251,12 +264,14 @@ static int spec_from_json(json_t *so, struct rpc_spec **out, struct err *e)
 	    (r = get_str(so, "cmdline", &s->cmdline, e)) < 0 ||
 	    (r = get_int(so, "cpus", &cpus, e)) < 0 ||
 	    (r = get_int(so, "memory_bytes", &mem, e)) < 0 ||
-	    (r = get_bool(so, "ephemeral", &s->ephemeral, e)) < 0)
+	    (r = get_bool(so, "ephemeral", &s->ephemeral, e)) < 0 ||
+	    (r = get_stop_ms(so, &stop_ms, e)) < 0)
 		goto fail;
 	if (cpus < 0 || cpus > 1024 || mem < 0) {
 		r = err_set(e, -EINVAL, "cpus/memory_bytes out of range");
 		goto fail;
 	}
+	s->stop_timeout_ms = (uint64_t)stop_ms;
 	s->cpus = (int)cpus;
 	s->memory_bytes = (uint64_t)mem;
 	json_t *fx = json_object_get(so, "fixture_paths");
@@ -302,6 +317,10 @@ int rpc_request_decode(const char *line, size_t len, struct rpc_request *out, st
 	if ((r = get_str(o, "cmd", &out->cmd, e)) < 0 || (r = get_str(o, "name", &out->name, e)) < 0 ||
 	    (r = get_str(o, "ip_hint", &out->ip_hint, e)) < 0)
 		goto fail;
+	json_int_t stop_ms = 0;
+	if ((r = get_stop_ms(o, &stop_ms, e)) < 0)
+		goto fail;
+	out->stop_timeout_ms = (uint64_t)stop_ms;
 	json_t *so = json_object_get(o, "spec");
 	if (so && !json_is_null(so) && (r = spec_from_json(so, &out->spec, e)) < 0) {
 		r = -EBADMSG; /* the request is fine, its spec is not */

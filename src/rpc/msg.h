@@ -9,6 +9,9 @@
 
 #include "rpc/wire.h"
 
+/* Largest stop_timeout_ms accepted (1 h), spec key and stop key alike. */
+#define RPC_STOP_TIMEOUT_MAX_MS 3600000
+
 struct err;
 
 struct rpc_spec {
@@ -29,6 +32,9 @@ struct rpc_spec {
 	 * all) once its VM has exited, whenever it stops serving it (stop,
 	 * teardown, parent gone). Encoded as "ephemeral":true only when set. */
 	bool ephemeral;
+	/* ours (optional): graceful power-off before SIGTERM, in ms (0: the
+	 * holder's default for the image, util/timeouts.h). */
+	uint64_t stop_timeout_ms;
 };
 
 struct rpc_request {
@@ -36,6 +42,9 @@ struct rpc_request {
 	char *name;
 	char *ip_hint;
 	struct rpc_spec *spec; /* boot-member only */
+	/* ours (optional, stop only): the grace period for this stop, in ms;
+	 * 0 = the member's own. */
+	uint64_t stop_timeout_ms;
 };
 
 struct rpc_status {

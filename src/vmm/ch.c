@@ -13,7 +13,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/log.h"
-#include "vmm/accel.h"
+#include "util/accel.h"
 #include "vmm/qemu_argv.h"
 #include "vmm/qemu_core.h"
 

@@ -1,7 +1,7 @@
 /* qemu_argv.h - the QEMU and cloud-hypervisor command lines as pure functions
  * (no I/O besides sniffing disk formats), so they are unit-tested. */
 #pragma once
-#include "vmm/accel.h"
+#include "util/accel.h"
 #include "vmm/vmm.h"
 
 #include <stdbool.h>

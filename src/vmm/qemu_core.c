@@ -1,7 +1,9 @@
 /* qemu_core.c - see qemu_core.h. One tick timer drives the boot: every
- * TICK_MS it checks the watchdog and (re)starts a TCP probe of <ip>:22, each
+ * TICK_MS it checks the watchdog (reading only the console bytes that are
+ * new since the last tick) and (re)starts a TCP probe of <ip>:22, each
  * attempt bounded by PROBE_MS. After readiness the timer stops. Stop escalates
- * graceful (control socket) -> ESC_MS -> SIGTERM -> ESC_MS -> SIGKILL. */
+ * graceful (control socket) -> grace -> SIGTERM -> TO_TERM_MS -> SIGKILL;
+ * a halt starts at SIGTERM with TO_HALT_MS (util/timeouts.h). */
 #include "vmm/qemu_core.h"
 #include <limits.h>
 #include "util/cmd.h"
@@ -10,8 +12,9 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/owner.h"
+#include "util/text.h"
+#include "util/timeouts.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -21,7 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { TICK_MS = 150, PROBE_MS = 2000, ESC_MS = 5000 };
+enum { TICK_MS = 150, PROBE_MS = 2000, SCAN_CHUNK = 64 * 1024, SCAN_OVERLAP = 512,
+       MARKER_MAX_MS = 60000 };
 
 /* Logs are read by a (possibly root) holder in a directory others may
  * write: never through a symlink, except the /proc/self/fd/N the holder
@@ -49,9 +53,11 @@ void vmcore_tail(const char *path, int lines, char *out, size_t len)
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
-	/* Printable text only (the console may hold escape sequences). */
+	/* The console may hold escape sequences: none reach a message. */
+	n = (ssize_t)text_sanitize(buf, (size_t)n);
+	buf[n] = '\0';
 	for (ssize_t i = 0; i < n; i++)
-		if (buf[i] == '\r' || (buf[i] != '\n' && !isprint((unsigned char)buf[i])))
+		if (buf[i] == '\t')
 			buf[i] = ' ';
 	char *p = buf + n;
 	while (p > buf && (p[-1] == '\n' || p[-1] == ' '))
@@ -74,28 +80,6 @@ void vmcore_tail(const char *path, int lines, char *out, size_t len)
 	out[o < len ? o : len - 1] = '\0';
 }
 
-/* Copies the line of path (first 1 MiB) that contains needle into out. */
-static void file_line_with(const char *path, const char *needle, char *out, size_t len)
-{
-	out[0] = '\0';
-	int fd = open_log(path);
-	if (fd < 0)
-		return;
-	size_t max = 1u << 20;
-	char *buf = malloc(max + 1);
-	ssize_t n = buf ? read(fd, buf, max) : -1;
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		char *p = memmem(buf, (size_t)n, needle, strlen(needle));
-		if (p) {
-			size_t l = strcspn(p, "\r\n");
-			snprintf(out, len, "%.*s", (int)l, p);
-		}
-	}
-	free(buf);
-}
-
 /* True when path contains needle within its first `max` bytes. */
 static bool file_contains(const char *path, const char *needle, size_t max)
 {
@@ -112,36 +96,6 @@ static bool file_contains(const char *path, const char *needle, size_t max)
 	}
 	free(buf);
 	return found;
-}
-
-uint64_t vmcore_boot_timeout_ms(void)
-{
-	const char *s = getenv("FLEETBOX_IP_WAIT_TIMEOUT");
-	if (!s || !*s)
-		return 120000;
-	/* "300" (seconds) or Go-style "2m30s", "90s", "1h". */
-	uint64_t total = 0;
-	const char *p = s;
-	while (*p) {
-		char *end;
-		double v = strtod(p, &end);
-		if (end == p || v < 0)
-			return 120000;
-		uint64_t mult = 1000;
-		if (*end == 'h')
-			mult = 3600000, end++;
-		else if (*end == 'm' && end[1] == 's')
-			mult = 1, end += 2;
-		else if (*end == 'm')
-			mult = 60000, end++;
-		else if (*end == 's')
-			end++;
-		else if (*end)
-			return 120000;
-		total += (uint64_t)(v * (double)mult);
-		p = end;
-	}
-	return total ? total : 120000;
 }
 
 int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const char *ext,
@@ -183,7 +137,20 @@ static void reasons(const struct vmcore *c, int lines, char *out, size_t len)
 	snprintf(out, len, "%s%s%s%s%s", vl[0] ? "; " : "", vl[0] ? c->ops->vmm_name : "",
 		 vl[0] ? ": " : "", vl, "");
 	size_t n = strlen(out);
-	snprintf(out + n, len - n, "%s%s", tail[0] ? "; serial: " : "; serial log is empty", tail);
+	snprintf(out + n, len - n, "%s%s; console log: %s (`fleetbox logs %s`)",
+		 tail[0] ? "; serial: " : "; serial log is empty", tail, c->serial_shown, c->name);
+}
+
+/* QEMU exits 0 both when the guest powers off and when it is sent SIGTERM
+ * ("terminating on signal 15 from pid N" on its stderr): only the first is
+ * the guest's own doing. */
+static bool guest_powered_off(const struct vmcore *c)
+{
+	if (c->term_signal || c->exit_status != 0)
+		return false;
+	char vl[512];
+	vmcore_tail(c->vmm_log, 3, vl, sizeof(vl));
+	return !strstr(vl, "terminating on signal");
 }
 
 static void maybe_finish(struct vmcore *c)
@@ -198,6 +165,14 @@ static void maybe_finish(struct vmcore *c)
 	char msg[1400];
 	if (c->boot_failed) {
 		snprintf(msg, sizeof(msg), "%s", c->fail_msg);
+	} else if (unexpected && guest_powered_off(c)) {
+		unexpected = false; /* `poweroff` inside: stopped, not an error */
+		snprintf(msg, sizeof(msg), "the guest powered itself off");
+		log_info("vm %s: the guest powered itself off", c->name);
+	} else if (c->stopping && !c->killing) {
+		snprintf(msg, sizeof(msg), "%s exited %.1f s after the %s", c->ops->vmm_name,
+			 (double)(uv_now(c->loop) - c->stop_ms) / 1000.0,
+			 c->halting ? "halt" : "stop request");
 	} else {
 		char why[1200];
 		reasons(c, 8, why, sizeof(why));
@@ -208,7 +183,7 @@ static void maybe_finish(struct vmcore *c)
 			snprintf(msg, sizeof(msg), "%s exited with status %lld%s", c->ops->vmm_name,
 				 (long long)c->exit_status, why);
 	}
-	log_debug("vm %s: %s is gone (%s)", c->name, c->ops->vmm_name, msg);
+	log_info("vm %s: %s is gone (%s)", c->name, c->ops->vmm_name, msg);
 	struct vmm_callbacks cb = c->cb;
 	void *data = c->data;
 	free(c->ctl_wbuf);
@@ -318,6 +293,77 @@ static void probe_start(struct vmcore *c)
 		close_handle(c, (uv_handle_t *)&c->probe);
 }
 
+static const struct {
+	const char *needle, *why;
+} fatal_lines[] = {
+	{ "Kernel panic - not syncing", "the guest kernel panicked" },
+	{ "ALERT!", "the guest dropped to an initramfs emergency shell" },
+	{ "Dropping to a shell", "the guest dropped to an initramfs emergency shell" },
+	{ "Give root password for maintenance", "the guest is in emergency mode" },
+	{ "You are in emergency mode", "the guest is in emergency mode" },
+	{ "Entering emergency mode", "the guest is in emergency mode" },
+};
+
+int vmcore_console_fatal(const char *buf, size_t len, char *out, size_t outlen)
+{
+	for (size_t i = 0; i < sizeof(fatal_lines) / sizeof(fatal_lines[0]); i++) {
+		if (!memmem(buf, len, fatal_lines[i].needle, strlen(fatal_lines[i].needle)))
+			continue;
+		char line[300];
+		text_line_with(buf, len, fatal_lines[i].needle, line, sizeof(line));
+		snprintf(out, outlen, "%s (%s)", fatal_lines[i].why, line);
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads the console bytes written since the last tick (with some overlap,
+ * so a line split across two reads is still seen whole) and checks them. */
+static int console_scan(struct vmcore *c, char *why, size_t len)
+{
+	int fd = open_log(c->serial);
+	if (fd < 0)
+		return 0;
+	uint64_t from = c->scan_off > SCAN_OVERLAP ? c->scan_off - SCAN_OVERLAP : 0;
+	char *buf = malloc(SCAN_CHUNK + SCAN_OVERLAP);
+	ssize_t n = buf ? pread(fd, buf, SCAN_CHUNK + SCAN_OVERLAP, (off_t)from) : -1;
+	close(fd);
+	int found = 0;
+	if (n > 0 && from + (uint64_t)n > c->scan_off) {
+		c->scan_off = from + (uint64_t)n;
+		found = vmcore_console_fatal(buf, (size_t)n, why, len);
+	}
+	free(buf);
+	return found;
+}
+
+/* The boot watchdog; true when it failed the boot. */
+static bool watchdog(struct vmcore *c, uint64_t el)
+{
+	char why[400];
+	if (console_scan(c, why, sizeof(why))) {
+		boot_fail(c, -EIO, why);
+		return true;
+	}
+	if (c->marker_ms && el > c->marker_ms) {
+		if (!file_contains(c->serial, VMCORE_INIT_MARKER, 1u << 20)) {
+			snprintf(why, sizeof(why), "the guest did not reach its init within %llu s",
+				 (unsigned long long)(c->marker_ms / 1000));
+			boot_fail(c, -ETIMEDOUT, why);
+			return true;
+		}
+		c->marker_ms = 0; /* seen: stop looking */
+	}
+	if (el > c->deadline_ms) {
+		snprintf(why, sizeof(why), "SSH on %s:22 did not answer within %llu s "
+			 "(FLEETBOX_IP_WAIT_TIMEOUT widens this)", c->ip,
+			 (unsigned long long)(c->deadline_ms / 1000));
+		boot_fail(c, -ETIMEDOUT, why);
+		return true;
+	}
+	return false;
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct vmcore *c = t->data;
@@ -325,32 +371,9 @@ static void on_tick(uv_timer_t *t)
 		uv_timer_stop(t);
 		return;
 	}
-	uint64_t now = uv_now(c->loop), el = now - c->t0_ms;
-	if (file_contains(c->serial, "Kernel panic - not syncing", 1u << 20)) {
-		char line[300], why[400];
-		file_line_with(c->serial, "Kernel panic - not syncing", line, sizeof(line));
-		snprintf(why, sizeof(why), "the guest kernel panicked (%s)", line);
-		boot_fail(c, -EIO, why);
+	uint64_t now = uv_now(c->loop);
+	if (watchdog(c, now - c->t0_ms))
 		return;
-	}
-	if (c->marker_ms && el > c->marker_ms) {
-		if (!file_contains(c->serial, VMCORE_INIT_MARKER, 1u << 20)) {
-			char why[160];
-			snprintf(why, sizeof(why), "the guest did not reach its init within %llu s",
-				 (unsigned long long)(c->marker_ms / 1000));
-			boot_fail(c, -ETIMEDOUT, why);
-			return;
-		}
-		c->marker_ms = 0; /* seen: stop looking */
-	}
-	if (el > c->deadline_ms) {
-		char why[200];
-		snprintf(why, sizeof(why), "SSH on %s:22 did not answer within %llu s "
-			 "(FLEETBOX_IP_WAIT_TIMEOUT widens this)", c->ip,
-			 (unsigned long long)(c->deadline_ms / 1000));
-		boot_fail(c, -ETIMEDOUT, why);
-		return;
-	}
 	if (c->probe_busy && now - c->probe_started_ms > PROBE_MS)
 		close_handle(c, (uv_handle_t *)&c->probe);
 	else if (!c->probe_busy)
@@ -370,8 +393,16 @@ int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 		snprintf(c->serial, sizeof(c->serial), "%s", spec->serial_log_path);
 	else
 		snprintf(c->serial, sizeof(c->serial), "%s/serial.log", spec->member_dir);
-	c->deadline_ms = vmcore_boot_timeout_ms();
+	if (spec->serial_log_shown)
+		snprintf(c->serial_shown, sizeof(c->serial_shown), "%s", spec->serial_log_shown);
+	else if (strncmp(c->serial, "/proc/self/fd/", 14) != 0)
+		snprintf(c->serial_shown, sizeof(c->serial_shown), "%s", c->serial);
+	else
+		snprintf(c->serial_shown, sizeof(c->serial_shown), "%s/serial.log", spec->member_dir);
+	c->deadline_ms = timeouts_boot_ms();
 	c->marker_ms = expect_marker ? c->deadline_ms / 2 : 0;
+	if (c->marker_ms > MARKER_MAX_MS)
+		c->marker_ms = MARKER_MAX_MS; /* the mini kernel reaches init in seconds */
 	uv_timer_init(loop, &c->tick);
 	uv_timer_init(loop, &c->esc);
 	c->tick.data = c->esc.data = c;
@@ -455,41 +486,42 @@ static void on_ctl_connect(uv_connect_t *req, int status)
 	ctl_send(c, c->ops->stop_request(c));
 }
 
+static void on_esc(uv_timer_t *t);
+
+static double since_stop_s(const struct vmcore *c)
+{
+	return (double)(uv_now(c->loop) - c->stop_ms) / 1000.0;
+}
+
+static void escalate_term(struct vmcore *c, uint64_t wait_ms)
+{
+	c->esc_stage = 2;
+	uv_process_kill(&c->proc, SIGTERM);
+	uv_timer_start(&c->esc, on_esc, wait_ms, 0);
+}
+
 static void on_esc(uv_timer_t *t)
 {
 	struct vmcore *c = t->data;
 	if (c->proc_exited)
 		return;
 	if (c->esc_stage == 1) {
-		log_debug("vm %s: graceful stop timed out, SIGTERM", c->name);
-		c->esc_stage = 2;
-		uv_process_kill(&c->proc, SIGTERM);
-		uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
+		log_warn("vm %s: the guest did not power off within %.1f s of the graceful stop; "
+			 "sending SIGTERM (FLEETBOX_STOP_TIMEOUT widens this)", c->name,
+			 since_stop_s(c));
+		escalate_term(c, TO_TERM_MS);
 	} else {
-		log_debug("vm %s: SIGTERM timed out, SIGKILL", c->name);
+		log_warn("vm %s: %s still running %.1f s after SIGTERM (%.1f s after the %s); "
+			 "sending SIGKILL", c->name, c->ops->vmm_name,
+			 (double)(c->halting ? TO_HALT_MS : TO_TERM_MS) / 1000.0, since_stop_s(c),
+			 c->halting ? "halt" : "stop request");
 		uv_process_kill(&c->proc, SIGKILL);
 	}
 }
 
-void vmcore_stop(struct vmcore *c)
+/* The graceful request over the control socket (QMP / CH API). */
+static void ctl_open_and_send(struct vmcore *c)
 {
-	if (c->proc_exited || c->stopping)
-		return;
-	c->stopping = true;
-	uv_timer_stop(&c->tick);
-	/* Escalation deadlines count from now, not from the loop's cached time:
-	 * a caller that blocked for seconds (an embedding test, a slow callback)
-	 * would otherwise see the grace period already spent. */
-	uv_update_time(c->loop);
-	if (!c->ready_done) {
-		/* Still booting: no init listens for ACPI yet, go straight to SIGTERM. */
-		c->esc_stage = 2;
-		uv_process_kill(&c->proc, SIGTERM);
-		uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
-		return;
-	}
-	c->esc_stage = 1;
-	uv_timer_start(&c->esc, on_esc, ESC_MS, 0);
 	if (!c->ctl_path[0] || !c->ops->stop_request)
 		return;
 	if (uv_pipe_init(c->loop, &c->ctl, 0) != 0)
@@ -499,6 +531,45 @@ void vmcore_stop(struct vmcore *c)
 	c->ctl.data = c;
 	c->ctl_req.data = c;
 	uv_pipe_connect(&c->ctl_req, &c->ctl, c->ctl_path, on_ctl_connect);
+}
+
+/* No graceful phase: nobody waits for a clean power-off. */
+static void halt(struct vmcore *c)
+{
+	c->halting = true;
+	log_info("vm %s: halting (SIGTERM, SIGKILL after %.1f s)", c->name,
+		 (double)TO_HALT_MS / 1000.0);
+	escalate_term(c, TO_HALT_MS);
+}
+
+void vmcore_stop(struct vmcore *c, uint64_t grace_ms)
+{
+	if (c->proc_exited || c->halting || (c->stopping && grace_ms))
+		return;
+	bool first = !c->stopping;
+	c->stopping = true;
+	uv_timer_stop(&c->tick);
+	/* Escalation deadlines count from now, not from the loop's cached time:
+	 * a caller that blocked for seconds (an embedding test, a slow callback)
+	 * would otherwise see the grace period already spent. */
+	uv_update_time(c->loop);
+	if (first)
+		c->stop_ms = uv_now(c->loop);
+	if (grace_ms == 0) {
+		halt(c);
+		return;
+	}
+	if (!c->ready_done) {
+		/* Still booting: no init listens for ACPI yet, go straight to SIGTERM. */
+		log_info("vm %s: stopped while booting: SIGTERM", c->name);
+		escalate_term(c, TO_TERM_MS);
+		return;
+	}
+	c->esc_stage = 1;
+	c->grace_ms = grace_ms;
+	log_info("vm %s: graceful stop, SIGTERM after %.1f s", c->name, (double)grace_ms / 1000.0);
+	uv_timer_start(&c->esc, on_esc, grace_ms, 0);
+	ctl_open_and_send(c);
 }
 
 void vmcore_kill(struct vmcore *c)
@@ -557,9 +628,9 @@ int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char
 	return r; /* on failure the core frees the vm once its timers are closed */
 }
 
-void vmcore_op_stop(struct vmm_vm *vm)
+void vmcore_op_stop(struct vmm_vm *vm, uint64_t grace_ms)
 {
-	vmcore_stop((struct vmcore *)vm);
+	vmcore_stop((struct vmcore *)vm, grace_ms);
 }
 
 void vmcore_op_kill(struct vmm_vm *vm)

@@ -1,7 +1,8 @@
 /* qemu_core.h - process supervision shared by the QEMU and cloud-hypervisor
  * drivers: spawn, boot readiness (guest TCP port 22 accepts), the boot
- * watchdog (kernel panic / no init marker / overall deadline, each failing
- * with the tail of serial.log), graceful stop over a unix-socket control
+ * watchdog (kernel panic or emergency shell on the console / no init marker /
+ * overall deadline, each failing at once with the tail of serial.log and
+ * where the whole log is), graceful stop over a unix-socket control
  * channel (QMP or the CH HTTP API) escalating to SIGTERM and SIGKILL, and the
  * vmm.h callback contract (ready at most once and never after exited; exited
  * exactly once, after the process is reaped and every handle is closed).
@@ -41,8 +42,11 @@ struct vmcore {
 	char *ctl_wbuf;
 	int open_handles;
 	bool probe_busy, ctl_open, proc_exited, stopping, killing, ready_done, boot_failed;
+	bool halting;             /* stop(vm, 0): no graceful phase */
 	int esc_stage;            /* 0 none, 1 waiting graceful, 2 waiting SIGTERM */
-	uint64_t t0_ms, probe_started_ms;
+	uint64_t grace_ms;        /* of the graceful phase under way */
+	uint64_t t0_ms, probe_started_ms, stop_ms;
+	uint64_t scan_off;        /* serial.log bytes the watchdog has read */
 	uint64_t deadline_ms;     /* overall boot deadline */
 	uint64_t marker_ms;       /* 0: no init marker expected */
 	int64_t exit_status;
@@ -53,6 +57,7 @@ struct vmcore {
 	char name[64];
 	char ip[16];
 	char serial[PATH_MAX];
+	char serial_shown[PATH_MAX]; /* for messages: where users find the console */
 	char vmm_log[PATH_MAX];   /* the VMM's own stderr ("" = none) */
 	char ctl_path[108];
 	char fail_msg[1024];
@@ -67,7 +72,8 @@ struct vmcore {
 int vmcore_start(struct vmcore *c, uv_loop_t *loop, char **argv, int log_fd,
 		 const struct vmm_boot_spec *spec, bool expect_marker,
 		 const struct vmm_callbacks *cb, void *data, struct err *e);
-void vmcore_stop(struct vmcore *c);
+/* grace_ms 0: halt (SIGTERM now, SIGKILL after TO_HALT_MS). */
+void vmcore_stop(struct vmcore *c, uint64_t grace_ms);
 void vmcore_kill(struct vmcore *c);
 pid_t vmcore_pid(const struct vmcore *c);
 /* The common tail of both drivers' boot(): removes a stale control socket,
@@ -78,7 +84,7 @@ int vmcore_launch(struct vmcore *c, uv_loop_t *loop, struct cmd *cmd, const char
 		  const struct vmm_boot_spec *s, const struct vmm_callbacks *cb, void *data,
 		  struct err *e);
 /* Driver ops for any struct vmm_vm whose first member is its struct vmcore. */
-void vmcore_op_stop(struct vmm_vm *vm);
+void vmcore_op_stop(struct vmm_vm *vm, uint64_t grace_ms);
 void vmcore_op_kill(struct vmm_vm *vm);
 pid_t vmcore_op_pid(const struct vmm_vm *vm);
 
@@ -89,6 +95,8 @@ void vmcore_tail(const char *path, int lines, char *out, size_t len);
  * else <root>/run/<hash>.<ext> derived from the member dir. */
 int vmcore_ctl_path(const struct vmm_boot_spec *spec, const char *file, const char *ext,
 		    char *out, size_t len, struct err *e);
-/* Boot wait from FLEETBOX_IP_WAIT_TIMEOUT (seconds or Go-style "90s"/"3m"),
- * default 120 s. */
-uint64_t vmcore_boot_timeout_ms(void);
+/* What the watchdog looks for on the console: the first line of buf[0..len)
+ * that shows the boot cannot go on (kernel panic, initramfs or systemd
+ * emergency shell), as "<why> (<that line, sanitized>)" into out. Returns 1
+ * when found, else 0 (pure: unit-tested). */
+int vmcore_console_fatal(const char *buf, size_t len, char *out, size_t outlen);

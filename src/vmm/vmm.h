@@ -8,10 +8,16 @@
  *   - cb->exited(data, unexpected, msg) is called exactly once, when the VMM
  *     process is gone AND every uv handle of the vm is closed. `unexpected` is
  *     true when the VMM died without stop()/kill() being asked for; msg then says
- *     why (e.g. exit status and the tail of serial.log). After exited returns the
- *     driver frees the vm: the holder must drop its pointer.
- *   - stop() starts the graceful escalation (driver specific, e.g. QMP
- *     system_powerdown -> 5 s -> SIGTERM -> 5 s -> SIGKILL); idempotent.
+ *     why (e.g. exit status and the tail of serial.log). A guest that powered
+ *     itself off (the VMM exited 0 on its own, not on a signal) is not
+ *     unexpected: exited(data, false, "the guest powered itself off"). After
+ *     exited returns the driver frees the vm: the holder must drop its pointer.
+ *   - stop(vm, grace_ms) starts the escalation: graceful power-off (QMP
+ *     system_powerdown, ACPI) -> grace_ms -> SIGTERM -> TO_TERM_MS -> SIGKILL,
+ *     each step logged at WARNING naming the member and the time waited.
+ *     grace_ms == 0 is a halt: no graceful phase, SIGTERM now, SIGKILL after
+ *     TO_HALT_MS (util/timeouts.h). Idempotent, except that a halt overtakes a
+ *     graceful stop in progress.
  *   - kill() sends SIGKILL now; idempotent.
  * VMM processes are spawned through vmm_spawn(), so they die with a SIGKILLed
  * holder (PR_SET_PDEATHSIG). */
@@ -35,6 +41,8 @@ struct vmm_boot_spec {
 	size_t n_fixtures;
 	const char *efi_path;        /* may be NULL */
 	const char *serial_log_path; /* may be NULL: <member_dir>/serial.log */
+	const char *serial_log_shown; /* may be NULL: the console log as users name it
+					* (serial_log_path may be /proc/self/fd/N) */
 	const char *kernel_path;     /* may be NULL: <member_dir>/kernel */
 	const char *initrd_path;     /* may be NULL: <member_dir>/initrd */
 	const char *cmdline;         /* may be NULL: driver default */
@@ -81,7 +89,7 @@ struct vmm_driver {
 	int (*boot)(uv_loop_t *loop, const struct vmm_boot_spec *spec,
 		    const struct vmm_callbacks *cb, void *data, struct vmm_vm **out,
 		    struct err *e);
-	void (*stop)(struct vmm_vm *vm);
+	void (*stop)(struct vmm_vm *vm, uint64_t grace_ms);
 	void (*kill)(struct vmm_vm *vm);
 	pid_t (*pid)(const struct vmm_vm *vm);
 };

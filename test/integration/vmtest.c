@@ -189,6 +189,67 @@ static void t_vm_bound_kill(void)
 	h_teardown();
 }
 
+/* `poweroff` inside the guest: the member is stopped (not error), QEMU and
+ * its tap are gone, and `up` boots it again. */
+static void t_vm_poweroff(void)
+{
+	vm_setup("vmpoweroff");
+	char *out;
+	CHECK_INT(h_run(&out, "up", "po", NULL), 0);
+	free(out);
+	pid_t q = qemu_pid("po");
+	CHECK(q > 0);
+	/* the session may end before the command returns: only the state counts */
+	ssh_run(NULL, "po", "sudo poweroff");
+	CHECK(h_wait_pid_gone(q, 60000) >= 0 || !h_pid_alive(q));
+	json_t *o = NULL;
+	for (int i = 0; i < 400; i++) {
+		json_decref(o);
+		o = status_of("po");
+		if (o && strcmp(st_str(o, "state"), "running") != 0)
+			break;
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "after poweroff: state %s, error \"%s\"\n", st_str(o, "state"),
+		st_str(o, "error") ? st_str(o, "error") : "");
+	CHECK_STR(st_str(o, "state"), "stopped");
+	CHECK(!st_str(o, "error") || !*st_str(o, "error"));
+	json_decref(o);
+	CHECK_INT(h_count_links("fbt"), 0);
+	CHECK_INT(h_run(&out, "up", "po", NULL), 0);
+	free(out);
+	CHECK_INT(ssh_run(NULL, "po", "true"), 0);
+	CHECK_INT(h_run(NULL, "down", "po", NULL), 0);
+	h_teardown();
+}
+
+/* `down` of one and of two members (in parallel): both graceful, timed. */
+static void t_vm_down_timing(void)
+{
+	vm_setup("vmdown");
+	char *out;
+	CHECK_INT(h_run(&out, "up", "dt", "-n", "2", NULL), 0);
+	free(out);
+	long t0 = h_now_ms();
+	CHECK_INT(h_run(NULL, "down", "dt-1", NULL), 0);
+	printf("bench vm_down_1_ms=%ld\n", h_now_ms() - t0);
+	CHECK_INT(h_run(&out, "up", "dt", "-n", "2", NULL), 0);
+	free(out);
+	t0 = h_now_ms();
+	CHECK_INT(h_run(NULL, "down", "dt", NULL), 0);
+	printf("bench vm_down_2_ms=%ld\n", h_now_ms() - t0);
+	CHECK_INT(h_count_links("fb"), 0);
+	char p[400], *log = NULL;
+	snprintf(p, sizeof(p), "%s/runner-dt-1.log", h_root);
+	if (file_read_all(p, 1 << 20, &log, NULL) == 0) {
+		/* the mini guest powers off on ACPI well inside its grace */
+		CHECK(strstr(log, "sending SIGTERM") == NULL);
+		free(log);
+	}
+	h_teardown();
+}
+
 /* QEMU killed under a running cluster: that member goes to error with the
  * serial log's tail; its sibling keeps working. */
 static void t_vm_kill_qemu(void)
@@ -636,7 +697,8 @@ static const struct h_case cases[] = {
 	{ "vm-lifecycle", t_vm_lifecycle }, { "vm-cluster", t_vm_cluster },
 	{ "vm-bound-kill", t_vm_bound_kill }, { "vm-kill-qemu", t_vm_kill_qemu },
 	{ "vm-ssh", t_vm_ssh },	      { "vm-cli", t_vm_cli },
-	{ "vm-offline", t_vm_offline },
+	{ "vm-offline", t_vm_offline }, { "vm-poweroff", t_vm_poweroff },
+	{ "vm-down-timing", t_vm_down_timing },
 };
 
 int main(int argc, char **argv)

@@ -79,6 +79,33 @@ static void test_requests(void)
 	free(l);
 	const char *bad_eph = "{\"cmd\":\"boot-member\",\"spec\":{\"ephemeral\":1}}";
 	CHECK_INT(rpc_request_decode(bad_eph, strlen(bad_eph), &d, &e), -EBADMSG);
+
+	/* stop_timeout_ms: optional in the spec and on stop, only when set */
+	struct rpc_spec ts = { .name = "t-1", .stop_timeout_ms = 90000 };
+	struct rpc_request tb = { .cmd = "boot-member", .spec = &ts };
+	l = enc_req(&tb);
+	CHECK_STR(l, "{\"cmd\":\"boot-member\",\"spec\":{\"name\":\"t-1\",\"stop_timeout_ms\":90000}}\n");
+	CHECK_INT(rpc_request_decode(l, strlen(l), &d, &e), 0);
+	CHECK(d.spec->stop_timeout_ms == 90000);
+	rpc_request_fini(&d);
+	free(l);
+	struct rpc_request st = { .cmd = "stop", .stop_timeout_ms = 1500 };
+	l = enc_req(&st);
+	CHECK_STR(l, "{\"cmd\":\"stop\",\"stop_timeout_ms\":1500}\n");
+	CHECK_INT(rpc_request_decode(l, strlen(l), &d, &e), 0);
+	CHECK(d.stop_timeout_ms == 1500);
+	rpc_request_fini(&d);
+	free(l);
+	struct rpc_request plain = { .cmd = "stop" };
+	l = enc_req(&plain);
+	CHECK_STR(l, "{\"cmd\":\"stop\"}\n"); /* byte-compatible when unset */
+	free(l);
+	const char *neg = "{\"cmd\":\"stop\",\"stop_timeout_ms\":-1}";
+	CHECK_INT(rpc_request_decode(neg, strlen(neg), &d, &e), -EINVAL);
+	const char *huge = "{\"cmd\":\"boot-member\",\"spec\":{\"stop_timeout_ms\":3600001}}";
+	CHECK_INT(rpc_request_decode(huge, strlen(huge), &d, &e), -EBADMSG);
+	const char *str = "{\"cmd\":\"stop\",\"stop_timeout_ms\":\"5s\"}";
+	CHECK_INT(rpc_request_decode(str, strlen(str), &d, &e), -EINVAL);
 }
 
 static void test_decode_errors(void)

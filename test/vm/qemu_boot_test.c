@@ -141,8 +141,8 @@ int main(int argc, char **argv)
 	expect_out(&t, "touch '/mnt/my \"fix\" dir \xc3\xbc/x' 2>/dev/null || echo read-only", "read-only");
 	expect_out(&t, "echo persisted > /home/fleetbox/p.txt && sudo sh -c 'echo etc > /etc/fb-test' && sync && echo ok", "ok");
 	double t0 = vt_now();
-	vmm_qemu_driver.stop(vm);
-	vmm_qemu_driver.stop(vm); /* idempotent */
+	vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS);
+	vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS); /* idempotent */
 	run_until(&loop, &r1.exited_called, 60);
 	VT_CHECK(!r1.unexpected, "graceful stop reported unexpected: %s", r1.msg);
 	fprintf(stderr, "  stopped in %.2f s: %s\n", vt_now() - t0, r1.msg);

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 		struct err e = {0};
 		VT_CHECK(vmm_qemu_driver.boot(&loop, &spec, &cbs, &r, &vm, &e) == 0, "boot: %s", e.msg);
 		double t0 = vt_now();
-		vmm_qemu_driver.stop(vm);
+		vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS);
 		while (!r.exited_called && vt_now() < t0 + 30)
 			uv_run(&loop, UV_RUN_ONCE);
 		VT_CHECK(r.exited_called && !r.unexpected, "stop during boot: %s", r.exit_msg);

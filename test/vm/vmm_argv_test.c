@@ -3,7 +3,8 @@
  * parser and the serial-log tail. */
 #include "util/cmd.h"
 #include "util/err.h"
-#include "vmm/accel.h"
+#include "util/accel.h"
+#include "util/timeouts.h"
 #include "vmm/qemu_argv.h"
 #include "vmm/qemu_core.h"
 
@@ -198,15 +199,51 @@ static void test_accel(void)
 
 static void test_timeout_and_tail(void)
 {
+	uint64_t def = timeouts_kvm() ? TO_BOOT_KVM_MS : TO_BOOT_TCG_MS, ms = 0;
 	unsetenv("FLEETBOX_IP_WAIT_TIMEOUT");
-	CHECK(vmcore_boot_timeout_ms() == 120000, "default");
+	CHECK(timeouts_boot_ms() == def, "default");
+	setenv("FLEETBOX_ACCEL", "tcg", 1);
+	CHECK(timeouts_boot_ms() == 300000, "TCG default fits a systemd guest");
+	CHECK(timeouts_ssh_ms() == 300000, "TCG SSH default");
+	unsetenv("FLEETBOX_ACCEL");
 	setenv("FLEETBOX_IP_WAIT_TIMEOUT", "300", 1);
-	CHECK(vmcore_boot_timeout_ms() == 300000, "seconds");
+	CHECK(timeouts_boot_ms() == 300000, "seconds");
 	setenv("FLEETBOX_IP_WAIT_TIMEOUT", "2m30s", 1);
-	CHECK(vmcore_boot_timeout_ms() == 150000, "go duration");
+	CHECK(timeouts_boot_ms() == 150000, "go duration");
 	setenv("FLEETBOX_IP_WAIT_TIMEOUT", "junk", 1);
-	CHECK(vmcore_boot_timeout_ms() == 120000, "junk falls back");
+	CHECK(timeouts_boot_ms() == def, "junk falls back");
 	unsetenv("FLEETBOX_IP_WAIT_TIMEOUT");
+	CHECK(timeouts_parse("1500ms", &ms) == 0 && ms == 1500, "ms");
+	CHECK(timeouts_parse("1h", &ms) == 0 && ms == 3600000, "hours");
+	CHECK(timeouts_parse("0", &ms) < 0 && timeouts_parse("-5", &ms) < 0 &&
+	      timeouts_parse("5x", &ms) < 0 && timeouts_parse("", &ms) < 0, "junk refused");
+	/* stop grace: mini short, stock long (TCG), env wins */
+	setenv("FLEETBOX_ACCEL", "tcg", 1);
+	unsetenv("FLEETBOX_STOP_TIMEOUT");
+	CHECK(timeouts_stop_grace_ms(true) == TO_GRACE_MINI_MS, "mini grace");
+	CHECK(timeouts_stop_grace_ms(false) == TO_GRACE_TCG_MS, "stock grace under TCG");
+	setenv("FLEETBOX_STOP_TIMEOUT", "90s", 1);
+	CHECK(timeouts_stop_grace_ms(true) == 90000 && timeouts_stop_grace_ms(false) == 90000,
+	      "FLEETBOX_STOP_TIMEOUT");
+	setenv("FLEETBOX_STOP_TIMEOUT", "2h", 1);
+	CHECK(timeouts_stop_grace_ms(false) == TO_GRACE_TCG_MS, "over 1 h refused");
+	unsetenv("FLEETBOX_STOP_TIMEOUT");
+	unsetenv("FLEETBOX_ACCEL");
+	CHECK(timeouts_stop_wait_ms(60000) > timeouts_stop_escalation_ms(60000) &&
+	      timeouts_stop_escalation_ms(60000) == 60000 + TO_TERM_MS, "client waits longer");
+
+	/* the console watchdog: panics and emergency shells, excerpt sanitized */
+	char why[400];
+	static const char alert[] = "Begin: Running /scripts/local-block ... done.\r\n"
+				    "\033[1;31mALERT!\033[0m  UUID=1234 does not exist.  Dropping to a shell!\r\n";
+	CHECK(vmcore_console_fatal(alert, sizeof(alert) - 1, why, sizeof(why)) == 1, "ALERT! seen");
+	CHECK(strstr(why, "emergency shell") && strstr(why, "UUID=1234 does not exist") &&
+	      !strchr(why, '\033') && !strstr(why, "[1;31m"), "excerpt: %s", why);
+	static const char em[] = "You are in emergency mode. After logging in, type ...\n";
+	CHECK(vmcore_console_fatal(em, sizeof(em) - 1, why, sizeof(why)) == 1 &&
+	      strstr(why, "emergency mode"), "systemd emergency mode");
+	static const char ok[] = "[  OK  ] Reached target Multi-User System.\n";
+	CHECK(vmcore_console_fatal(ok, sizeof(ok) - 1, why, sizeof(why)) == 0, "a normal boot");
 
 	char path[] = "/tmp/fbtail-XXXXXX";
 	int fd = mkstemp(path);
@@ -216,7 +253,7 @@ static void test_timeout_and_tail(void)
 	close(fd);
 	char out[256];
 	vmcore_tail(path, 2, out, sizeof(out));
-	CHECK(strcmp(out, "line3  [0m | last line") == 0, "tail: \"%s\"", out);
+	CHECK(strcmp(out, "line3  | last line") == 0, "tail, escapes removed: \"%s\"", out);
 	vmcore_tail("/nonexistent/x", 3, out, sizeof(out));
 	CHECK(out[0] == '\0', "tail of a missing file");
 	unlink(path);

@@ -5,6 +5,7 @@
 #pragma once
 #include "client/image/image.h"
 #include "client/ssh/target.h"
+#include "util/timeouts.h"
 #include "vmm/vmm.h"
 
 #include <limits.h>

@@ -10,7 +10,7 @@
 #include "client/cli/cli.h"
 #include "fleetbox.h"
 #include "rpc/wire.h"
-#include "vmm/accel.h"
+#include "util/accel.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* accel.c - see accel.h. */
-#include "vmm/accel.h"
+#include "util/accel.h"
 
 #include "util/err.h"
 #include "util/log.h"

@@ -1,4 +1,5 @@
-/* accel.h - choosing hardware acceleration for the VMM drivers.
+/* accel.h - choosing hardware acceleration for the VMM drivers (and the
+ * waits that scale with it, util/timeouts.h).
  *
  * FLEETBOX_ACCEL=auto|kvm|tcg (default auto). auto picks KVM only when it
  * really works: /dev/kvm is usable AND a real KVM backend is loaded
