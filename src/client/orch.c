@@ -811,7 +811,8 @@ int up_confirm_member(struct up_plan *u, struct up_member *m)
 		err_prefix(&m->boot_err, "wait for ssh %s: ", m->name);
 		return r;
 	}
-	r = up_cloudinit_wait(u, m, SSH_CONFIRM_MS, &m->boot_err);
+	/* cloud-init finishing is part of the boot: the same TCG-sized budget */
+	r = up_cloudinit_wait(u, m, (int)timeouts_ssh_ms(), &m->boot_err);
 	if (r < 0)
 		err_prefix(&m->boot_err, "%s: ", m->name);
 	return r;

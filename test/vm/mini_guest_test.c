@@ -157,8 +157,8 @@ int main(int argc, char **argv)
 	check_member(&t1, m1.ip, "hm-2", m2.ip);
 	check_member(&t2, m2.ip, "hm-1", m1.ip);
 	check_push(&t1);
-	vmm_qemu_driver.stop(vm1);
-	vmm_qemu_driver.stop(vm2);
+	vmm_qemu_driver.stop(vm1, TO_GRACE_MINI_MS);
+	vmm_qemu_driver.stop(vm2, TO_GRACE_MINI_MS);
 	run_until(&loop, &r1.exited_called, 60);
 	run_until(&loop, &r2.exited_called, 60);
 	VT_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0, "loop still busy");
