@@ -243,7 +243,8 @@ typedef void (*fb_output_fn)(void *data, const char *buf, size_t len);
  * Bounds: nothing waits forever. Connecting (dial, SSH handshake, auth) takes
  * at most 10 s; a server that drops the handshake (sshd MaxStartups, dropbear's
  * limit of five unauthenticated connections per source, hit by parallel tests)
- * is dialled again with backoff within that time. While the command runs:
+ * is dialled again with backoff, each attempt within 10 s, for up to 60 s in
+ * all (timeout_ms bounds that too). While the command runs:
  *  - the member is watched every second (its holder's lock, then a status
  *    request): when its VM dies (QEMU killed, guest powered off) or its holder
  *    goes away, the call fails within 2 s of the holder seeing it (3 s of the

@@ -58,8 +58,10 @@ int fb_exec_ex_async(uv_loop_t *loop, const char *root, const char *name,
 		     const fb_exec_opts *opts, fb_exec_cb cb, void *data, fb_exec_op **op,
 		     fb_error *err);
 /* Ends the exec: the command's process group in the guest is killed (over a
- * second connection, bounded by its 10 s connect limit) and then the callback
- * runs with -ECANCELED, from the loop, never from inside fb_exec_cancel. Call
+ * second connection, bounded by its 10 s connect limit; a cancel that lands
+ * just as the command starts first waits up to 5 s for the wrapper to report
+ * the group) and then the callback runs with -ECANCELED, from the loop, never
+ * from inside fb_exec_cancel; its message says whether the kill worked. Call
  * it on the loop's thread. */
 void fb_exec_cancel(fb_exec_op *op);
 

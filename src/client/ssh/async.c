@@ -36,7 +36,7 @@ struct ssh_exec_op {
 	struct ssh_exec_opts o;   /* cmd/env/cwd/in not kept: see the fields below */
 	char *in;
 	size_t in_len, in_off;
-	int64_t connect_deadline, call_deadline, t0;
+	int64_t connect_deadline, drop_deadline, call_deadline, t0;
 	struct ssh_exec_op *killer;
 	/* A kill asked for before the command's process group is known (the
 	 * exec request may be running in the guest): the op keeps reading until
@@ -213,6 +213,10 @@ static void op_refill(struct run *r)
 static void op_redial(struct ssh_exec_op *op)
 {
 	conn_reset(&op->conn, false);
+	/* waiting for a free slot on the server is not a slow connect: each
+	 * attempt gets the connect timeout anew, within SSH_DROPPED_RETRY_MS */
+	op->connect_deadline = now_ms() + conn_backoff_ms(op->conn.dropped) +
+			       op->conn.t.connect_timeout_ms;
 	if (op->polling) {
 		op->polling = false;
 		uv_close((uv_handle_t *)&op->poll, op_on_close);
@@ -247,7 +251,7 @@ static void op_advance(struct ssh_exec_op *op)
 		return;
 	}
 	if (rc != -EAGAIN && conn_dropped(&op->conn, rc) &&
-	    now_ms() + conn_backoff_ms(op->conn.dropped + 1) < op->connect_deadline) {
+	    now_ms() + conn_backoff_ms(op->conn.dropped + 1) < op->drop_deadline) {
 		op_redial(op);
 		return;
 	}
@@ -285,7 +289,7 @@ static void op_sock_error(struct ssh_exec_op *op, int status)
 			 : err_set(&op->err, -so, "connection to %s (%s:%d): %s", c->t.name,
 				   c->t.host, c->t.port, strerror(so));
 	if (conn_dropped(c, rc) &&
-	    now_ms() + conn_backoff_ms(c->dropped + 1) < op->connect_deadline) {
+	    now_ms() + conn_backoff_ms(c->dropped + 1) < op->drop_deadline) {
 		op_redial(op);
 		return;
 	}
@@ -406,6 +410,7 @@ static void op_run_init(struct ssh_exec_op *op)
 	op->run.refill_data = op;
 	op->t0 = now_ms();
 	op->connect_deadline = op->t0 + op->conn.t.connect_timeout_ms;
+	op->drop_deadline = op->t0 + SSH_DROPPED_RETRY_MS;
 	if (op->o.timeout_ms > 0)
 		op->call_deadline = op->t0 + op->o.timeout_ms;
 }

@@ -770,10 +770,12 @@ static int wait_sock(struct ssh_conn *c, int64_t deadline, struct pollfd *extra,
 	}
 }
 
-/* A dropped handshake is dialled again after a pause, within the deadline. */
+/* A dropped handshake is dialled again after a pause (each attempt bounded by
+ * the connect timeout, the retries by SSH_DROPPED_RETRY_MS). */
 static int conn_open_sync(struct ssh_conn *c, struct err *e)
 {
 	int64_t deadline = now_ms() + c->t.connect_timeout_ms;
+	int64_t drop_deadline = now_ms() + SSH_DROPPED_RETRY_MS;
 	for (;;) {
 		int r = conn_step(c, e);
 		if (r == 0)
@@ -782,10 +784,11 @@ static int conn_open_sync(struct ssh_conn *c, struct err *e)
 			return r;
 		if (r != -EAGAIN) {
 			int pause = conn_backoff_ms(c->dropped + 1);
-			if (now_ms() + pause >= deadline)
+			if (now_ms() + pause >= drop_deadline)
 				return r;
 			conn_reset(c, true);
 			poll(NULL, 0, pause);
+			deadline = now_ms() + c->t.connect_timeout_ms; /* per attempt */
 			continue;
 		}
 		if ((r = wait_sock(c, deadline, NULL, 0, e)) < 0)

@@ -8,7 +8,8 @@
  * handshake + auth phase is bounded by target->connect_timeout_ms; a server
  * that drops the connection during the handshake (sshd's MaxStartups,
  * dropbear's five unauthenticated connections per source) is dialled again
- * with exponential backoff within that bound. Running a command is bounded by
+ * with exponential backoff, each attempt bounded by connect_timeout_ms, for
+ * up to SSH_DROPPED_RETRY_MS (a busy server's slots free up slowly). Running a command is bounded by
  * the async options (timeout, keepalive); the blocking ssh_exec is not.
  *
  * Exit reporting: a command that ran to completion returns 0 whatever its exit
@@ -25,6 +26,7 @@
 struct err;
 
 #define SSH_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define SSH_DROPPED_RETRY_MS 60000
 
 struct ssh_status {
 	int exit_status;  /* remote exit status; 128+signal when killed by a signal */
@@ -176,8 +178,10 @@ struct ssh_exec_opts {
 int ssh_exec_start_ex(uv_loop_t *loop, const struct ssh_target *t, const struct ssh_exec_opts *o,
 		      ssh_exec_cb cb, void *data, struct ssh_exec_op **out, struct err *e);
 /* Aborts a running op; its callback then fires with -ECANCELED (a wrapped
- * command's process group killed first). Only valid before the callback ran
- * (a no-op from inside it). */
+ * command's process group killed first; when the exec request may already
+ * run in the guest but its group is not known yet, the op first reads on for
+ * up to 5 s until the wrapper's line arrives). Only valid before the callback
+ * ran (a no-op from inside it). */
 void ssh_exec_cancel(struct ssh_exec_op *op);
 /* Ends the op with code and message (e.g. "the VM died"); kill: also kill a
  * wrapped command's process group first (pointless when the guest is gone). */
