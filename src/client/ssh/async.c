@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 
 #define TICK_MS 250
 #define KILL_WAIT_MS 5000
+#define HS_SLOTS 4         /* concurrent handshakes per server from this process */
+#define HS_WAIT_MS 25      /* re-check for a free slot */
 
 struct ssh_exec_op {
 	uv_loop_t *loop;
@@ -41,6 +44,7 @@ struct ssh_exec_op {
 	/* A kill asked for before the command's process group is known (the
 	 * exec request may be running in the guest): the op keeps reading until
 	 * the wrapper's first line arrives, for up to KILL_WAIT_MS. */
+	bool has_slot;            /* holds one of the server's handshake slots */
 	bool cancelling;
 	int cancel_status;
 	int64_t cancel_deadline;
@@ -53,6 +57,75 @@ struct ssh_exec_op {
 
 static void op_on_poll(uv_poll_t *h, int status, int events);
 static void op_on_timer(uv_timer_t *t);
+
+/* ---------- handshake slots ----------
+ * Servers limit unauthenticated connections per source (dropbear: 5, sshd
+ * MaxStartups 10:30:100 drops at random from 10). Twenty execs started at
+ * once would mostly be dropped and retried, each retry slowing the others'
+ * handshakes on a small guest; instead ops of this process take turns, at
+ * most HS_SLOTS in the handshake per server (across threads and loops). A
+ * waiting op re-checks every HS_WAIT_MS; its connect timeout starts when it
+ * gets a slot. Other processes are still handled by the redial. */
+
+static pthread_mutex_t hs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char host[64];
+	int port, used;
+} hs[32];
+
+static bool hs_acquire(const struct ssh_target *t)
+{
+	bool ok = true;
+	pthread_mutex_lock(&hs_lock);
+	int free_i = -1, i;
+	for (i = 0; i < 32; i++) {
+		if (hs[i].used && hs[i].port == t->port && !strcmp(hs[i].host, t->host))
+			break;
+		if (!hs[i].used && free_i < 0)
+			free_i = i;
+	}
+	if (i < 32 && hs[i].used >= HS_SLOTS) {
+		ok = false;
+	} else if (i < 32) {
+		hs[i].used++;
+	} else if (free_i >= 0) {
+		snprintf(hs[free_i].host, sizeof(hs[free_i].host), "%s", t->host);
+		hs[free_i].port = t->port;
+		hs[free_i].used = 1;
+	} /* a full table: no limit rather than no connection */
+	pthread_mutex_unlock(&hs_lock);
+	return ok;
+}
+
+static void hs_release(struct ssh_exec_op *op)
+{
+	const struct ssh_target *t = &op->conn.t;
+	if (!op->has_slot)
+		return;
+	op->has_slot = false;
+	pthread_mutex_lock(&hs_lock);
+	for (int i = 0; i < 32; i++)
+		if (hs[i].used && hs[i].port == t->port && !strcmp(hs[i].host, t->host)) {
+			hs[i].used--;
+			break;
+		}
+	pthread_mutex_unlock(&hs_lock);
+}
+
+/* Before dialling: false (and a re-check scheduled) while the server's slots
+ * are taken. */
+static bool op_slot(struct ssh_exec_op *op)
+{
+	if (op->has_slot || op->conn.phase != C_DIAL)
+		return true;
+	if (!hs_acquire(&op->conn.t)) {
+		uv_timer_start(&op->timer, op_on_timer, HS_WAIT_MS, 0);
+		return false;
+	}
+	op->has_slot = true;
+	op->connect_deadline = now_ms() + op->conn.t.connect_timeout_ms;
+	return true;
+}
 static void op_on_tick(uv_timer_t *t);
 static void op_advance(struct ssh_exec_op *op);
 
@@ -161,6 +234,7 @@ static void op_finish(struct ssh_exec_op *op, int status, bool kill)
 	if (status == 0)
 		err_clear(&op->err);
 	bool running = op->run.phase >= R_IO && op->run.phase < R_DONE;
+	hs_release(op);
 	run_release(&op->run);
 	conn_release(&op->conn, false); /* the fd is closed after the poll handle */
 	if (kill && running && op->o.wrap && op->run.rpid > 1)
@@ -212,6 +286,7 @@ static void op_refill(struct run *r)
  * fd and arms the backoff timer), or, with none yet, do that now. */
 static void op_redial(struct ssh_exec_op *op)
 {
+	hs_release(op);
 	conn_reset(&op->conn, false);
 	/* waiting for a free slot on the server is not a slow connect: each
 	 * attempt gets the connect timeout anew, within SSH_DROPPED_RETRY_MS */
@@ -245,7 +320,11 @@ static int op_watch(struct ssh_exec_op *op)
 
 static void op_advance(struct ssh_exec_op *op)
 {
+	if (!op_slot(op))
+		return;
 	int rc = run_step(&op->run, &op->err);
+	if (op->conn.phase == C_READY || rc != -EAGAIN)
+		hs_release(op);
 	if (op->cancelling && (rc != -EAGAIN || op->run.rpid > 1)) {
 		op_finish(op, rc, true); /* the group is known (or the command ended) */
 		return;
@@ -354,7 +433,14 @@ static void op_on_tick(uv_timer_t *t)
 			       c->t.name, op->o.timeout_ms);
 		return;
 	}
-	if (c->phase != C_READY && now >= op->connect_deadline) {
+	if (c->phase == C_DIAL && !op->has_slot && now >= op->drop_deadline) {
+		op_finish(op, err_set(&op->err, -ETIMEDOUT,
+				      "connecting to %s (%s:%d): no SSH handshake slot free for %d s",
+				      c->t.name, c->t.host, c->t.port, SSH_DROPPED_RETRY_MS / 1000),
+			  false);
+		return;
+	}
+	if (c->phase != C_READY && op->has_slot && now >= op->connect_deadline) {
 		op_finish(op, err_set(&op->err, -ETIMEDOUT,
 				      "connecting to %s (%s:%d) timed out after %d ms%s", c->t.name,
 				      c->t.host, c->t.port, c->t.connect_timeout_ms,
