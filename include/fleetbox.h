@@ -295,6 +295,53 @@ int fb_copy_to(const char *root, const char *name, const char *host_src, const c
 int fb_copy_from(const char *root, const char *name, const char *guest_src,
 		 const char *host_dst, fb_error *err);
 
+/* --- helpers for test harnesses --- */
+
+/* Writes a name no other process (and no other call in this one) makes:
+ * prefix, '-', this process's pid, '-', a per-process counter and random
+ * letters, e.g. "db-4242-0kqzmf". It is a valid hostname and ends in a
+ * letter, so it is never read as member N of a cluster: use it as a member
+ * name, or as a cluster name by appending "-1", "-2", ... (it is at most 59
+ * characters, leaving room for "-253"; a long prefix is cut, never the
+ * unique part). prefix is [a-z0-9][a-z0-9-]*; NULL or "" means "fb".
+ * Thread-safe. Returns 0, -EINVAL (bad prefix, NULL buf, len 0) or -ENOSPC
+ * (len too small even for a one-letter prefix). */
+int fb_unique_name(const char *prefix, char *buf, size_t len);
+
+/* The member's serial console log: <root>/clusters/<cluster>/<name>/serial.log,
+ * everything the guest printed on its console since its last boot (the
+ * holder truncates it at each boot; it stays after the member stops, until
+ * fb_rm). -ENOENT for an unknown member, -ENAMETOOLONG when len is short. */
+int fb_console_path(const char *root, const char *name, char *buf, size_t len, fb_error *err);
+/* The last max_bytes of that log at most (from a line start when cut),
+ * NUL-terminated, caller frees; "" when the member has not booted yet.
+ * What a failing test prints. */
+int fb_console_tail(const char *root, const char *name, size_t max_bytes, char **out,
+		    fb_error *err);
+
+/* Waits. Each polls until its condition holds and returns 0; fails at once
+ * when the member is not running (stopped, error, its holder gone: the
+ * message has its state and error), and with -ETIMEDOUT after timeout_ms
+ * (0: one look) with what it saw last. */
+
+/* Until a TCP connection from this host to the member's IP:port is accepted
+ * (the host is on the cluster's private network). Retried every 100 ms; the
+ * timeout message has the last connect error (e.g. connection refused). */
+int fb_wait_port(const char *root, const char *name, int port, int timeout_ms, fb_error *err);
+/* Until text (a substring, e.g. a line's words) appears in the member's
+ * console log since its last boot; looked at every 50 ms. The timeout
+ * message has the log's path and its last line. */
+int fb_wait_console(const char *root, const char *name, const char *text, int timeout_ms,
+		    fb_error *err);
+/* Until the shell command line `command` (run as fb_exec_ex runs it, as the
+ * guest user) exits 0; tried again 250 ms after each failure. Each try gets
+ * the time left as its timeout_ms, so a try that hangs ends at the deadline
+ * (with timeout_ms 0, the one try has fb_exec_ex's own bounds).
+ * The timeout message has the tries and the last exit status (or error) and
+ * stderr line. */
+int fb_wait_exec(const char *root, const char *name, const char *command, int timeout_ms,
+		 fb_error *err);
+
 #ifdef __cplusplus
 }
 #endif

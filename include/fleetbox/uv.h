@@ -28,6 +28,30 @@ typedef void (*fb_status_cb)(void *data, int status, const fb_member_info *info,
 int fb_status_async(uv_loop_t *loop, const char *root, const char *name, fb_status_cb cb,
 		    void *data);
 
+/* --- up --- */
+
+/* status 0: c is the cluster (the callback owns it: fb_cluster_close it
+ * when done, on any thread); < 0: c is NULL and err says why, as fb_up. */
+typedef void (*fb_up_cb)(void *data, int status, fb_cluster *c, const fb_error *err);
+/* fb_up without blocking the loop: the blocking fb_up runs on one of
+ * libuv's threadpool threads (uv_queue_work) and cb runs on the loop's
+ * thread when it is done. Returns < 0 (cb never called) only for NULL
+ * arguments (-EINVAL), memory, or uv_queue_work's error; everything else
+ * reaches cb, exactly once.
+ *  - opt is copied (names, root, image, fixture paths): the caller may free
+ *    it at once. The pointers in it are not: cancel, progress,
+ *    member_progress and progress_data must stay valid until cb.
+ *  - progress and member_progress run on the worker thread, not the loop's.
+ *  - To interrupt, set *opt->cancel as for fb_up (from the loop, another
+ *    thread or a signal handler); cb then gets -ECANCELED after the
+ *    rollback.
+ *  - While it runs it occupies one threadpool thread (UV_THREADPOOL_SIZE,
+ *    default 4, shared with the loop's uv_fs and getaddrinfo work).
+ *  - A bound cluster is bound to this process (all threads), as with fb_up.
+ * fb_up is safe on a thread: it keeps no state between calls, runs only
+ * private loops and connections, and blocks SIGPIPE in its own thread. */
+int fb_up_async(uv_loop_t *loop, const fb_up_options *opt, fb_up_cb cb, void *data);
+
 /* --- raw protocol access --- */
 
 typedef void (*fb_request_cb)(void *data, int status, const char *reply, const fb_error *err);

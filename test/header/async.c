@@ -12,11 +12,13 @@ int main(void)
 		       fb_request_cb, void *) = fb_request_async;
 	void (*cancel)(fb_exec_op *) = fb_exec_cancel;
 	int (*blocking)(const fb_up_options *, fb_cluster **, fb_error *) = fb_up;
+	int (*up)(uv_loop_t *, const fb_up_options *, fb_up_cb, void *) = fb_up_async;
 
 	(void)status;
 	(void)request;
 	(void)cancel;
 	(void)blocking;
+	(void)up;
 	(void)fb_exec_async;
 	return 0;
 }

@@ -28,6 +28,9 @@ int main(void)
 	pthread_mutex_t fake_mutex = 0;
 	int (*up)(const fb_up_options *, fb_cluster **, fb_error *) = fb_up;
 	int (*st)(const char *, const char *, fb_member_info *, fb_error *) = fb_status;
+	int (*uniq)(const char *, char *, size_t) = fb_unique_name;
+	int (*port)(const char *, const char *, int, int, fb_error *) = fb_wait_port;
+	int (*cons)(const char *, const char *, char *, size_t, fb_error *) = fb_console_path;
 
 	(void)info;
 	(void)res;
@@ -35,5 +38,8 @@ int main(void)
 	(void)calls;
 	(void)up;
 	(void)st;
+	(void)uniq;
+	(void)port;
+	(void)cons;
 	return err.code + fake_loop + fake_mutex;
 }

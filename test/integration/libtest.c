@@ -4,8 +4,13 @@
  * Usage: libtest <case>. */
 #include "harness.h"
 #include "fleetbox/uv.h"
+#include "rpc/wire.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,9 +362,411 @@ static void t_args(void)
 	h_teardown();
 }
 
+/* --- unique names --- */
+
+static bool unique_ok(const char *n)
+{
+	char cl[FB_NAME_MAX + 1];
+	wire_cluster_name(n, cl);
+	size_t l = strlen(n);
+	/* a hostname, its own cluster, room for "-253" */
+	return wire_name_valid(n) && n[l - 1] != '-' && !strcmp(cl, n) && l <= FB_NAME_MAX - 4;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+#define UNIQ_PROCS 8
+#define UNIQ_EACH 1000
+
+/* UNIQ_PROCS processes make UNIQ_EACH names each into one pipe. */
+static char **names_from_processes(void)
+{
+	int pfd[2];
+	CHECK(pipe(pfd) == 0);
+	for (int p = 0; p < UNIQ_PROCS; p++) {
+		pid_t c = fork();
+		CHECK(c >= 0);
+		if (c)
+			continue;
+		close(pfd[0]);
+		for (int i = 0; i < UNIQ_EACH; i++) {
+			char b[64];
+			if (fb_unique_name("t", b, sizeof(b)) < 0 || write(pfd[1], b, sizeof(b)) != sizeof(b))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	char **v = calloc(UNIQ_PROCS * UNIQ_EACH, sizeof(char *));
+	CHECK(v != NULL);
+	for (int i = 0; i < UNIQ_PROCS * UNIQ_EACH; i++) {
+		v[i] = malloc(64);
+		CHECK(v[i] && read(pfd[0], v[i], 64) == 64);
+	}
+	close(pfd[0]);
+	for (int p = 0; p < UNIQ_PROCS; p++) {
+		int st;
+		CHECK(wait(&st) > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	return v;
+}
+
+static void t_unique(void)
+{
+	h_setup("libuniq");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	char b[64];
+	CHECK_INT(fb_unique_name(NULL, b, sizeof(b)), 0);
+	CHECK(!strncmp(b, "fb-", 3) && unique_ok(b));
+	CHECK_INT(fb_unique_name("db", b, sizeof(b)), 0);
+	char want[32];
+	snprintf(want, sizeof(want), "db-%d-", (int)getpid());
+	CHECK(!strncmp(b, want, strlen(want)) && unique_ok(b));
+	/* a long prefix is cut (no trailing '-'), the unique part kept */
+	CHECK_INT(fb_unique_name("a-very-long-prefix-for-a-test-of-some-subsystem-with-words", b,
+				 sizeof(b)), 0);
+	CHECK(unique_ok(b) && strstr(b, want + 2) != NULL);
+	CHECK_INT(fb_unique_name("Bad_Prefix", b, sizeof(b)), -EINVAL);
+	CHECK_INT(fb_unique_name("-x", b, sizeof(b)), -EINVAL);
+	CHECK_INT(fb_unique_name("db", NULL, 10), -EINVAL);
+	CHECK_INT(fb_unique_name("db", b, 0), -EINVAL);
+	CHECK_INT(fb_unique_name("db", b, 6), -ENOSPC);
+	/* no two alike across processes */
+	char **v = names_from_processes();
+	qsort(v, UNIQ_PROCS * UNIQ_EACH, sizeof(char *), cmp_str);
+	for (int i = 0; i < UNIQ_PROCS * UNIQ_EACH; i++) {
+		CHECK(unique_ok(v[i]));
+		CHECK(i == 0 || strcmp(v[i - 1], v[i]) != 0);
+	}
+	for (int i = 0; i < UNIQ_PROCS * UNIQ_EACH; i++)
+		free(v[i]);
+	free(v);
+	/* usable as a cluster name: NAME-1, NAME-2 come up together */
+	char cl[64], n1[80], n2[80];
+	CHECK_INT(fb_unique_name("it", cl, sizeof(cl)), 0);
+	snprintf(n1, sizeof(n1), "%s-1", cl);
+	snprintf(n2, sizeof(n2), "%s-2", cl);
+	const char *names[] = { n1, n2 };
+	fb_up_options o = { .names = names, .n_names = 2, .bound = 1, .image = h_image() };
+	fb_cluster *c;
+	fb_error e;
+	CHECK_INT(fb_up(&o, &c, &e), 0);
+	CHECK_INT(fb_cluster_size(c), 2);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	printf("lib-unique: %d names from %d processes, all distinct and valid\n",
+	       UNIQ_PROCS * UNIQ_EACH, UNIQ_PROCS);
+	h_teardown();
+}
+
+/* --- the console and waits --- */
+
+static fb_cluster *up_one(const char *name)
+{
+	const char *names[] = { name };
+	fb_up_options o = { .names = names, .n_names = 1, .bound = 1, .image = h_image() };
+	fb_cluster *c;
+	fb_error e;
+	if (fb_up(&o, &c, &e) < 0) {
+		fprintf(stderr, "fb_up %s: %s\n", name, e.message);
+		CHECK(0);
+	}
+	return c;
+}
+
+/* Appends line to path after ms, from a child process. */
+static pid_t append_later(const char *path, const char *line, int ms)
+{
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c)
+		return c;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	FILE *f = fopen(path, "a");
+	if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f) != 0)
+		_exit(1);
+	_exit(0);
+}
+
+static void reap_ok(pid_t c)
+{
+	int st;
+	CHECK_INT(waitpid(c, &st, 0), c);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void t_console(void)
+{
+	h_setup("libcons");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	fb_cluster *c = up_one("co-1");
+	char path[512], want[512];
+	fb_error e;
+	CHECK_INT(fb_console_path(NULL, "co-1", path, sizeof(path), &e), 0);
+	snprintf(want, sizeof(want), "%s/clusters/co/co-1/serial.log", h_root);
+	CHECK_STR(path, want);
+	char small[8];
+	CHECK_INT(fb_console_path(NULL, "co-1", small, sizeof(small), &e), -ENAMETOOLONG);
+	CHECK_INT(fb_console_path(NULL, "nosuch", path, sizeof(path), &e), -ENOENT);
+	/* the fake VM's banner, through the tail and the wait */
+	CHECK_INT(fb_wait_console(NULL, "co-1", "fake vm co-1: booting", 5000, &e), 0);
+	char *t;
+	CHECK_INT(fb_console_tail(NULL, "co-1", 1 << 20, &t, &e), 0);
+	CHECK(strstr(t, "fleetbox fake vm co-1: booting\n") != NULL);
+	free(t);
+	/* a line that comes later: the wait sees it when it comes */
+	pid_t w = append_later(path, "app: listening on :8080", 300);
+	long t0 = h_now_ms();
+	CHECK_INT(fb_wait_console(NULL, "co-1", "listening on :8080", 5000, &e), 0);
+	long waited = h_now_ms() - t0;
+	CHECK(waited >= 250 && waited < 3000);
+	reap_ok(w);
+	/* a cut tail starts at a line */
+	CHECK_INT(fb_console_tail(NULL, "co-1", 30, &t, &e), 0);
+	CHECK_STR(t, "app: listening on :8080\n");
+	free(t);
+	/* what never comes: -ETIMEDOUT in time, with the path and last line */
+	t0 = h_now_ms();
+	CHECK_INT(fb_wait_console(NULL, "co-1", "never printed", 300, &e), -ETIMEDOUT);
+	CHECK(h_now_ms() - t0 < 2000);
+	CHECK(strstr(e.message, "\"never printed\" did not appear on co-1's console within 300 ms"));
+	CHECK(strstr(e.message, path) && strstr(e.message, "last line: \"app: listening on :8080\""));
+	CHECK_INT(fb_wait_console(NULL, "co-1", "", 300, &e), -EINVAL);
+	/* a stopped member fails at once, not at the deadline; the log stays */
+	const char *pat[] = { "co-1" };
+	CHECK_INT(fb_down(NULL, pat, 1, &e), 0);
+	t0 = h_now_ms();
+	CHECK(fb_wait_console(NULL, "co-1", "never printed", 10000, &e) < 0);
+	CHECK(h_now_ms() - t0 < 2000 && strstr(e.message, "not running"));
+	CHECK_INT(fb_console_tail(NULL, "co-1", 4096, &t, &e), 0);
+	CHECK(strstr(t, "listening on :8080") != NULL);
+	free(t);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	h_teardown();
+}
+
+static void ip_on_lo(const char *ip)
+{
+	char addr[32];
+	snprintf(addr, sizeof(addr), "%s/32", ip);
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c == 0) {
+		execlp("ip", "ip", "addr", "add", addr, "dev", "lo", (char *)NULL);
+		_exit(127);
+	}
+	reap_ok(c);
+}
+
+/* A listener on ip:port, opened after ms by a child that accepts one
+ * connection (bounded: 10 s). */
+static pid_t listen_later(const char *ip, int port, int ms)
+{
+	pid_t c = fork();
+	CHECK(c >= 0);
+	if (c)
+		return c;
+	alarm(10);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	if (fd < 0 || inet_pton(AF_INET, ip, &sa.sin_addr) != 1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+		_exit(1);
+	int a = accept(fd, NULL, NULL);
+	_exit(a >= 0 ? 0 : 2);
+}
+
+static void t_wait_port(void)
+{
+	h_setup("libport");
+	h_enter_netns();
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	fb_cluster *c = up_one("wp-1");
+	const char *ip = fb_cluster_ip(c, 0);
+	CHECK(ip && *ip);
+	ip_on_lo(ip); /* the fake VM has no network: we play the guest's service */
+	fb_error e;
+	long t0 = h_now_ms();
+	CHECK_INT(fb_wait_port(NULL, "wp-1", 8080, 300, &e), -ETIMEDOUT);
+	CHECK(h_now_ms() - t0 < 2000);
+	char want[160];
+	snprintf(want, sizeof(want), "port 8080 on wp-1 (%s) did not accept a connection within 300 ms", ip);
+	CHECK(strstr(e.message, want) && strstr(e.message, "Connection refused"));
+	pid_t l = listen_later(ip, 8080, 400);
+	t0 = h_now_ms();
+	CHECK_INT(fb_wait_port(NULL, "wp-1", 8080, 5000, &e), 0);
+	long waited = h_now_ms() - t0;
+	CHECK(waited >= 350 && waited < 4000);
+	reap_ok(l);
+	CHECK_INT(fb_wait_port(NULL, "wp-1", 0, 100, &e), -EINVAL);
+	CHECK_INT(fb_wait_port(NULL, "wp-1", 70000, 100, &e), -EINVAL);
+	const char *pat[] = { "wp-1" };
+	CHECK_INT(fb_down(NULL, pat, 1, &e), 0);
+	t0 = h_now_ms();
+	CHECK(fb_wait_port(NULL, "wp-1", 8080, 10000, &e) < 0);
+	CHECK(h_now_ms() - t0 < 2000 && strstr(e.message, "not running"));
+	printf("lib-wait-port: refused -> -ETIMEDOUT at 300 ms; listener after 400 ms seen after %ld ms\n",
+	       waited);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	h_teardown();
+}
+
+/* The fake VM answers no SSH: every try fails; the wait ends at its
+ * deadline (each try bounded by it) saying what the last try said. */
+static void t_wait_exec(void)
+{
+	h_setup("libexec");
+	h_enter_netns();
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	fb_cluster *c = up_one("we-1");
+	fb_error e;
+	long t0 = h_now_ms();
+	CHECK_INT(fb_wait_exec(NULL, "we-1", "true", 1500, &e), -ETIMEDOUT);
+	long took = h_now_ms() - t0;
+	CHECK(took >= 1400 && took < 4000);
+	CHECK(strstr(e.message, "`true` did not succeed on we-1 within 1500 ms (") &&
+	      strstr(e.message, "tries; last: "));
+	char said[512];
+	snprintf(said, sizeof(said), "%s", e.message);
+	CHECK_INT(fb_wait_exec(NULL, "we-1", NULL, 100, &e), -EINVAL);
+	CHECK_INT(fb_wait_exec(NULL, "we-1", "true", -5, &e), -EINVAL);
+	const char *pat[] = { "we-1" };
+	CHECK_INT(fb_down(NULL, pat, 1, &e), 0);
+	t0 = h_now_ms();
+	CHECK(fb_wait_exec(NULL, "we-1", "true", 10000, &e) < 0);
+	CHECK(h_now_ms() - t0 < 2000 && strstr(e.message, "not running"));
+	printf("lib-wait-exec: no SSH -> -ETIMEDOUT after %ld ms of a 1500 ms timeout: %s\n", took,
+	       said);
+	CHECK_INT(fb_cluster_close(c, &e), 0);
+	h_teardown();
+}
+
+/* --- fb_up_async --- */
+
+struct up_seen {
+	int calls, status, ticks_before;
+	fb_cluster *c;
+	char msg[512];
+	int *ticks;
+};
+
+static void on_up(void *data, int status, fb_cluster *c, const fb_error *err)
+{
+	struct up_seen *s = data;
+	s->calls++;
+	s->status = status;
+	s->c = c;
+	s->ticks_before = *s->ticks;
+	snprintf(s->msg, sizeof(s->msg), "%s", err ? err->message : "");
+}
+
+static int ticks;
+static volatile sig_atomic_t up_cancel;
+static uv_timer_t tick_timer;
+
+static void on_tick(uv_timer_t *t)
+{
+	ticks++;
+	if (ticks == 4 && t->data)
+		up_cancel = 1; /* cancel from the loop, 200 ms in */
+}
+
+/* Runs one fb_up_async to its callback with a 50 ms timer ticking. */
+static void run_up_async(uv_loop_t *l, const fb_up_options *o, struct up_seen *s, bool cancel)
+{
+	memset(s, 0, sizeof(*s));
+	s->ticks = &ticks;
+	ticks = 0;
+	CHECK_INT(uv_timer_init(l, &tick_timer), 0);
+	tick_timer.data = cancel ? &tick_timer : NULL;
+	CHECK_INT(uv_timer_start(&tick_timer, on_tick, 50, 50), 0);
+	CHECK_INT(fb_up_async(l, o, on_up, s), 0);
+	while (s->calls == 0)
+		uv_run(l, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&tick_timer, NULL);
+	CHECK_INT(uv_run(l, UV_RUN_DEFAULT), 0);
+	CHECK_INT(s->calls, 1);
+}
+
+static void t_up_async(void)
+{
+	h_setup("libupasync");
+	setenv("FLEETBOX_HELPER", h_bin, 1);
+	setenv("FLEETBOX_FAKE_BOOT_MS", "600", 1);
+	uv_loop_t l;
+	CHECK_INT(uv_loop_init(&l), 0);
+	/* options copied: names freed at once */
+	char *n1 = strdup("ua-1"), *n2 = strdup("ua-2");
+	const char **names = calloc(2, sizeof(char *));
+	CHECK(n1 && n2 && names);
+	names[0] = n1;
+	names[1] = n2;
+	fb_up_options o = { .names = names, .n_names = 2, .bound = 1, .image = h_image() };
+	struct up_seen s;
+	memset(&s, 0, sizeof(s));
+	s.ticks = &ticks;
+	ticks = 0;
+	CHECK_INT(uv_timer_init(&l, &tick_timer), 0);
+	tick_timer.data = NULL;
+	CHECK_INT(uv_timer_start(&tick_timer, on_tick, 50, 50), 0);
+	CHECK_INT(fb_up_async(&l, &o, on_up, &s), 0);
+	free(n1);
+	free(n2);
+	free(names);
+	while (s.calls == 0)
+		uv_run(&l, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&tick_timer, NULL);
+	CHECK_INT(uv_run(&l, UV_RUN_DEFAULT), 0);
+	CHECK_INT(s.status, 0);
+	CHECK(s.ticks_before >= 8); /* the loop ran on while the VMs booted (600 ms) */
+	CHECK_INT(fb_cluster_size(s.c), 2);
+	CHECK_STR(fb_cluster_name(s.c, 1), "ua-2");
+	fb_error e;
+	CHECK_INT(fb_cluster_close(s.c, &e), 0);
+	int before = s.ticks_before;
+	/* cancel from the loop while it boots: -ECANCELED, rolled back */
+	setenv("FLEETBOX_FAKE_BOOT_MS", "5000", 1);
+	const char *cn[] = { "uc-1" };
+	fb_up_options oc = { .names = cn, .n_names = 1, .bound = 1, .image = h_image(),
+			     .cancel = &up_cancel };
+	run_up_async(&l, &oc, &s, true);
+	CHECK_INT(s.status, -ECANCELED);
+	CHECK(s.c == NULL && s.msg[0]);
+	char cancelled[512];
+	snprintf(cancelled, sizeof(cancelled), "%s", s.msg);
+	char dir[400];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/clusters/uc/uc-1", h_root);
+	CHECK(stat(dir, &st) < 0 && errno == ENOENT);
+	/* failures reach the callback; NULLs are refused up front */
+	unsetenv("FLEETBOX_FAKE_BOOT_MS");
+	fb_up_options bad = { .names = cn, .n_names = 1, .bound = 1, .cpus = -1 };
+	run_up_async(&l, &bad, &s, false);
+	CHECK_INT(s.status, -EINVAL);
+	CHECK(strstr(s.msg, "cpus is -1") != NULL);
+	CHECK_INT(fb_up_async(NULL, &o, on_up, &s), -EINVAL);
+	CHECK_INT(fb_up_async(&l, NULL, on_up, &s), -EINVAL);
+	CHECK_INT(fb_up_async(&l, &o, NULL, &s), -EINVAL);
+	CHECK_INT(uv_loop_close(&l), 0);
+	printf("lib-up-async: 2 members up with %d loop ticks (50 ms) meanwhile; cancel: %s\n",
+	       before, cancelled);
+	h_teardown();
+}
+
 static const struct h_case cases[] = {
 	{ "lib-pgkill", t_pgkill },
 	{ "lib-args", t_args },
+	{ "lib-unique", t_unique },
+	{ "lib-console", t_console },
+	{ "lib-wait-port", t_wait_port },
+	{ "lib-wait-exec", t_wait_exec },
+	{ "lib-up-async", t_up_async },
 };
 
 int main(int argc, char **argv)
