@@ -26,7 +26,7 @@
 #include "util/cmd.h"
 #include "util/err.h"
 #include "util/fileio.h"
-#include "vmm/accel.h"
+#include "util/accel.h"
 #include "vmm/qemu_argv.h"
 
 #include <arpa/inet.h>

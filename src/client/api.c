@@ -1,7 +1,7 @@
 /* api.c - the public query side of libfleetbox: list, status, raw requests. */
 #include "fleetbox/uv.h"
 #include "client/ctl.h"
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/store.h"
 #include "rpc/msg.h"
 #include "util/err.h"

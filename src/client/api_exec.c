@@ -14,7 +14,7 @@
  * the user callback runs. */
 #include "fleetbox/uv.h"
 #include "client/ctl.h"
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
 #include "rpc/msg.h"

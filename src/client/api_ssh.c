@@ -3,7 +3,7 @@
 #include "fleetbox/uv.h"
 #include "client/ssh/copy.h"
 #include "client/ctl.h"
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
 #include "rpc/msg.h"

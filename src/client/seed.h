@@ -40,7 +40,7 @@ struct seed_params {
 /* The cluster block of /etc/hosts, between the markers, one "<ip> <name>"
  * line per host; NULL (-EINVAL) if a name or address is empty or holds
  * whitespace, '#' or a control byte, or out of memory. Shared by the seed and
- * the update of running members (orch_hosts.c). */
+ * the update of running members (orch/hosts.c). */
 #define SEED_HOSTS_BEGIN "# fleetbox cluster begin"
 #define SEED_HOSTS_END "# fleetbox cluster end"
 char *seed_hosts_block(const struct seed_host *h, size_t n);

@@ -3,7 +3,7 @@
  * each bounded by a timeout and failing early when the member is not running. */
 #include "fleetbox.h"
 #include "client/ctl.h"
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/store.h"
 #include "rpc/msg.h"
 #include "rpc/wire.h"

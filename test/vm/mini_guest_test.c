@@ -8,7 +8,7 @@
  * does to siblings when a member joins): block replaced, the rest kept. */
 #include "vmtest.h"
 
-#include "client/orch_plan.h"
+#include "client/orch/plan.h"
 #include "client/seed.h"
 #include "util/err.h"
 

@@ -5,7 +5,7 @@
  * logs.c; their descriptions in commands.c. */
 #include "client/cli/cli.h"
 #include "client/ctl.h"
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/image/image.h"
 #include "client/store.h"
 #include "fleetbox.h"
@@ -126,7 +126,7 @@ int cmd_prune(const char *root, int argc, char **argv)
 		json_decref(rep);
 		return 1;
 	}
-	/* and the files of members that are gone (orch_tidy.c) */
+	/* and the files of members that are gone (orch/tidy.c) */
 	struct err e = { 0 };
 	int stale = prune_member_files(root) + prune_dead_sockets(root) + orch_prune_store(root, &e);
 	stale += (int)rep_int(rep, "temporaries_removed");

@@ -1,4 +1,4 @@
-/* orch_cloudinit.c - `up` waits for the guest's cloud-init before a member
+/* orch/cloudinit.c - `up` waits for the guest's cloud-init before a member
  * is ready, on images that run it.
  *
  * SSH answers early in a cloud-init boot: cloud-config and cloud-final still
@@ -11,7 +11,7 @@
  * too busy to accept) and no wait. The wait is one
  * SSH session polling in the guest (a new session every 100 ms would take
  * CPU from the very boot it waits for under TCG). */
-#include "client/orch_plan.h"
+#include "client/orch/plan.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
 #include "util/err.h"

@@ -1,4 +1,4 @@
-/* orch_stop.c - stopping members concurrently on one private loop.
+/* orch/stop.c - stopping members concurrently on one private loop.
  *
  * Every `stop` request goes out at once; a 20 ms timer then watches the
  * store until each member is released by its holder (pidfile + lock, as
@@ -9,7 +9,7 @@
  * (grace + SIGTERM phase, util/timeouts.h) by a margin, so a guest that takes
  * its time to power off is waited for, never reported as a failure. With
  * FLEETBOX_STOP_TIMEOUT set, each stop carries it ("stop_timeout_ms"). */
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/ctl.h"
 #include "client/store.h"
 #include "rpc/msg.h"

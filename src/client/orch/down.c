@@ -1,8 +1,8 @@
-/* orch_down.c - `down` and `rm`: name patterns expanded against the store
+/* orch/down.c - `down` and `rm`: name patterns expanded against the store
  * (under the cluster locks), members stopped, and (rm) deleted with their
  * disks; rm also reclaims incomplete creations its patterns name (store.h).
  * rm reports success only for what it really deleted. */
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/ctl.h"
 #include "client/store.h"
 #include "util/err.h"

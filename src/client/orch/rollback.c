@@ -1,11 +1,11 @@
-/* orch_rollback.c - undoing a failed or interrupted `up`: exactly what the
+/* orch/rollback.c - undoing a failed or interrupted `up`: exactly what the
  * plan's record says this call did, nothing else. Members it booted or had
  * registered are stopped again (all at once, bounded; a second interrupt
  * ends the wait and kills the holder this call spawned); members it created
  * are deleted unless a disk it did not create was found there; running
  * members are never touched. The error then says what was undone. */
-#include "client/orch_plan.h"
-#include "client/orch.h"
+#include "client/orch/plan.h"
+#include "client/orch/orch.h"
 #include "client/store.h"
 #include "util/err.h"
 #include "util/fileio.h"

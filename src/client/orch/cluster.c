@@ -1,8 +1,8 @@
-/* orch_cluster.c - fb_cluster: what fb_up returns, growing it with
+/* orch/cluster.c - fb_cluster: what fb_up returns, growing it with
  * fb_cluster_add, and closing it (a bound holder this process spawned is
  * released: it stops every VM and exits; ephemeral members are deleted). */
-#include "client/orch.h"
-#include "client/orch_plan.h"
+#include "client/orch/orch.h"
+#include "client/orch/plan.h"
 #include "client/store.h"
 #include "util/err.h"
 #include "util/fileio.h"

@@ -1,4 +1,4 @@
-/* orch_hosts.c - every member of a cluster resolves every other by name.
+/* orch/hosts.c - every member of a cluster resolves every other by name.
  *
  * The seed carries /etc/hosts (seed.c: localhost lines, then the cluster
  * between "# fleetbox cluster begin/end" markers), which covers the members
@@ -9,7 +9,7 @@
  * replaced over SSH as root (sudo -n), the rest of their /etc/hosts kept.
  * A member that cannot be updated is reported, not fatal: the members this
  * call booted are up and correct. */
-#include "client/orch_plan.h"
+#include "client/orch/plan.h"
 #include "client/seed.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"

@@ -1,9 +1,9 @@
-/* orch_wait.c - the long waits of `up` on a private loop, each cancellable
+/* orch/wait.c - the long waits of `up` on a private loop, each cancellable
  * through the caller's flag: a 50 ms timer polls it and ends whatever is in
  * flight (ctl requests, SSH attempts), so an interrupt never waits for a boot
  * or an SSH timeout to run out. */
-#include "client/orch_plan.h"
-#include "client/orch.h"
+#include "client/orch/plan.h"
+#include "client/orch/orch.h"
 #include "client/ssh/ssh.h"
 #include "client/ssh/target.h"
 #include "client/store.h"

@@ -1,8 +1,8 @@
-/* orch_tidy.c - leaving no files behind for members that no longer exist:
+/* orch/tidy.c - leaving no files behind for members that no longer exist:
  * holder logs (runner-<first member>.log), cluster lock files, and what a
  * killed creation left (store.h "Crash-safe creation"). Used by rm and by
  * prune. */
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "client/image/image.h"
 #include "client/store.h"
 #include "util/err.h"

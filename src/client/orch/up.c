@@ -1,20 +1,20 @@
-/* orch.c - `up`: the client prepares everything (store, keys, image, disk,
+/* orch/up.c - `up`: the client prepares everything (store, keys, image, disk,
  * seed, fixtures) and the holder boots what it is told.
  *
- * fb_up is a sequence of named phases over one plan (orch_plan.h): validate,
+ * fb_up is a sequence of named phases over one plan (orch/plan.h): validate,
  * lock, classify (names expanded as down/rm expand them, isolation checked),
  * find or spawn the holder, network, image, prepare members (crash-safe
- * creation), reserve + seed, boot (orch_boot.c; each member's SSH is
- * confirmed as soon as its own boot is done), commit (orch_cluster.c). Each phase records what it created; an interrupt is
+ * creation), reserve + seed, boot (orch/boot.c; each member's SSH is
+ * confirmed as soon as its own boot is done), commit (orch/cluster.c). Each phase records what it created; an interrupt is
  * checked between phases and inside the long waits; one rollback
- * (orch_rollback.c) undoes exactly the record:
+ * (orch/rollback.c) undoes exactly the record:
  *   - a member created by this call is stopped and its directory deleted,
  *     unless a disk it did not create was found there (never deleted);
  *   - a member that existed but was stopped is only stopped again: its disk
  *     and config are never touched;
  *   - a member that was already running is never touched. */
-#include "client/orch.h"
-#include "client/orch_plan.h"
+#include "client/orch/orch.h"
+#include "client/orch/plan.h"
 #include "client/ctl.h"
 #include "client/fixture.h"
 #include "client/image/image.h"
@@ -342,7 +342,7 @@ static int classify_served(struct up_plan *u, struct up_member *m, pid_t pid)
 	 * boot whose client died goes on in the holder, or a member the holder
 	 * was launched for was never booted. We ask for the boot; the holder
 	 * says "already running" in the first case, and the boot phase then
-	 * waits for that boot instead (orch_boot.c). */
+	 * waits for that boot instead (orch/boot.c). */
 	m->maybe_booting = state == FB_STATE_STARTING || state == FB_STATE_DOWNLOADING;
 	m->kind = store_member_exists(u->root, m->name) ? MEMBER_STOPPED : MEMBER_NEW;
 	return 0;
@@ -762,7 +762,7 @@ static int build_fixtures(struct up_plan *u, struct up_member *m)
 }
 
 /* Every address is reserved before the first seed is written: each seed's
- * /etc/hosts lists the whole cluster (orch_hosts.c). */
+ * /etc/hosts lists the whole cluster (orch/hosts.c). */
 static int up_reserve_seed(struct up_plan *u)
 {
 	for (size_t i = 0; i < u->n; i++) {

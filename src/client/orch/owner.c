@@ -1,9 +1,9 @@
-/* orch_owner.c - who owns a live holder: nobody (detached, started by
+/* orch/owner.c - who owns a live holder: nobody (detached, started by
  * `fleetbox up`: shared by design) or the process it is bound to
  * (FLEETBOX_PARENT_PID in its environment, protocol.md "Bound"). Read from
  * /proc/<holder>/environ, which a process of the same user (or root) may
  * read; otherwise the owner is unknown. */
-#include "client/orch.h"
+#include "client/orch/orch.h"
 #include "util/fileio.h"
 
 #include <stdio.h>

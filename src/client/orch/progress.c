@@ -1,8 +1,8 @@
-/* orch_progress.c - what fb_up tells its caller about each member: phase
+/* orch/progress.c - what fb_up tells its caller about each member: phase
  * changes as they happen, and once a second while a member boots or waits
  * for SSH, the last line of its serial console (sanitized: a guest's escape
  * sequences never reach the user's terminal). */
-#include "client/orch_plan.h"
+#include "client/orch/plan.h"
 #include "client/store.h"
 #include "util/text.h"
 

@@ -1,5 +1,5 @@
-/* orch_plan.h - the state of one `up`: the plan struct every phase of
- * orch.c works on, and the cancellable waits of orch_wait.c that run on a
+/* orch/plan.h - the state of one `up`: the plan struct every phase of
+ * orch/up.c works on, and the cancellable waits of orch/wait.c that run on a
  * private loop. Internal to the orchestration files.
  *
  * The record: each member says what this call did to it (created its
@@ -91,7 +91,7 @@ struct fb_cluster {
 	size_t n_fixtures;
 };
 
-/* orch_cluster.c: the plan's result as a new cluster (u->cl), or appended
+/* orch/cluster.c: the plan's result as a new cluster (u->cl), or appended
  * to u->into (fb_cluster_add). */
 int orch_cluster_commit(struct up_plan *u);
 
@@ -100,12 +100,12 @@ int orch_cluster_commit(struct up_plan *u);
 int orch_up(const fb_up_options *o, fb_cluster *into, fb_cluster **out, fb_error *ferr);
 
 /* Shared by the phases: the caller's line progress callback, whether SSH is
- * confirmed (not with the fake VMM), the boot phase (orch_boot.c) and the rollback with
- * its message (orch_rollback.c; r is the failure). */
+ * confirmed (not with the fake VMM), the boot phase (orch/boot.c) and the rollback with
+ * its message (orch/rollback.c; r is the failure). */
 void up_line(const struct up_plan *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool up_confirms_ssh(void);
 int up_boot(struct up_plan *u);
-/* orch.c: confirm_ssh for one member, as soon as its boot is done (the boot
+/* orch/up.c: confirm_ssh for one member, as soon as its boot is done (the boot
  * phase calls it); 0, -ECANCELED, or the error in m->boot_err. */
 int up_confirm_member(struct up_plan *u, struct up_member *m);
 void up_rollback(struct up_plan *u, int r);
@@ -139,12 +139,12 @@ int up_wait_run(struct up_wait *w, struct err *e);
 int up_ssh_wait(struct up_plan *u, struct up_member *m, const char *cmd, int timeout_ms,
 		struct err *e);
 
-/* orch_cloudinit.c: after SSH answers, waits (bounded by timeout_ms, one
+/* orch/cloudinit.c: after SSH answers, waits (bounded by timeout_ms, one
  * session, cancellable) until the guest's cloud-init has finished this boot;
  * returns at once on images without it. Reported as WAITING_CLOUD_INIT. */
 int up_cloudinit_wait(struct up_plan *u, struct up_member *m, int timeout_ms, struct err *e);
 
-/* orch_hosts.c: the cluster's /etc/hosts. collect: every member of the plan
+/* orch/hosts.c: the cluster's /etc/hosts. collect: every member of the plan
  * with an address plus the running members of the same holder (its
  * network) that the plan does not name. sync (commit phase): the members
  * this call did not seed afresh get the current list over SSH. */
@@ -163,7 +163,7 @@ void up_hosts_sync(struct up_plan *u);
 struct ssh_target;
 int orch_hosts_push(const struct ssh_target *t, const char *block, struct err *e);
 
-/* Per-member progress (orch_progress.c): sets the phase (and detail, NULL
+/* Per-member progress (orch/progress.c): sets the phase (and detail, NULL
  * keeps it) and reports it. up_progress_tick refreshes the members booting
  * or waiting for SSH (elapsed, the serial console's last line). */
 void up_set_phase(struct up_plan *u, struct up_member *m, fb_up_phase phase, const char *detail);

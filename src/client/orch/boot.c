@@ -1,11 +1,11 @@
-/* orch_boot.c - the boot phase of `up`: every boot-member request at once on
+/* orch/boot.c - the boot phase of `up`: every boot-member request at once on
  * a private loop (through the holder-wide socket we know answers), then, as
  * soon as a member's own reply arrives, its status and its SSH confirmation
  * (confirm_ssh), so a fast member is ready before a slow one has booted.
  * Interrupted, it ends the requests in flight; the rollback then stops those
  * VMs in their holder. */
-#include "client/orch_plan.h"
-#include "client/orch.h"
+#include "client/orch/plan.h"
+#include "client/orch/orch.h"
 #include "rpc/msg.h"
 #include "util/err.h"
 
