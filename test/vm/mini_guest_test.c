@@ -40,14 +40,6 @@ static void on_exited(void *data, bool unexpected, const char *msg)
 
 static const struct vmm_callbacks cbs = {on_ready, on_exited};
 
-static void run_until(uv_loop_t *loop, bool *cond, double seconds)
-{
-	double end = vt_now() + seconds;
-	while (!*cond && vt_now() < end)
-		uv_run(loop, UV_RUN_ONCE);
-	VT_CHECK(*cond, "timed out after %.0f s", seconds);
-}
-
 static struct vmm_vm *boot(uv_loop_t *loop, const struct vt_env *env, const struct vt_member *m,
 			   struct run *r)
 {
@@ -58,7 +50,7 @@ static struct vmm_vm *boot(uv_loop_t *loop, const struct vt_env *env, const stru
 	struct err e = {0};
 	double t0 = vt_now();
 	VT_CHECK(vmm_qemu_driver.boot(loop, &spec, &cbs, r, &vm, &e) == 0, "boot: %s", e.msg);
-	run_until(loop, &r->ready_called, 300);
+	vt_run_until(loop, &r->ready_called, 300);
 	VT_CHECK(r->ready_status == 0, "boot failed: %s", r->msg);
 	fprintf(stderr, "  %s ready after %.2f s\n", m->name, vt_now() - t0);
 	return vm;
@@ -159,8 +151,8 @@ int main(int argc, char **argv)
 	check_push(&t1);
 	vmm_qemu_driver.stop(vm1, TO_GRACE_MINI_MS);
 	vmm_qemu_driver.stop(vm2, TO_GRACE_MINI_MS);
-	run_until(&loop, &r1.exited_called, 60);
-	run_until(&loop, &r2.exited_called, 60);
+	vt_run_until(&loop, &r1.exited_called, 60);
+	vt_run_until(&loop, &r2.exited_called, 60);
 	VT_CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0, "loop still busy");
 	VT_CHECK(uv_loop_close(&loop) == 0, "uv_loop_close: handles leaked");
 	vt_env_fini(&env);

@@ -50,15 +50,6 @@ static void on_exited(void *data, bool unexpected, const char *msg)
 
 static const struct vmm_callbacks cbs = {on_ready, on_exited};
 
-/* Runs the loop until cond or the (bounded) deadline. */
-static void run_until(uv_loop_t *loop, bool *cond, double seconds)
-{
-	double end = vt_now() + seconds;
-	while (!*cond && vt_now() < end)
-		uv_run(loop, UV_RUN_ONCE);
-	VT_CHECK(*cond, "timed out after %.0f s", seconds);
-}
-
 static struct vmm_vm *boot(uv_loop_t *loop, const struct vt_env *env, const struct vt_member *m,
 			   struct run *r)
 {
@@ -70,7 +61,7 @@ static struct vmm_vm *boot(uv_loop_t *loop, const struct vt_env *env, const stru
 	double t0 = vt_now();
 	VT_CHECK(vmm_qemu_driver.boot(loop, &spec, &cbs, r, &vm, &e) == 0, "boot: %s", e.msg);
 	VT_CHECK(vmm_qemu_driver.pid(vm) > 0, "no pid");
-	run_until(loop, &r->ready_called, 300);
+	vt_run_until(loop, &r->ready_called, 300);
 	VT_CHECK(r->ready_status == 0, "boot failed: %s", r->msg);
 	fprintf(stderr, "  %s ready (port 22 accepts) after %.2f s\n", m->name, vt_now() - t0);
 	return vm;
@@ -143,7 +134,7 @@ int main(int argc, char **argv)
 	double t0 = vt_now();
 	vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS);
 	vmm_qemu_driver.stop(vm, TO_GRACE_MINI_MS); /* idempotent */
-	run_until(&loop, &r1.exited_called, 60);
+	vt_run_until(&loop, &r1.exited_called, 60);
 	VT_CHECK(!r1.unexpected, "graceful stop reported unexpected: %s", r1.msg);
 	fprintf(stderr, "  stopped in %.2f s: %s\n", vt_now() - t0, r1.msg);
 	/* Graceful means the guest powered off itself, before SIGTERM (5 s). */
@@ -162,7 +153,7 @@ int main(int argc, char **argv)
 	expect_out(&t, "sudo cat /root/x", "hi");
 	pid_t pid = vmm_qemu_driver.pid(vm);
 	VT_CHECK(kill(pid, SIGKILL) == 0, "kill: %s", strerror(errno));
-	run_until(&loop, &r2.exited_called, 30);
+	vt_run_until(&loop, &r2.exited_called, 30);
 	VT_CHECK(r2.unexpected, "external SIGKILL not reported as unexpected");
 	VT_CHECK(strstr(r2.msg, "signal 9"), "exit message lacks the reason: %s", r2.msg);
 	fprintf(stderr, "  unexpected exit reported: %s\n", r2.msg);

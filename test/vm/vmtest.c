@@ -182,3 +182,11 @@ char *vt_ssh(const struct ssh_target *t, const char *cmd, int *status)
 	ssh_result_fini(&res);
 	return out;
 }
+
+void vt_run_until(uv_loop_t *loop, bool *cond, double seconds)
+{
+	double end = vt_now() + seconds;
+	while (!*cond && vt_now() < end)
+		uv_run(loop, UV_RUN_ONCE);
+	VT_CHECK(*cond, "timed out after %.0f s", seconds);
+}

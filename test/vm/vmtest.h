@@ -55,3 +55,5 @@ void vt_target(const struct vt_env *env, const struct vt_member *m, struct ssh_t
 /* Runs cmd over SSH; returns its stdout (caller frees) and exit status. */
 char *vt_ssh(const struct ssh_target *t, const char *cmd, int *status);
 double vt_now(void);
+/* Runs the loop until *cond or the (bounded) deadline; fails the test then. */
+void vt_run_until(uv_loop_t *loop, bool *cond, double seconds);

@@ -173,7 +173,7 @@ void ssh_result_fini(struct ssh_result *r)
 
 /* ---------- growable output buffers ---------- */
 
-static void obuf_add(struct obuf *b, const char *data, size_t n)
+void obuf_add(struct obuf *b, const char *data, size_t n)
 {
 	if (b->error)
 		return;

@@ -60,11 +60,14 @@ struct run {
 	char rbuf[IO_CHUNK];
 };
 
+/* A growable byte buffer, always NUL-terminated once non-empty; the first
+ * allocation failure sticks in error and later adds do nothing. */
 struct obuf {
 	char *p;
 	size_t len, cap;
 	int error;
 };
+void obuf_add(struct obuf *b, const char *data, size_t n);
 
 struct collect {
 	struct obuf out, err, all;

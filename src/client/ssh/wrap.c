@@ -1,6 +1,7 @@
 /* wrap.c - the remote side of exec options: the script a wrapped command runs
  * as, and the command that kills it (see ssh.h, ssh_exec_script). */
 #include "client/ssh/ssh.h"
+#include "client/ssh/ssh_int.h"
 #include "util/err.h"
 
 #include <errno.h>
@@ -9,34 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int error;
-};
-
-static void sb_add(struct sbuf *b, const char *s)
+static void sb_add(struct obuf *b, const char *s)
 {
-	size_t n = strlen(s);
-	if (b->error)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->error = -ENOMEM;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n + 1);
-	b->len += n;
+	obuf_add(b, s, strlen(s));
 }
 
-static void sb_quoted(struct sbuf *b, const char *word)
+static void sb_quoted(struct obuf *b, const char *word)
 {
 	char *q = ssh_quote(word);
 	if (!q) {
@@ -47,7 +26,7 @@ static void sb_quoted(struct sbuf *b, const char *word)
 	free(q);
 }
 
-static int sb_take(struct sbuf *b, char **out, struct err *e)
+static int sb_take(struct obuf *b, char **out, struct err *e)
 {
 	if (b->error) {
 		free(b->p);
@@ -72,7 +51,7 @@ bool ssh_env_name_valid(const char *kv)
 
 char *ssh_argv_join(const char *const *argv)
 {
-	struct sbuf b = { 0 };
+	struct obuf b = { 0 };
 	for (size_t i = 0; argv && argv[i]; i++) {
 		if (i)
 			sb_add(&b, " ");
@@ -83,7 +62,7 @@ char *ssh_argv_join(const char *const *argv)
 }
 
 /* The part that runs as the target user: cd, exports, the command. */
-static void body(struct sbuf *b, const struct ssh_script *s)
+static void body(struct obuf *b, const struct ssh_script *s)
 {
 	if (s->cwd) {
 		sb_add(b, "cd -- ");
@@ -117,13 +96,13 @@ int ssh_exec_script(const struct ssh_script *s, char **out, struct err *e)
 	/* The process group of the shell (OpenSSH makes the shell its leader;
 	 * dropbear's per-connection process leads it, shell included). Newlines,
 	 * not ';': the line runs even if the command does not parse. */
-	struct sbuf b = { 0 };
+	struct obuf b = { 0 };
 	sb_add(&b, "read -r _ _ _ _ fbpg _ </proc/$$/stat && echo \"$fbpg\"\n");
 	if (!s->root) {
 		body(&b, s);
 		return sb_take(&b, out, e);
 	}
-	struct sbuf inner = { 0 };
+	struct obuf inner = { 0 };
 	body(&inner, s);
 	if (inner.error)
 		b.error = inner.error;
