@@ -211,6 +211,18 @@ static void check_hostname(const char *m)
 	free(o);
 }
 
+/* cloud-init finished without errors (tests that run `cloud-init status
+ * --wait` exit with its status: an image whose locale module fails, say,
+ * fails every such test). */
+static void check_cloud_init(const char *m)
+{
+	char *o = NULL;
+	int st = gssh(m, "cloud-init status; echo rc=$?", &o);
+	row("cloud-init status done", st == 0 && strstr(o, "status: done") && strstr(o, "rc=0"),
+	    "%.80s", o);
+	free(o);
+}
+
 /* The user exists, and sudo works without a word on stderr (no "unable
  * to resolve host"), without a password, and without waiting on DNS. */
 static void check_sudo(const char *m)
@@ -357,6 +369,7 @@ static void t_contract(void)
 	member_ip("deb-2", ip2);
 	bridge_ip(ip1, gw);
 	check_hostname("deb-1");
+	check_cloud_init("deb-1");
 	check_sudo("deb-1");
 	check_pinned_key("deb-1");
 	check_route("deb-1", ip1, gw);

@@ -14,12 +14,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Bumped when image/debian.c changes what it builds: an on-demand
+ * "debian-N-local" of an older recipe is rebuilt (its member disks keep
+ * booting the base they were made on). 2: locales + en_US.UTF-8. */
+#define DEBIAN_RECIPE 2
 
 static const struct {
 	const char *what, *release;
@@ -132,7 +140,8 @@ static int debian_locked(const struct cache *c, const char *key, const char *rel
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(day, sizeof(day), "%Y-%m-%d", gmtime_r(&now, &tm));
-	snprintf(source, sizeof(source), "built from the Debian archive %s on %s", release, day);
+	snprintf(source, sizeof(source), "built from the Debian archive %s on %s (recipe %d)",
+		 release, day, DEBIAN_RECIPE);
 	image_say(progress, data, "[%6.0fs] import     hash, validate, read the kernel out, publish",
 		  difftime(now, t0));
 	r = import_named(c, key, name, source, raw, tmp, progress, data, out, e);
@@ -142,7 +151,20 @@ static int debian_locked(const struct cache *c, const char *key, const char *rel
 	return r;
 }
 
-/* Builds name from Debian release (again, when force). */
+/* Whether the published image was built by this DEBIAN_RECIPE. */
+static bool recipe_current(const struct image_info *img)
+{
+	char meta[PATH_MAX + 16], want[32];
+	snprintf(meta, sizeof(meta), "%s/image.json", img->dir);
+	snprintf(want, sizeof(want), "(recipe %d)", DEBIAN_RECIPE);
+	json_t *j = json_load_file(meta, 0, NULL);
+	const char *src = json_string_value(json_object_get(j, "source"));
+	bool ok = src && strstr(src, want);
+	json_decref(j);
+	return ok;
+}
+
+/* Builds name from Debian release (again, when force or of an older recipe). */
 static int build_debian(const struct cache *c, const char *release, const char *name, bool force,
 			image_progress_fn progress, void *data, struct image_info *out,
 			struct err *e)
@@ -153,7 +175,12 @@ static int build_debian(const struct cache *c, const char *release, const char *
 	if (fd < 0)
 		return fd;
 	int r = 0;
-	if (force || cache_ref_load(c, key, out, e) < 0) /* else: another process built it */
+	bool build = force || cache_ref_load(c, key, out, e) < 0; /* else: another process built it */
+	if (!build && !recipe_current(out)) {
+		image_say(progress, data, "%s was built by an older recipe: building it again", name);
+		build = true;
+	}
+	if (build)
 		r = debian_locked(c, key, release, name, progress, data, out, e);
 	close(fd);
 	return r;

@@ -41,7 +41,7 @@ extern char **environ;
 static const char packages[] =
 	"systemd-sysv,dbus,linux-image-cloud-amd64,initramfs-tools,cloud-init,"
 	"cloud-guest-utils,openssh-server,sudo,ifupdown,isc-dhcp-client,iproute2,"
-	"iputils-ping,netbase,e2fsprogs,ca-certificates,procps,less";
+	"iputils-ping,netbase,e2fsprogs,ca-certificates,procps,less,locales";
 
 struct dbuild {
 	const char *release;
@@ -239,10 +239,24 @@ static const char hosts[] =
 	"ff02::1\t\tip6-allnodes\n"
 	"ff02::2\t\tip6-allrouters\n";
 
+/* cloud-init's locale module sets LANG=en_US.UTF-8 (update-locale, from
+ * `locales`); without that package and locale generated it fails and
+ * `cloud-init status` says error, which breaks every test that runs
+ * `cloud-init status --wait`. Generated at build time, as the official
+ * images ship it, so first boot has nothing to do. */
+static int set_locale(struct dbuild *b, struct err *e)
+{
+	int r = put_file(b, "etc/locale.gen", "en_US.UTF-8 UTF-8\n", 0644, e);
+	if (r == 0)
+		r = put_file(b, "etc/default/locale", "LANG=en_US.UTF-8\n", 0644, e);
+	char *argv[] = { "chroot", b->root, "locale-gen", NULL };
+	return r == 0 ? run_tool(b, argv, NULL, e) : r;
+}
+
 static int customize(struct dbuild *b, struct err *e)
 {
 	char fstab[256];
-	phase(b, "customize", "fstab, NoCloud datasource, ifupdown; no host keys, empty machine-id");
+	phase(b, "customize", "fstab, NoCloud datasource, ifupdown, en_US.UTF-8; no host keys, empty machine-id");
 	int r = make_uuid(b, e);
 	snprintf(fstab, sizeof(fstab), "UUID=%s / ext4 rw,discard,errors=remount-ro 0 1\n", b->uuid);
 	if (r == 0)
@@ -262,6 +276,8 @@ static int customize(struct dbuild *b, struct err *e)
 		r = put_file(b, "etc/machine-id", "", 0444, e);
 	if (r == 0)
 		r = remove_rel(b, "var/lib/dbus/machine-id", e);
+	if (r == 0)
+		r = set_locale(b, e);
 	return r == 0 ? drop_host_keys(b, e) : r;
 }
 
