@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,7 +360,22 @@ int mkdir_p(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-int rm_rf_at(int dfd, const char *name)
+/* The mount a directory fd is on: statx's mount id where the kernel gives
+ * one (bind mounts of the same filesystem share st_dev), else st_dev. */
+static int mount_of(int fd, uint64_t *id)
+{
+	struct statx sx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
+		return -errno;
+	*id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id
+					     : ((uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor);
+	return 0;
+}
+
+/* Never crosses into another mount: a killed image build (mmdebstrap)
+ * leaves proc, sys, dev/pts and dev/shm mounted inside its temporary, and
+ * removing a dead writer's temporary must not empty them. */
+static int rm_tree(int dfd, const char *name, uint64_t *mnt)
 {
 	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
 		return 0;
@@ -368,18 +384,23 @@ int rm_rf_at(int dfd, const char *name)
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	DIR *d = fdopendir(fd);
+	uint64_t here;
+	int r = mount_of(fd, &here);
+	if (r == 0 && !mnt)
+		mnt = &here;
+	if (r == 0 && here != *mnt)
+		r = -EBUSY; /* a mount point */
+	DIR *d = r == 0 ? fdopendir(fd) : NULL;
 	if (!d) {
-		int e = -errno;
+		r = r < 0 ? r : -errno;
 		close(fd);
-		return e;
+		return r;
 	}
-	int r = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		int rr = rm_rf_at(dirfd(d), de->d_name);
+		int rr = rm_tree(dirfd(d), de->d_name, mnt);
 		if (rr < 0 && r == 0)
 			r = rr;
 	}
@@ -387,6 +408,11 @@ int rm_rf_at(int dfd, const char *name)
 	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
 		r = -errno;
 	return r;
+}
+
+int rm_rf_at(int dfd, const char *name)
+{
+	return rm_tree(dfd, name, NULL);
 }
 
 int rm_rf(const char *path)

@@ -40,7 +40,8 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len_out);
 int file_read_trimmed(const char *path, size_t max, char **out, size_t *len_out);
 /* mkdir -p with mode for every created component; existing dirs are left alone. */
 int mkdir_p(const char *path, mode_t mode);
-/* Removes a directory tree without following symlinks (openat/unlinkat based). */
+/* Removes a directory tree without following symlinks (openat/unlinkat based)
+ * and without descending into another mount (-EBUSY, the mount untouched). */
 int rm_rf(const char *path);
 /* rm_rf of name inside the directory dfd. */
 int rm_rf_at(int dfd, const char *name);

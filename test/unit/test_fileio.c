@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -127,12 +130,40 @@ static void test_sweep(void)
 	CHECK_INT(file_tmp_sweep("/nonexistent-dir", NULL), -ENOENT);
 }
 
+/* rm_rf never empties a mount inside the tree (a killed mmdebstrap leaves
+ * proc, sys, dev/shm mounted in its temporary): it leaves it, says -EBUSY,
+ * and removes the rest. Needs CAP_SYS_ADMIN for the mount; skipped without. */
+static void test_rm_rf_mount(void)
+{
+	char t[PATH_MAX + 16], m[PATH_MAX + 32], keep[PATH_MAX + 48], other[PATH_MAX + 32];
+	snprintf(t, sizeof(t), "%s/tree", dir);
+	snprintf(m, sizeof(m), "%s/mnt", t);
+	snprintf(keep, sizeof(keep), "%s/keep", m);
+	snprintf(other, sizeof(other), "%s/other", t);
+	CHECK_INT(mkdir_p(m, 0755), 0);
+	CHECK_INT(file_write_atomic(other, "x", 1, 0644), 0);
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", m, "tmpfs", 0, "size=1m") < 0) {
+		printf("rm_rf across a mount: skipped (%s)\n", strerror(errno));
+		CHECK_INT(rm_rf(t), 0);
+		return;
+	}
+	CHECK_INT(file_write_atomic(keep, "x", 1, 0644), 0);
+	CHECK_INT(rm_rf(t), -EBUSY);
+	CHECK(access(keep, F_OK) == 0);
+	CHECK(access(other, F_OK) < 0);
+	CHECK_INT(umount(m), 0);
+	CHECK_INT(rm_rf(t), 0);
+	CHECK(access(t, F_OK) < 0);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/fb-fileio-XXXXXX");
 	CHECK(mkdtemp(dir));
 	test_names();
 	test_sweep();
+	test_rm_rf_mount();
 	CHECK_INT(rm_rf(dir), 0);
 	printf("fileio: ok\n");
 	return 0;

@@ -151,13 +151,15 @@ static int debian_locked(const struct cache *c, const char *key, const char *rel
 	return r;
 }
 
-/* Whether the published image was built by this DEBIAN_RECIPE. */
-static bool recipe_current(const struct image_info *img)
+/* Whether the ref key (refs/<key>.json, whose source names the recipe)
+ * was built by this DEBIAN_RECIPE. */
+static bool recipe_current(const struct cache *c, const char *key)
 {
-	char meta[PATH_MAX + 16], want[32];
-	snprintf(meta, sizeof(meta), "%s/image.json", img->dir);
+	char ref[PATH_MAX], want[32];
 	snprintf(want, sizeof(want), "(recipe %d)", DEBIAN_RECIPE);
-	json_t *j = json_load_file(meta, 0, NULL);
+	if (cache_path(c, ref, sizeof(ref), "refs/%s.json", key) < 0)
+		return false;
+	json_t *j = json_load_file(ref, 0, NULL);
 	const char *src = json_string_value(json_object_get(j, "source"));
 	bool ok = src && strstr(src, want);
 	json_decref(j);
@@ -176,7 +178,7 @@ static int build_debian(const struct cache *c, const char *release, const char *
 		return fd;
 	int r = 0;
 	bool build = force || cache_ref_load(c, key, out, e) < 0; /* else: another process built it */
-	if (!build && !recipe_current(out)) {
+	if (!build && !recipe_current(c, key)) {
 		image_say(progress, data, "%s was built by an older recipe: building it again", name);
 		build = true;
 	}
@@ -186,18 +188,31 @@ static int build_debian(const struct cache *c, const char *release, const char *
 	return r;
 }
 
+/* "debian-12-local" -> "bookworm"; NULL for any other name. */
+static const char *local_release(const char *name)
+{
+	size_t n = strlen(name);
+	char what[64];
+	if (n <= 6 || n - 6 >= sizeof(what) || strcmp(name + n - 6, "-local") != 0)
+		return NULL;
+	memcpy(what, name, n - 6);
+	what[n - 6] = '\0';
+	return debian_release(what);
+}
+
+bool build_outdated(const struct cache *c, const char *name)
+{
+	char key[REF_KEY_MAX];
+	snprintf(key, sizeof(key), "name-%s", name);
+	return local_release(name) && !recipe_current(c, key);
+}
+
 int build_on_demand(const struct cache *c, const char *root, const char *name,
 		    image_progress_fn progress, void *data, struct image_info *out,
 		    struct err *e)
 {
 	(void)root;
-	size_t n = strlen(name);
-	char what[64];
-	if (n <= 6 || n - 6 >= sizeof(what) || strcmp(name + n - 6, "-local") != 0)
-		return -ENOENT;
-	memcpy(what, name, n - 6);
-	what[n - 6] = '\0';
-	const char *release = debian_release(what);
+	const char *release = local_release(name);
 	if (!release)
 		return -ENOENT;
 	return build_debian(c, release, name, false, progress, data, out, e);

@@ -58,7 +58,7 @@ static int resolve_name(const struct cache *c, const char *root, const char *ima
 	if (!name_valid(image))
 		return -ENOENT;
 	snprintf(key, sizeof(key), "name-%s", image);
-	if (cache_ref_load(c, key, out, e) == 0)
+	if (cache_ref_load(c, key, out, e) == 0 && !build_outdated(c, image))
 		return 0;
 	return build_on_demand(c, root, image, progress, data, out, e);
 }

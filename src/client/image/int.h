@@ -156,6 +156,9 @@ bool image_name_valid(const char *name);
 int build_on_demand(const struct cache *c, const char *root, const char *name,
 		    image_progress_fn progress, void *data, struct image_info *out,
 		    struct err *e);
+/* Whether name is a debian-N-local that an older recipe of image/debian.c
+ * built (resolving it then builds it again). */
+bool build_outdated(const struct cache *c, const char *name);
 
 /* ---- qcow2.c: the header fields we need (util/qcow2.h parses; fd helpers) ---- */
 /* qcow2_parse on an open file, plus the backing file name. */
