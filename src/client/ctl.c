@@ -395,49 +395,6 @@ int ctl_wait_gone(const char *root, const char *member, int timeout_ms)
 	}
 }
 
-static long now_ms(void);
-
-/* Does any member in the store still run in this holder? */
-static bool holder_serves_any(const char *root, pid_t holder)
-{
-	char **names;
-	size_t n;
-	bool any = false;
-	if (store_list_members(root, &names, &n) < 0)
-		return true; /* cannot tell: do not wait */
-	for (size_t i = 0; i < n && !any; i++) {
-		pid_t p;
-		any = store_member_running(root, names[i], &p) && p == holder;
-	}
-	store_names_free(names, n);
-	return any;
-}
-
-int ctl_stop(const char *root, const char *member, struct err *e)
-{
-	pid_t holder = 0;
-	store_member_running(root, member, &holder); /* before: the stop releases it */
-	struct rpc_request req = { .cmd = (char *)"stop" };
-	struct rpc_reply rep;
-	int r = ctl_request(root, member, &req, CTL_STATUS_MS, CTL_STATUS_MS, &rep, e);
-	rpc_reply_fini(&rep);
-	if (r < 0)
-		return r;
-	long t0 = now_ms();
-	if (ctl_wait_gone(root, member, CTL_STOP_WAIT_MS) < 0)
-		return err_set(e, -ETIMEDOUT, "%s: holder did not release the member within %d s",
-			       member, CTL_STOP_WAIT_MS / 1000);
-	/* The last member of a holder: wait for the holder itself, so that when
-	 * `down` returns its network and processes are gone too. */
-	if (holder > 0 && !holder_serves_any(root, holder)) {
-		long left = CTL_STOP_WAIT_MS - (now_ms() - t0);
-		if (wait_pid_exit(holder, left > 0 ? (int)left : 0) < 0)
-			return err_set(e, -ETIMEDOUT, "%s: holder %d did not exit within %d s", member,
-				       (int)holder, CTL_STOP_WAIT_MS / 1000);
-	}
-	return 0;
-}
-
 /* ---------------- spawning ---------------- */
 
 static char helper_override[PATH_MAX];

@@ -16,7 +16,6 @@ struct err;
 #define CTL_DIAL_MS 10000
 #define CTL_BIND_DIAL_MS 5000
 #define CTL_STATUS_MS 2000
-#define CTL_STOP_WAIT_MS 30000
 #define CTL_BOOT_MS (30 * 60 * 1000)
 
 /* reply_line is NUL-terminated without '\n', NULL on failure. */
@@ -59,7 +58,5 @@ int ctl_spawn(const char *root, const char *const *names, size_t n, bool bound,
 int ctl_holder_release(struct ctl_holder *h, int timeout_ms, struct err *e);
 
 int ctl_status(const char *root, const char *member, struct rpc_status **st, struct err *e);
-/* Sends stop and waits until the member's holder has released it. */
-int ctl_stop(const char *root, const char *member, struct err *e);
 /* Waits until the member is no longer running (pidfile/lock). */
 int ctl_wait_gone(const char *root, const char *member, int timeout_ms);

@@ -475,14 +475,6 @@ void store_scan_unreadable(const char *root, store_problem_fn cb, void *data)
 	closedir(d);
 }
 
-void store_logs_hint(const char *root, const char *name, char *out, size_t len)
-{
-	char serial[PATH_MAX];
-	if (store_member_file(root, name, "serial.log", serial, sizeof(serial)) < 0)
-		snprintf(serial, sizeof(serial), "%s", "serial.log");
-	snprintf(out, len, "fleetbox logs %s; console: %s", name, serial);
-}
-
 int store_member_delete(const char *root, const char *name, struct err *e)
 {
 	char dir[PATH_MAX];

@@ -78,9 +78,6 @@ int store_name_check(const char *name, struct err *e);
 typedef void (*store_problem_fn)(void *data, const char *path, int err);
 void store_scan_unreadable(const char *root, store_problem_fn cb, void *data);
 
-/* Where a member's logs are, for messages: "fleetbox logs NAME; console:
- * <member dir>/serial.log". */
-void store_logs_hint(const char *root, const char *name, char *out, size_t len);
 
 /* Deletes the member dir (and the cluster dir when it becomes empty). */
 int store_member_delete(const char *root, const char *name, struct err *e);
