@@ -577,8 +577,7 @@ int h_count_records(void)
 }
 
 
-pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
-		    pid_t *holder)
+pid_t h_bound_start(const struct h_bound *b, pid_t *holder)
 {
 	setenv("FLEETBOX_HELPER", h_bin, 1);
 	int pfd[2];
@@ -587,17 +586,22 @@ pid_t h_bound_child(const char *const *names, size_t n, const char *image, const
 	CHECK(child >= 0);
 	if (child == 0) {
 		close(pfd[0]);
-		fb_up_options o = { .names = names, .n_names = n, .bound = 1, .image = image };
+		if (b->own_group)
+			setpgid(0, 0);
+		if (b->alarm_s)
+			alarm(b->alarm_s); /* bounded even if the test dies */
+		fb_up_options o = b->o;
+		o.bound = 1;
 		fb_cluster *c;
 		fb_error e;
 		if (fb_up(&o, &c, &e) < 0) {
 			fprintf(stderr, "fb_up: %s\n", e.message);
 			_exit(3);
 		}
-		if (exec_check) {
+		if (b->exec_check) {
 			fb_exec_result r;
-			if (fb_exec(NULL, names[0], exec_check, &r, &e) < 0 || r.exit_status != 0) {
-				fprintf(stderr, "fb_exec %s: %s\n", exec_check, e.message);
+			if (fb_exec(NULL, o.names[0], b->exec_check, &r, &e) < 0 || r.exit_status != 0) {
+				fprintf(stderr, "fb_exec %s: %s\n", b->exec_check, e.message);
 				_exit(4);
 			}
 			fb_exec_result_free(&r);
@@ -614,6 +618,14 @@ pid_t h_bound_child(const char *const *names, size_t n, const char *image, const
 	close(pfd[0]);
 	CHECK(*holder > 0);
 	return child;
+}
+
+pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
+		    pid_t *holder)
+{
+	struct h_bound b = { .o = { .names = names, .n_names = n, .image = image },
+			     .exec_check = exec_check };
+	return h_bound_start(&b, holder);
 }
 
 /* --- leftovers (after a teardown, nothing of a store may remain) --- */

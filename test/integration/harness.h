@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "../unit/check.h"
+#include "fleetbox.h"
 
 extern char h_root[256];
 extern const char *h_bin;
@@ -77,6 +78,16 @@ int h_count_records(void);
  * pid and then waits to be killed. Returns the child's pid. */
 pid_t h_bound_child(const char *const *names, size_t n, const char *image, const char *exec_check,
 		    pid_t *holder);
+/* The same with every knob: o (names, image, ephemeral, ...; bound is
+ * forced), the child leading its own process group as a test runner starts
+ * it, and an alarm bounding its life (0: none). */
+struct h_bound {
+	fb_up_options o;
+	const char *exec_check;
+	bool own_group;
+	unsigned alarm_s;
+};
+pid_t h_bound_start(const struct h_bound *b, pid_t *holder);
 
 /* What a store and its network namespace hold after a teardown: processes
  * in this network namespace but us (holders, VMMs, clients; zombies do not

@@ -27,37 +27,13 @@
  * reports its holder's. */
 static pid_t group_harness(const char *cluster, pid_t *holder)
 {
-	int pfd[2];
-	CHECK(pipe(pfd) == 0);
-	pid_t child = fork();
-	CHECK(child >= 0);
-	if (child == 0) {
-		close(pfd[0]);
-		setpgid(0, 0);
-		alarm(60); /* bounded even if the test dies */
-		char n1[64], n2[64];
-		snprintf(n1, sizeof(n1), "%s-1", cluster);
-		snprintf(n2, sizeof(n2), "%s-2", cluster);
-		const char *names[] = { n1, n2 };
-		fb_up_options o = { .names = names, .n_names = 2, .bound = 1, .image = h_image() };
-		fb_cluster *c;
-		fb_error e;
-		if (fb_up(&o, &c, &e) < 0) {
-			fprintf(stderr, "fb_up: %s\n", e.message);
-			_exit(3);
-		}
-		pid_t hp = fb_cluster_holder_pid(c);
-		if (write(pfd[1], &hp, sizeof(hp)) != sizeof(hp))
-			_exit(5);
-		for (;;)
-			pause();
-	}
-	close(pfd[1]);
-	*holder = 0;
-	CHECK_INT(read(pfd[0], holder, sizeof(*holder)), sizeof(*holder));
-	close(pfd[0]);
-	CHECK(*holder > 0);
-	return child;
+	char n1[64], n2[64];
+	snprintf(n1, sizeof(n1), "%s-1", cluster);
+	snprintf(n2, sizeof(n2), "%s-2", cluster);
+	const char *names[] = { n1, n2 };
+	struct h_bound b = { .o = { .names = names, .n_names = 2, .image = h_image() },
+			     .own_group = true, .alarm_s = 60 };
+	return h_bound_start(&b, holder);
 }
 
 static int leftover_sum(const struct h_leftovers *c)
